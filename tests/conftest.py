@@ -1,0 +1,32 @@
+"""Shared fixtures: a real redis-server on a free loopback port, and fixture file loading."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ccengine.store.embedded import EmbeddedRedis
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def fixture_path(name: str) -> Path:
+    return FIXTURES / name
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """One real redis-server (AOF on) for the whole session; tests flush it via `redis_url`."""
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    """URL of the session redis-server, flushed before each test."""
+    import redis
+    r = redis.Redis(host=redis_server.host, port=redis_server.port)
+    r.flushall()
+    r.close()
+    return redis_server.url
