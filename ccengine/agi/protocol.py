@@ -1,0 +1,226 @@
+"""FastAGI framing: read the environment, then one command at a time, replies paired in order.
+
+The protocol only frames and dispatches; it knows nothing about calls. Its factory (see
+`SessionHost`) supplies the clock and receives the session.
+"""
+from __future__ import annotations
+
+from typing import Callable, Protocol as TypingProtocol
+
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.protocol import Protocol
+from twisted.python.failure import Failure
+
+from ccengine.agi.wire import (
+    HANGUP, AgiEnvironment, AgiError, AgiProtocolError, AgiReply, ReplyParser, parse_environment,
+)
+
+__all__ = ["FastAGIProtocol", "SessionHost", "AgiTimeout", "AgiBusy", "AgiConnectionLost"]
+
+MAX_LINE = 8 * 1024
+MAX_ENV_LINES = 200
+
+
+class AgiTimeout(AgiError):
+    """No reply within the command's timeout; the session is closed (pairing is lost)."""
+
+
+class AgiBusy(AgiError):
+    """A command was sent while another one still waits for its reply."""
+
+
+class AgiConnectionLost(AgiError):
+    """The connection closed (or is closing) before the reply arrived."""
+
+
+class SessionHost(TypingProtocol):
+    """What FastAGIProtocol needs from its factory."""
+
+    clock: IReactorTime
+    env_timeout: float
+
+    def session_started(self, protocol: "FastAGIProtocol", env: AgiEnvironment) -> None: ...
+
+    def session_ended(self, protocol: "FastAGIProtocol") -> None: ...
+
+    def connection_aborted(self, protocol: "FastAGIProtocol", kind: str) -> None: ...
+
+
+class _Command:
+    """One command in flight: its line, its Deferred, its timeout call."""
+
+    def __init__(self, line: bytes, deferred: Deferred, timer: IDelayedCall) -> None:
+        self.line = line
+        self.deferred = deferred
+        self.timer = timer
+
+
+class FastAGIProtocol(Protocol):
+    factory: SessionHost
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._env_lines: list[bytes] | None = []
+        self._env_timer: IDelayedCall | None = None
+        self._parser = ReplyParser()
+        self._pending: _Command | None = None
+        self._closing = False
+        self.session_active = False
+        self.hung_up = False
+        # Called with no argument when the HANGUP line arrives.
+        self.on_hangup: list[Callable[[], None]] = []
+        # Called with True when a command is written, False when it is answered or failed.
+        self.on_command_state: list[Callable[[bool], None]] = []
+
+    # --- connection -------------------------------------------------------------------
+    def connectionMade(self) -> None:
+        self._env_timer = self.factory.clock.callLater(
+            self.factory.env_timeout, self._abort, "env_timeout")
+
+    def connectionLost(self, reason: Failure) -> None:
+        self._closing = True
+        self._cancel_env_timer()
+        self._fail_pending(AgiConnectionLost(str(reason.value)))
+        if self.session_active:
+            self.session_active = False
+            self.factory.session_ended(self)
+
+    def close(self) -> None:
+        """Close the connection; Asterisk then continues the dialplan (AGISTATUS=SUCCESS)."""
+        if not self._closing:
+            self._closing = True
+            self._cancel_env_timer()
+            self.transport.loseConnection()
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    @property
+    def busy(self) -> bool:
+        return self._pending is not None
+
+    # --- incoming bytes ---------------------------------------------------------------
+    def dataReceived(self, data: bytes) -> None:
+        if self._closing:
+            return
+        # Split on b"\n" only (never str.splitlines): Asterisk ends AGI lines with \n.
+        lines = (self._buffer + data).split(b"\n")
+        self._buffer = lines.pop()
+        for line in lines:
+            if self._closing:
+                return
+            if len(line) > MAX_LINE:
+                self._abort("line_too_long")
+                return
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if self._env_lines is not None:
+                self._environment_line(line)
+            else:
+                self._reply_line(line)
+        if len(self._buffer) > MAX_LINE:
+            self._abort("line_too_long")
+
+    def _environment_line(self, line: bytes) -> None:
+        assert self._env_lines is not None
+        if line:
+            self._env_lines.append(line)
+            if len(self._env_lines) > MAX_ENV_LINES:
+                self._abort("env_too_large")
+            return
+        env = parse_environment(self._env_lines)
+        self._env_lines = None
+        self._cancel_env_timer()
+        self.session_active = True
+        self.factory.session_started(self, env)
+
+    def _reply_line(self, line: bytes) -> None:
+        for item in self._parser.feed(line):
+            if item is HANGUP:
+                self._hangup_seen()
+            elif isinstance(item, AgiProtocolError):
+                self._abort("protocol")
+                self._fail_pending(item)
+            elif self._pending is None:
+                # A reply nobody asked for: replies can no longer be paired with commands.
+                self._abort("unsolicited_reply")
+            elif isinstance(item, AgiReply):
+                self._complete(lambda d: d.callback(item))
+            else:
+                self._complete(lambda d: d.errback(item))
+
+    def _hangup_seen(self) -> None:
+        # HANGUP never answers a command: the pending one gets its own `200 result=-1` first
+        # and HANGUP follows ~40 ms later (AGI note 8); when idle it arrives unsolicited.
+        self.hung_up = True
+        for listener in list(self.on_hangup):
+            listener()
+
+    # --- commands ---------------------------------------------------------------------
+    def send(self, line: bytes, timeout: float) -> Deferred:
+        """Write one command line; the Deferred fires with its AgiReply or fails with AgiError.
+
+        Only one command may be in flight; a second `send` raises AgiBusy at once.
+        """
+        if line.count(b"\n") != 1 or not line.endswith(b"\n") or b"\r" in line:
+            raise ValueError("an AGI command is one line ending in a single b'\\n'")
+        if self._pending is not None:
+            raise AgiBusy(f"command in flight: {self._pending.line!r}")
+        if self._closing or self._env_lines is not None:
+            return fail(AgiConnectionLost("AGI session is not open"))
+        deferred = Deferred(self._cancel_command)
+        timer = self.factory.clock.callLater(timeout, self._command_timed_out)
+        self._pending = _Command(line, deferred, timer)
+        self._notify_state(True)
+        self.transport.write(line)
+        return deferred
+
+    def _complete(self, fire: Callable[[Deferred], None]) -> None:
+        command, self._pending = self._pending, None
+        assert command is not None
+        if command.timer.active():
+            command.timer.cancel()
+        # Report idle before firing: the callback may send the next command synchronously.
+        self._notify_state(False)
+        fire(command.deferred)
+
+    def _fail_pending(self, error: AgiError) -> None:
+        if self._pending is not None:
+            self._complete(lambda d: d.errback(error))
+
+    def _command_timed_out(self) -> None:
+        command = self._pending
+        assert command is not None
+        # Close first, so a handler reacting to the failure cannot write another command.
+        self._abort("timeout")
+        self._fail_pending(AgiTimeout(f"no reply to {command.line!r}"))
+
+    def _cancel_command(self, deferred: Deferred) -> None:
+        # The caller gave up on the reply (handler cancelled): a late reply would be paired with
+        # the next command, so the session cannot continue.
+        if self._pending is not None and self._pending.deferred is deferred:
+            command, self._pending = self._pending, None
+            if command.timer.active():
+                command.timer.cancel()
+            self._notify_state(False)
+        self.close()
+
+    def _notify_state(self, in_flight: bool) -> None:
+        for listener in list(self.on_command_state):
+            listener(in_flight)
+
+    # --- helpers ----------------------------------------------------------------------
+    def _abort(self, kind: str) -> None:
+        if kind == "env_timeout":
+            self._env_timer = None
+        if self._closing:
+            return
+        self.factory.connection_aborted(self, kind)
+        self.close()
+
+    def _cancel_env_timer(self) -> None:
+        timer, self._env_timer = self._env_timer, None
+        if timer is not None and timer.active():
+            timer.cancel()

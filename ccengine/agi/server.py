@@ -1,0 +1,243 @@
+"""FastAGI server: route each session by `agi_network_script`, guard it with a watchdog.
+
+Every way a session ends closes the connection, so Asterisk continues the dialplan, whose
+fallback trusts only the positive acknowledgement the route sets (e.g. CC_ROUTE_OK=1).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Protocol as TypingProtocol
+
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.protocol import ServerFactory
+from twisted.logger import Logger, LogLevel
+from twisted.python.failure import Failure
+
+from ccengine.agi.channel import AgiChannel, CallerHungUp
+from ccengine.agi.metrics import AgiMetrics
+from ccengine.agi.protocol import AgiConnectionLost, AgiTimeout, FastAGIProtocol
+from ccengine.agi.wire import (
+    AgiEnvironment, AgiInvalidCommand, AgiProtocolError, AgiUsageError,
+)
+
+__all__ = ["AgiSettings", "Route", "FastAGIFactory"]
+
+log = Logger()
+
+
+@dataclass(frozen=True)
+class AgiSettings:
+    command_timeout: float = 10.0   # reply to an ordinary command
+    media_timeout: float = 120.0    # reply to a prompt (STREAM FILE, GET DATA, SAY, EXEC)
+    max_silence: float = 3.0        # engine holds the line with no command in flight
+    watchdog_grace: float = 1.0     # deadline for Route.on_watchdog
+    max_session: float = 900.0      # overall cap of one session
+    env_timeout: float = 10.0       # connected but no complete environment
+
+
+class Route(TypingProtocol):
+    async def handle(self, channel: AgiChannel) -> None: ...
+
+    async def on_watchdog(self, channel: AgiChannel) -> None: ...
+
+
+_ERROR_KINDS: tuple[tuple[type[BaseException], str], ...] = (
+    (AgiTimeout, "timeout"),
+    (AgiConnectionLost, "connection_lost"),
+    (AgiProtocolError, "protocol"),
+    (AgiInvalidCommand, "invalid_command"),
+    (AgiUsageError, "usage"),
+)
+
+
+class _Session:
+    """One routed call: the handler, its watchdog and session cap."""
+
+    def __init__(self, factory: "FastAGIFactory", protocol: FastAGIProtocol,
+                 channel: AgiChannel, route: Route, script: str) -> None:
+        self.factory = factory
+        self.protocol = protocol
+        self.channel = channel
+        self.route = route
+        self.script = script
+        self.state = "running"  # -> "watchdog" -> "finished"
+        self._handler: Deferred | None = None
+        self._rescue: Deferred | None = None
+        self._silence: IDelayedCall | None = None
+        self._cap: IDelayedCall | None = None
+
+    def start(self) -> None:
+        clock = self.factory.clock
+        self.protocol.on_command_state.append(self._command_state)
+        self._cap = clock.callLater(self.factory.settings.max_session, self._max_session)
+        self._arm_watchdog()
+        try:
+            self._handler = Deferred.fromCoroutine(self.route.handle(self.channel))
+        except Exception:
+            self._handler_failed(Failure())
+            return
+        self._handler.addCallbacks(self._handler_done, self._handler_failed)
+
+    # --- handler outcome ------------------------------------------------------------------
+    def _handler_done(self, _: object) -> None:
+        if self.state == "running":
+            self.finish("ok")
+
+    def _handler_failed(self, failure: Failure) -> None:
+        if self.state != "running":
+            # Cancelled by the watchdog, the session cap or a lost connection, which report
+            # the outcome; anything but the CancelledError itself is still worth a log line.
+            if not failure.check(CancelledError):
+                log.failure("AGI route {script!r} failed after it was cancelled", failure,
+                            level=LogLevel.warn, script=self.script)
+            return
+        if failure.check(CallerHungUp):
+            self.finish("hangup")
+            return
+        if failure.check(AgiConnectionLost) and self.protocol.hung_up:
+            self.finish("hangup")
+            return
+        kind = next((k for t, k in _ERROR_KINDS if failure.check(t)), "handler")
+        self.factory.metrics.errors_total.labels(kind).inc()
+        log.failure("AGI route {script!r} failed on {channel}", failure, level=LogLevel.error,
+                    script=self.script, channel=self.channel.env.channel)
+        self.finish("lost" if kind == "connection_lost" else "error")
+
+    # --- watchdog -------------------------------------------------------------------------
+    def _command_state(self, in_flight: bool) -> None:
+        if in_flight:
+            self._cancel_silence()
+        elif self.state == "running":
+            self._arm_watchdog()
+
+    def _arm_watchdog(self) -> None:
+        self._cancel_silence()
+        self._silence = self.factory.clock.callLater(
+            self.factory.settings.max_silence, self._watchdog_fired)
+
+    def _watchdog_fired(self) -> None:
+        # No command in flight for max_silence (a Redis stall, a bug): the caller hears
+        # silence. Stop the handler and let the route set its default quickly.
+        self._silence = None
+        if self.state != "running":
+            return
+        self.state = "watchdog"
+        self.factory.metrics.watchdog_fired_total.labels(self.script).inc()
+        log.warn("AGI watchdog fired for route {script!r} on {channel}",
+                 script=self.script, channel=self.channel.env.channel)
+        self._cancel_handler()
+        if self.protocol.busy or self.protocol.closing:
+            # The cancelled handler left a command in flight (or the line is gone): no
+            # command can be paired any more; the dialplan fallback takes over.
+            self.finish("watchdog")
+            return
+        try:
+            rescue = Deferred.fromCoroutine(self.route.on_watchdog(self.channel))
+        except Exception:
+            self._watchdog_done(Failure())
+            return
+        self._rescue = rescue
+        rescue.addTimeout(self.factory.settings.watchdog_grace, self.factory.clock)
+        rescue.addBoth(self._watchdog_done)
+
+    def _watchdog_done(self, result: object) -> None:
+        if self.state == "finished":
+            return  # the connection was lost meanwhile; finish() cancelled the rescue
+        if isinstance(result, Failure) and not result.check(CallerHungUp):
+            self.factory.metrics.errors_total.labels("watchdog_handler").inc()
+            log.failure("AGI on_watchdog of route {script!r} failed", result,
+                        level=LogLevel.error, script=self.script)
+        self.finish("watchdog")
+
+    def _max_session(self) -> None:
+        self._cap = None
+        if self.state == "finished":
+            return
+        log.warn("AGI session of route {script!r} hit max_session", script=self.script)
+        self._cancel_handler()
+        self.finish("max_session")
+
+    # --- end ------------------------------------------------------------------------------
+    def connection_lost(self) -> None:
+        if self.state == "watchdog":
+            self.finish("watchdog")
+        elif self.state == "running":
+            self._cancel_handler()
+            self.finish("hangup" if self.protocol.hung_up else "lost")
+
+    def _cancel_handler(self) -> None:
+        if self._handler is not None and not self._handler.called:
+            self._handler.addErrback(_ignore_cancel)
+            self._handler.cancel()
+
+    def _cancel_silence(self) -> None:
+        timer, self._silence = self._silence, None
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def finish(self, outcome: str) -> None:
+        if self.state == "finished":
+            return
+        self.state = "finished"
+        if self._rescue is not None and not self._rescue.called:
+            self._rescue.cancel()
+        self._cancel_silence()
+        if self._cap is not None and self._cap.active():
+            self._cap.cancel()
+        self._cap = None
+        if self._command_state in self.protocol.on_command_state:
+            self.protocol.on_command_state.remove(self._command_state)
+        self.factory.session_finished(self, outcome)
+        self.protocol.close()
+
+
+def _ignore_cancel(failure: Failure) -> None:
+    # The cancelled handler's own CancelledError is the expected end, not an error to report.
+    failure.trap(CancelledError)
+
+
+class FastAGIFactory(ServerFactory):
+    protocol = FastAGIProtocol
+
+    def __init__(self, routes: Mapping[str, Route], clock: IReactorTime, settings: AgiSettings,
+                 metrics: AgiMetrics) -> None:
+        self.routes = dict(routes)
+        self.clock = clock
+        self.settings = settings
+        self.env_timeout = settings.env_timeout
+        self.metrics = metrics
+        self._sessions: dict[FastAGIProtocol, _Session] = {}
+        metrics.track_active(lambda: len(self._sessions))
+
+    @property
+    def active_sessions(self) -> int:
+        return len(self._sessions)
+
+    # --- SessionHost (called by FastAGIProtocol) ------------------------------------------
+    def session_started(self, protocol: FastAGIProtocol, env: AgiEnvironment) -> None:
+        script = env.network_script
+        route = self.routes.get(script)
+        if route is None:
+            # Not ours to guess: close, and the dialplan continues with its fallback.
+            log.warn("AGI request for unknown script {script!r}", script=script[:80])
+            self.metrics.sessions_total.labels("unknown", "unknown_script").inc()
+            protocol.close()
+            return
+        channel = AgiChannel(protocol, env, self.settings.command_timeout,
+                             self.settings.media_timeout)
+        session = _Session(self, protocol, channel, route, script)
+        self._sessions[protocol] = session
+        session.start()
+
+    def session_ended(self, protocol: FastAGIProtocol) -> None:
+        session = self._sessions.get(protocol)
+        if session is not None:
+            session.connection_lost()
+
+    def connection_aborted(self, protocol: FastAGIProtocol, kind: str) -> None:
+        self.metrics.errors_total.labels(kind).inc()
+
+    def session_finished(self, session: _Session, outcome: str) -> None:
+        self._sessions.pop(session.protocol, None)
+        self.metrics.sessions_total.labels(session.script, outcome).inc()

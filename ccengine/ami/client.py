@@ -1,0 +1,251 @@
+"""AMI facade for domain code: one logged-in connection, kept up with backoff.
+
+`AmiClient` is a Service around Twisted's ClientService: Login runs in `prepareConnection`,
+a Ping keepalive drops a silent connection, events go to subscribers by name. Actions are
+never queued or re-sent: while disconnected they fail with AmiNotConnected, and an action
+pending when the connection drops fails with AmiConnectionLost (the caller decides, e.g. an
+Originate must not be repeated blindly). After every login the `on_connected` callbacks run
+so that domain code can resync its state from Asterisk.
+"""
+from __future__ import annotations
+
+import inspect
+import itertools
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+from twisted.internet.protocol import Factory
+from twisted.internet.task import LoopingCall
+from twisted.python.failure import Failure
+
+from ccengine.ami.metrics import AmiMetrics
+from ccengine.ami.protocol import (AmiActionError, AmiConnectionLost, AmiError, AmiProtocol,
+                                   AmiTimeout)
+from ccengine.ami.wire import Action, FieldValue, Message
+
+log = logging.getLogger(__name__)
+
+EventCallback = Callable[[Message], object]
+
+
+@dataclass(frozen=True)
+class AmiSettings:
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = "ccengine"
+    action_timeout: float = 10.0
+    ping_interval: float = 20.0
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+
+
+class AmiNotConnected(AmiError):
+    """No logged-in AMI connection right now; the action was not sent."""
+
+
+class AmiLoginFailed(AmiError):
+    """Asterisk refused the Login (wrong user or secret, or a `deny` in manager.conf)."""
+
+
+def tcp_endpoint(reactor, settings: AmiSettings) -> IStreamClientEndpoint:
+    """The endpoint app.py passes to AmiClient (the reactor is only known there)."""
+    return TCP4ClientEndpoint(reactor, settings.host, settings.port,
+                              timeout=settings.action_timeout)
+
+
+class AmiClient(Service):
+    def __init__(self, settings: AmiSettings, secret: str, *, clock: IReactorTime,
+                 endpoint: IStreamClientEndpoint, metrics: AmiMetrics,
+                 jitter: Callable[[], float] | None = None):
+        self.settings = settings
+        self._secret = secret
+        self._clock = clock
+        self._metrics = metrics
+        self._subscribers: dict[str, list[EventCallback]] = {}
+        self._on_connected: list[Callable[[], object]] = []
+        self._protocol: AmiProtocol | None = None
+        self._keepalive: LoopingCall | None = None
+        self._logins = 0
+        self._connection_numbers = itertools.count(1)
+        policy = backoffPolicy(settings.backoff_initial, settings.backoff_max, factor=2.0,
+                               **({"jitter": jitter} if jitter is not None else {}))
+        self._service = ClientService(endpoint, Factory.forProtocol(self._build_protocol),
+                                      retryPolicy=policy, clock=clock,
+                                      prepareConnection=self._login)
+
+    # -- what domain code calls ------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        return self._protocol is not None
+
+    def subscribe(self, event_name: str, callback: EventCallback) -> Callable[[], None]:
+        """Call `callback(message)` for every event named `event_name` ("*" = every event).
+        Returns a function that removes the subscription."""
+        callbacks = self._subscribers.setdefault(event_name.lower(), [])
+        callbacks.append(callback)
+        return lambda: callbacks.remove(callback) if callback in callbacks else None
+
+    def on_connected(self, callback: Callable[[], object]) -> None:
+        """Call `callback()` after every successful login (first connection and reconnects)."""
+        self._on_connected.append(callback)
+
+    def send_action(self, name: str, fields: _FieldsArg = None, /, *,
+                    action_timeout: float | None = None,
+                    **kwfields: FieldValue) -> Deferred[Message]:
+        """Send one action; fires with its Success response or fails with AmiActionError,
+        AmiTimeout, AmiConnectionLost, AmiNotConnected or UnsafeAmiValue."""
+        return self._send(name, fields, kwfields, action_timeout, is_list=False)
+
+    def send_list_action(self, name: str, fields: _FieldsArg = None, /, *,
+                         action_timeout: float | None = None,
+                         **kwfields: FieldValue) -> Deferred[list[Message]]:
+        """Send a list action (QueueStatus ...); fires with [response, events..., complete]."""
+        return self._send(name, fields, kwfields, action_timeout, is_list=True)
+
+    def _send(self, name, fields, kwfields, action_timeout, is_list) -> Deferred:
+        try:
+            action = Action(name, [*_pairs(fields), *kwfields.items()])
+        except (ValueError, TypeError):
+            return fail()
+        protocol = self._protocol
+        if protocol is None:
+            return fail(AmiNotConnected(f"AMI not connected; {name} not sent"))
+        timeout = action_timeout if action_timeout is not None else self.settings.action_timeout
+        send = protocol.send_list_action if is_list else protocol.send_action
+        return send(action, timeout)
+
+    def dispatch(self, message: Message) -> None:
+        """Hand one event to its subscribers (the protocol's `on_event`; replay helpers too)."""
+        self._metrics.events.inc()
+        name = (message.event or "").lower()
+        for callback in (*self._subscribers.get(name, ()), *self._subscribers.get("*", ())):
+            self._call_isolated(callback, message.event, message)
+
+    # -- service ---------------------------------------------------------------------------
+    def startService(self) -> None:
+        super().startService()
+        self._service.startService()
+
+    def stopService(self) -> Deferred:
+        super().stopService()
+        self._stop_keepalive()
+        return self._service.stopService()
+
+    # -- connection life -------------------------------------------------------------------
+    def _build_protocol(self) -> AmiProtocol:
+        protocol = AmiProtocol(self._clock, f"cc{next(self._connection_numbers)}")
+        protocol.on_event = self.dispatch
+        protocol.on_bad_message = lambda reason, detail: self._metrics.bad(reason)
+        protocol.on_lost = self._connection_lost
+        return protocol
+
+    def _login(self, protocol: AmiProtocol) -> Deferred:
+        return Deferred.fromCoroutine(self._login_steps(protocol))
+
+    async def _login_steps(self, protocol: AmiProtocol) -> None:
+        user = self.settings.username
+        timeout = self.settings.action_timeout
+        login = Action("Login", [("Username", user), ("Secret", self._secret), ("Events", "on")])
+        try:
+            await protocol.banner_received.addTimeout(timeout, self._clock)
+            await protocol.send_action(login, timeout)
+        except AmiActionError as exc:
+            # Asterisk answers a wrong secret after ~1 s with `Authentication failed` and then
+            # closes the connection (ami4_login_ping_events, c2).
+            log.error("AMI login as %r refused by Asterisk: %s; retrying with backoff", user, exc)
+            self._reject(protocol)
+            raise AmiLoginFailed(str(exc)) from None
+        except Exception as exc:
+            log.warning("AMI login as %r did not complete: %s: %s", user,
+                        type(exc).__name__, exc)
+            self._reject(protocol)
+            raise
+        self._logged_in(protocol)
+
+    def _reject(self, protocol: AmiProtocol) -> None:
+        # Twisted's ClientService has no transition for the disconnect of a connection whose
+        # prepareConnection failed (automat raises NoTransition, logged as an unhandled error).
+        # That connection already counts as a failed attempt, so its notification is muted.
+        if hasattr(protocol, "_lostNotification"):
+            protocol._lostNotification = lambda reason: None
+        if protocol.transport is not None:
+            protocol.transport.loseConnection()
+
+    def _logged_in(self, protocol: AmiProtocol) -> None:
+        self._protocol = protocol
+        self._logins += 1
+        if self._logins > 1:
+            self._metrics.reconnects.inc()
+        self._metrics.connected.set(1)
+        log.info("AMI logged in as %r (%s)", self.settings.username, protocol.banner)
+        self._stop_keepalive()
+        self._keepalive = LoopingCall(self._ping)
+        self._keepalive.clock = self._clock
+        self._keepalive.start(self.settings.ping_interval, now=False)
+        for callback in list(self._on_connected):
+            self._call_isolated(callback, "on_connected")
+
+    def _connection_lost(self, protocol: AmiProtocol, reason: Failure | None) -> None:
+        current = self._protocol
+        if current is None or current.action_id_prefix != protocol.action_id_prefix:
+            return
+        self._protocol = None
+        self._metrics.connected.set(0)
+        self._stop_keepalive()
+        log.warning("AMI connection lost (%s); reconnecting",
+                    reason.getErrorMessage() if reason is not None else "closed")
+
+    def _stop_keepalive(self) -> None:
+        if self._keepalive is not None and self._keepalive.running:
+            self._keepalive.stop()
+        self._keepalive = None
+
+    def _ping(self) -> None:
+        protocol = self._protocol
+        if protocol is None:
+            return
+        pong = protocol.send_action(Action("Ping"), self.settings.action_timeout)
+        pong.addErrback(self._ping_failed, protocol)
+
+    def _ping_failed(self, failure: Failure, protocol: AmiProtocol) -> None:
+        if failure.check(AmiTimeout):
+            log.warning("AMI Ping unanswered after %ss; dropping the connection",
+                        self.settings.action_timeout)
+            # abort, not lose: a stuck peer may never drain our write buffer.
+            protocol.transport.abortConnection()
+        elif failure.check(AmiConnectionLost):
+            log.debug("AMI Ping cut short by the connection loss")
+        else:
+            log.error("AMI Ping failed: %s", failure.getErrorMessage())
+
+    # -- handler isolation -----------------------------------------------------------------
+    def _call_isolated(self, callback: Callable, what: str | None, *args: object) -> None:
+        try:
+            result = callback(*args)
+        except Exception:
+            log.exception("AMI %s handler %r failed", what, callback)
+            self._metrics.bad("handler_error")
+            return
+        if inspect.iscoroutine(result):
+            result = Deferred.fromCoroutine(result)
+        if isinstance(result, Deferred):
+            result.addErrback(self._handler_failed, what, callback)
+
+    def _handler_failed(self, failure: Failure, what: str | None, callback: Callable) -> None:
+        log.error("AMI %s handler %r failed: %s", what, callback, failure.getTraceback())
+        self._metrics.bad("handler_error")
+
+
+_FieldsArg = Mapping[str, FieldValue] | Iterable[tuple[str, FieldValue]] | None
+
+
+def _pairs(fields: _FieldsArg) -> list[tuple[str, FieldValue]]:
+    if fields is None:
+        return []
+    return list(fields.items() if isinstance(fields, Mapping) else fields)

@@ -1,0 +1,214 @@
+"""AMI wire format, pure: bytes in, messages out; actions out as bytes. No Twisted here.
+
+Asterisk 22 frames every AMI packet as `Name: value\\r\\n` lines ended by an empty line
+(`\\r\\n\\r\\n`), after a one-line banner `Asterisk Call Manager/11.0.0\\r\\n` that has no blank
+line after it (transcripts2 AMI note 1; the banner and the first response may share a read).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+
+MAX_BLOCK_SIZE = 1024 * 1024
+BLOCK_END = b"\r\n\r\n"
+
+FieldValue = str | int | bool
+Fields = Mapping[str, FieldValue] | Iterable[tuple[str, FieldValue]]
+
+
+class UnsafeAmiValue(ValueError):
+    """An action name or field would break AMI framing (CR, LF or NUL, or a bad header name)."""
+
+
+class AmiFrameTooLarge(ValueError):
+    """More than MAX_BLOCK_SIZE bytes arrived without a block terminator."""
+
+
+class Message:
+    """One AMI packet (response or event): headers with case-insensitive names.
+
+    `msg["Queue"]` / `msg.get("queue")` give the first value of a header; `getall("Output")`
+    gives every value of a repeated header (Command output, Originate `Variable:`), in order.
+    Lines without a colon are kept in `malformed` rather than raising.
+    """
+
+    __slots__ = ("_headers", "_index", "malformed")
+
+    def __init__(self, headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+                 malformed: Iterable[str] = ()):
+        pairs = headers.items() if isinstance(headers, Mapping) else headers
+        self._headers: list[tuple[str, str]] = [(str(k), str(v)) for k, v in pairs]
+        self._index: dict[str, list[str]] = {}
+        for name, value in self._headers:
+            self._index.setdefault(name.lower(), []).append(value)
+        self.malformed: list[str] = list(malformed)
+
+    @classmethod
+    def parse(cls, block: bytes) -> Message:
+        """Parse one block (without its terminating blank line)."""
+        headers: list[tuple[str, str]] = []
+        malformed: list[str] = []
+        # Split on LF and drop one trailing CR: handles CRLF and bare LF, and keeps a stray CR
+        # inside a value (Asterisk echoes `Command: NOOP\r` from a CRLF AGI probe, AGI note 2).
+        for raw in block.split(b"\n"):
+            if raw.endswith(b"\r"):
+                raw = raw[:-1]
+            if not raw:
+                continue
+            line = raw.decode("utf-8", errors="replace")
+            name, sep, value = line.partition(":")
+            name = name.strip()
+            if not sep or not name:
+                malformed.append(line)
+                continue
+            # Asterisk writes `Name: value`; only that one space is framing (CLI output lines in
+            # `Output:` headers may start with significant spaces).
+            headers.append((name, value[1:] if value.startswith(" ") else value))
+        return cls(headers, malformed)
+
+    def __getitem__(self, name: str) -> str:
+        return self._index[name.lower()][0]
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        values = self._index.get(name.lower())
+        return values[0] if values else default
+
+    def getall(self, name: str) -> list[str]:
+        return list(self._index.get(name.lower(), ()))
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(name for name, _ in self._headers)
+
+    def __len__(self) -> int:
+        return len(self._headers)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Message):
+            return NotImplemented
+        return self._headers == other._headers and self.malformed == other.malformed
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._headers)
+
+    @property
+    def event(self) -> str | None:
+        return self.get("Event")
+
+    @property
+    def response(self) -> str | None:
+        return self.get("Response")
+
+    @property
+    def action_id(self) -> str | None:
+        return self.get("ActionID")
+
+    def to_bytes(self) -> bytes:
+        """The packet as Asterisk would send it (used to replay captures and in tests)."""
+        return b"".join(f"{k}: {v}\r\n".encode() for k, v in self._headers) + b"\r\n"
+
+    def __repr__(self) -> str:
+        kind = f"Event={self.event}" if self.event is not None else f"Response={self.response}"
+        return f"<Message {kind} ActionID={self.action_id} {len(self._headers)} headers>"
+
+
+class BlockSplitter:
+    """Splits a byte stream into AMI blocks, one `split` per read (no per-line buffering).
+
+    The first line of a stream is the banner when it has no colon; it is exposed as `banner`
+    and never returned as a block.
+    """
+
+    def __init__(self, max_block_size: int = MAX_BLOCK_SIZE):
+        self.max_block_size = max_block_size
+        self.banner: str | None = None
+        self._expect_banner = True
+        self._rest = b""
+
+    def feed(self, data: bytes) -> list[bytes]:
+        buffer = self._rest + data if self._rest else data
+        if self._expect_banner:
+            eol = buffer.find(b"\n")
+            if eol < 0:
+                self._rest = buffer
+                self._check_size()
+                return []
+            self._expect_banner = False
+            first = buffer[:eol].removesuffix(b"\r")
+            if b":" not in first:
+                self.banner = first.decode("utf-8", errors="replace")
+                buffer = buffer[eol + 1:]
+        blocks = buffer.split(BLOCK_END)
+        self._rest = blocks.pop()
+        self._check_size()
+        return [block for block in blocks if block.strip(b"\r\n")]
+
+    def _check_size(self) -> None:
+        if len(self._rest) > self.max_block_size:
+            size = len(self._rest)
+            self._rest = b""
+            raise AmiFrameTooLarge(f"AMI block larger than {self.max_block_size} bytes ({size})")
+
+    @property
+    def pending_bytes(self) -> int:
+        return len(self._rest)
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or not name or any(
+            c in name for c in ":\r\n\x00") or name != name.strip():
+        raise UnsafeAmiValue(f"invalid AMI header name {name!r}")
+    return name
+
+
+def _check_value(name: str, value: FieldValue) -> str:
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, (int, str)):
+        text = str(value)
+    else:
+        raise TypeError(f"AMI field {name} must be str, int or bool, not {type(value).__name__}")
+    if "\r" in text or "\n" in text or "\x00" in text:
+        # A CR/LF in a value would end the header, or the whole action, and let the value's
+        # author write a second action (e.g. a caller name carrying `\r\n\r\nAction: Originate`).
+        raise UnsafeAmiValue(f"AMI field {name} contains CR, LF or NUL")
+    return text
+
+
+class Action:
+    """An AMI action. Serialised as `Action: Name`, the fields in the given order, `ActionID`
+    last (the layout of the lab client in c_member_actions.ami.txt, which Asterisk accepted),
+    then the blank line. Fields may repeat when given as a list of pairs (`Variable:`).
+    Validation happens here, before any byte can be written."""
+
+    __slots__ = ("name", "fields", "action_id")
+
+    def __init__(self, name: str, fields: Fields = (), action_id: str | None = None):
+        self.name = _check_value("Action", _check_name(name))
+        pairs = fields.items() if isinstance(fields, Mapping) else fields
+        checked = []
+        for key, value in pairs:
+            _check_name(key)
+            if key.lower() in ("action", "actionid"):
+                raise UnsafeAmiValue(f"field {key} is set by Action itself")
+            checked.append((key, _check_value(key, value)))
+        self.fields: tuple[tuple[str, str], ...] = tuple(checked)
+        self.action_id = None if action_id is None else _check_value("ActionID", action_id)
+
+    def with_action_id(self, action_id: str) -> Action:
+        return Action(self.name, self.fields, action_id)
+
+    def to_bytes(self) -> bytes:
+        lines = [f"Action: {self.name}"]
+        lines.extend(f"{key}: {value}" for key, value in self.fields)
+        if self.action_id is not None:
+            lines.append(f"ActionID: {self.action_id}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={'********' if k.lower() == 'secret' else v}"
+                          for k, v in self.fields)
+        return f"<Action {self.name} ActionID={self.action_id} {shown}>"

@@ -1,0 +1,1 @@
+"""The caller's path: hotline IVR, caller recognition, routing decisions, call records."""

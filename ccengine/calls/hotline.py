@@ -1,0 +1,184 @@
+"""The hotline route (agi://engine/hotline): greet, recognise, ask, route.
+
+Steps, in order:
+1. recognise the caller by number (one Redis round trip); Redis down = an unknown caller,
+   the call still goes on;
+2. blocked numbers hear a polite message and are hung up (counted, recorded);
+3. greeting and menu (1 inquiry, 2 lookup, 3 complaint, 0 other; the language key switches
+   language); no input or a wrong key plays the menu again, then the default route;
+4. outside the chosen queue's hours: the hours, a callback offer if the waiting-callers
+   feature is wired, then hang up;
+5. otherwise set the route variables and CC_ROUTE_OK=1 *last*, so the dialplan never acts on a
+   half-written route; then the call record is written (second Redis round trip).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from twisted.logger import Logger
+
+from ccengine.agi.channel import AgiChannel
+from ccengine.calls import hours, routing
+from ccengine.calls.metrics import HotlineMetrics
+from ccengine.config import CallersConfig, CompanyConfig, IvrConfig, QueueConfig
+from ccengine.store.base import StoreUnavailable
+from ccengine.store.calls import CallRecordStore
+from ccengine.store.customers import CallerProfile, CustomerStore
+
+log = Logger()
+
+
+class Prompter(Protocol):
+    async def play(self, channel: Any, name: str, lang: str, escape_digits: str = "",
+                   **values: Any) -> str: ...
+
+    async def ask(self, channel: Any, name: str, lang: str, max_digits: int, timeout_ms: int,
+                  **values: Any) -> str: ...
+
+
+class ClosedHoursOffer(Protocol):
+    """Offered outside business hours (the waiting-callers feature provides it)."""
+
+    async def offer_when_closed(self, channel: AgiChannel, lang: str, number: str,
+                                queue: str, call_id: str) -> bool: ...
+
+
+@dataclass
+class HotlineSettings:
+    company: CompanyConfig
+    ivr: IvrConfig
+    callers: CallersConfig
+    queues: dict[str, QueueConfig]
+
+
+class HotlineRoute:
+    script = "hotline"
+
+    def __init__(self, settings: HotlineSettings, customers: CustomerStore,
+                 records: CallRecordStore, prompter: Prompter, metrics: HotlineMetrics,
+                 clock: Any, closed_offer: ClosedHoursOffer | None = None):
+        self.settings = settings
+        self.customers = customers
+        self.records = records
+        self.prompter = prompter
+        self.metrics = metrics
+        self.clock = clock
+        self.closed_offer = closed_offer
+
+    # --- the route ------------------------------------------------------------------------
+    async def handle(self, channel: AgiChannel) -> None:
+        env = channel.env
+        started = self.clock.seconds()
+        number = routing.caller_number(env.caller_number)
+        profile = await self._recognise(number)
+        lang = self._language(profile)
+        await channel.set_language(lang)
+        record = {"started": f"{started:.3f}", "caller": number, "tier": profile.tier,
+                  "customer": profile.name, "language": lang, "channel": env.channel}
+
+        if profile.blocked:
+            await self.prompter.play(channel, "blocked", lang)
+            await self._finish_without_queue(channel, "blocked", record, started)
+            await channel.hangup()
+            return
+
+        decision, lang = await self._menu(channel, profile, lang)
+        queue = self.settings.queues[decision.queue]
+        now = hours.local_now(self.clock.seconds(), self.settings.company.timezone)
+        if not hours.is_open(queue, now):
+            await self.prompter.play(channel, "closed", lang,
+                                     open_hour=int(queue.open[:2]), close_hour=int(queue.close[:2]))
+            record.update(queue=decision.queue, category=decision.category)
+            if self.closed_offer and number:
+                await self.closed_offer.offer_when_closed(channel, lang, number, decision.queue,
+                                                          self._call_id(channel))
+            await self._finish_without_queue(channel, "closed", record, started)
+            await self.prompter.play(channel, "goodbye", lang)
+            return
+
+        await self._set_route(channel, decision, profile, lang)
+        self.metrics.calls.labels("routed").inc()
+        self.metrics.routed.labels(decision.queue, decision.kind).inc()
+        record.update(queue=decision.queue, category=decision.category,
+                      priority=decision.priority, outcome="queued", language=lang)
+        await self._save(channel, started, record)
+
+    async def on_watchdog(self, channel: AgiChannel) -> None:
+        """The engine stalled: route to the default queue at once (the dialplan would anyway)."""
+        self.metrics.calls.labels("default_route").inc()
+        decision = routing.default_route(self.settings.ivr)
+        for name, value in decision.variables() + [("CC_ACTION", "queue")]:
+            await channel.set_variable(name, value)
+        await channel.set_variable("CC_ROUTE_OK", "1")
+
+    # --- steps ----------------------------------------------------------------------------
+    async def _recognise(self, number: str) -> CallerProfile:
+        if not number:
+            return CallerProfile(number="")
+        try:
+            return await self.customers.lookup(number)
+        except StoreUnavailable as exc:
+            log.warn("caller lookup failed, treating the caller as new: {exc}", exc=exc)
+            return CallerProfile(number=number)
+
+    def _language(self, profile: CallerProfile) -> str:
+        company = self.settings.company
+        return profile.language if profile.language in company.languages else company.default_language
+
+    async def _menu(self, channel: AgiChannel, profile: CallerProfile,
+                    lang: str) -> tuple[routing.RouteDecision, str]:
+        ivr = self.settings.ivr
+        await self.prompter.play(channel, "welcome", lang)
+        for attempt in range(ivr.menu_tries):
+            digit = await self.prompter.ask(channel, "menu", lang, max_digits=1,
+                                            timeout_ms=int(ivr.digit_timeout * 1000))
+            if digit in ivr.options:
+                return routing.from_menu(digit, ivr, profile, self.settings.callers), lang
+            if digit and digit == ivr.language_key and len(self.settings.company.languages) > 1:
+                lang = self._other_language(lang)
+                self.metrics.language_switches.inc()
+                await channel.set_language(lang)
+                continue
+            if digit:
+                await self.prompter.play(channel, "invalid_choice", lang)
+        return routing.from_menu(None, ivr, profile, self.settings.callers), lang
+
+    def _other_language(self, lang: str) -> str:
+        first, second = self.settings.company.languages[:2]
+        return second if lang == first else first
+
+    async def _set_route(self, channel: AgiChannel, decision: routing.RouteDecision,
+                         profile: CallerProfile, lang: str) -> None:
+        variables = decision.variables() + [
+            ("CC_CALL_ID", self._call_id(channel)),
+            ("CC_CUSTOMER_TIER", profile.tier),
+            ("CC_LANGUAGE", lang),
+            ("CC_ACTION", "queue"),
+        ]
+        name = routing.display_name(profile.name)
+        if name:
+            variables.append(("CC_CUSTOMER_NAME", name))
+        for var, value in variables:
+            await channel.set_variable(var, value)
+        await channel.set_variable("CC_ROUTE_OK", "1")
+
+    async def _finish_without_queue(self, channel: AgiChannel, outcome: str,
+                                    record: dict, started: float) -> None:
+        self.metrics.calls.labels(outcome).inc()
+        await channel.set_variable("CC_ACTION", "hangup")
+        await channel.set_variable("CC_ROUTE_OK", "1")
+        record["outcome"] = outcome
+        await self._save(channel, started, record)
+
+    async def _save(self, channel: AgiChannel, started: float, record: dict) -> None:
+        try:
+            await self.records.save(self._call_id(channel), started, record)
+        except StoreUnavailable as exc:
+            # The caller is already routed; losing the record must not cost the call. The log
+            # line keeps the record so it can be recovered from the logs.
+            log.error("call record not stored ({exc}): {record}", exc=exc, record=record)
+
+    @staticmethod
+    def _call_id(channel: AgiChannel) -> str:
+        return routing.safe_call_id(channel.env.uniqueid)

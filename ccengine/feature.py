@@ -1,0 +1,39 @@
+"""The seam between app.py and each feature package.
+
+A feature (calls, waiting, agents, complaints, outbound, stats) has a module with
+`build(ctx: EngineContext) -> Feature`. app.py builds the shared context once, asks every
+feature for its parts and wires them: AGI routes by network script, long-lived services,
+HTTP API resources under /api/<name>, and callbacks run after each AMI (re)login.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from prometheus_client import CollectorRegistry
+from twisted.application.service import IService
+from twisted.internet.interfaces import IReactorTime
+from twisted.web.resource import Resource
+
+from ccengine.config import Config
+from ccengine.store.base import RedisConnection
+
+
+@dataclass
+class EngineContext:
+    config: Config
+    clock: IReactorTime
+    registry: CollectorRegistry
+    redis: RedisConnection
+    ami: Any                      # ccengine.ami.client.AmiClient, or None when AMI is disabled
+    prompter: Any                 # ccengine.prompts.player.Prompter
+    api_token: str | None = None
+    shared: dict[str, Any] = field(default_factory=dict)   # parts one feature offers another
+
+
+@dataclass
+class Feature:
+    routes: Mapping[str, Any] = field(default_factory=dict)          # network script -> Route
+    services: list[IService] = field(default_factory=list)
+    api: Mapping[str, Resource] = field(default_factory=dict)        # /api/<name>
+    on_ami_connected: list[Callable[[], Any]] = field(default_factory=list)

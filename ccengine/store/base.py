@@ -1,0 +1,80 @@
+"""The Redis connection: redis-py's asyncio client on Twisted's asyncio reactor.
+
+Why asyncio and not threads: redis.asyncio runs on the same event loop as the reactor
+(AsyncioSelectorReactor), so a round trip costs no thread hop and no pool; a slow Redis only
+delays the coroutine waiting for it, never the reactor. Every operation has a timeout and
+every failure becomes StoreUnavailable, so call logic has one error to handle.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Awaitable, Callable, TypeVar
+
+import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from redis.exceptions import RedisError
+from twisted.internet.defer import Deferred
+
+T = TypeVar("T")
+
+
+class StoreUnavailable(Exception):
+    """Redis did not answer in time or answered with an error."""
+
+
+def as_deferred(coro: Awaitable[T]) -> Deferred:
+    """Run an asyncio coroutine on the reactor's loop and return a Deferred for its result."""
+    return Deferred.fromFuture(asyncio.ensure_future(coro))
+
+
+class StoreMetrics:
+    def __init__(self, registry: CollectorRegistry):
+        self.latency = Histogram(
+            "ccengine_redis_latency_seconds", "Time of one Redis operation (round trip or pipeline)",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=registry)
+        self.errors = Counter("ccengine_redis_errors_total",
+                              "Redis operations that failed or timed out", registry=registry)
+        self.up = Gauge("ccengine_redis_up", "1 when the last Redis operation succeeded",
+                        registry=registry)
+
+
+class RedisConnection:
+    """One client (with its own connection pool) shared by every store class."""
+
+    def __init__(self, url: str, timeout: float = 2.0, metrics: StoreMetrics | None = None):
+        self.url = url
+        self.timeout = timeout
+        self.metrics = metrics
+        self.client = aioredis.Redis.from_url(url, decode_responses=True,
+                                              socket_connect_timeout=timeout,
+                                              socket_timeout=timeout)
+
+    async def run(self, op: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
+        """Run `op(client)` with the timeout; failures become StoreUnavailable."""
+        started = time.perf_counter()
+        try:
+            result = await asyncio.wait_for(op(self.client), self.timeout)
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            if self.metrics:
+                self.metrics.errors.inc()
+                self.metrics.up.set(0)
+            raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
+        if self.metrics:
+            self.metrics.latency.observe(time.perf_counter() - started)
+            self.metrics.up.set(1)
+        return result
+
+    def call(self, op: Callable[[aioredis.Redis], Awaitable[Any]]) -> Deferred:
+        """`run` as a Deferred, for Twisted-side code."""
+        return as_deferred(self.run(op))
+
+    def ping(self) -> Deferred:
+        return self.call(lambda r: r.ping())
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    def close(self) -> Deferred:
+        return as_deferred(self.aclose())

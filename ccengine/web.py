@@ -1,0 +1,121 @@
+"""HTTP: /metrics, /healthz and the JSON API helpers (bearer token, bounded JSON bodies).
+
+Binds to loopback by default (config http.bind). API resources of later features derive from
+`ApiResource` and get: token check (401 without a token, 403 with a wrong one, compared in
+constant time), body size limit (413), JSON parsing (400 with a message), JSON answers.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+
+
+@dataclass
+class Health:
+    """Callables answering the health questions; each returns True when healthy."""
+    ami_connected: Callable[[], bool]
+    redis_reachable: Callable[[], bool]
+    fastagi_listening: Callable[[], bool]
+    ami_required: bool = True
+
+    def report(self) -> tuple[bool, dict[str, Any]]:
+        checks = {"ami_connected": self.ami_connected(), "redis_reachable": self.redis_reachable(),
+                  "fastagi_listening": self.fastagi_listening()}
+        required = dict(checks) if self.ami_required else {
+            k: v for k, v in checks.items() if k != "ami_connected"}
+        return all(required.values()), checks
+
+
+class MetricsResource(Resource):
+    isLeaf = True
+
+    def __init__(self, registry: CollectorRegistry):
+        super().__init__()
+        self.registry = registry
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
+        return generate_latest(self.registry)
+
+
+class HealthResource(Resource):
+    isLeaf = True
+
+    def __init__(self, health: Health):
+        super().__init__()
+        self.health = health
+
+    def render_GET(self, request: Request) -> bytes:
+        ok, checks = self.health.report()
+        request.setResponseCode(200 if ok else 503)
+        return json_body(request, {"status": "ok" if ok else "degraded", **checks})
+
+
+class HttpError(Exception):
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def json_body(request: Request, payload: Any) -> bytes:
+    request.setHeader(b"content-type", b"application/json; charset=utf-8")
+    return json.dumps(payload, ensure_ascii=False, sort_keys=True).encode("utf-8")
+
+
+class ApiResource(Resource):
+    """Base for JSON API resources: subclasses implement `handle(method, request, body)`."""
+
+    def __init__(self, token: str | None, max_body_bytes: int):
+        super().__init__()
+        self.token = token
+        self.max_body_bytes = max_body_bytes
+
+    def render(self, request: Request) -> bytes:
+        try:
+            self.check_token(request)
+            body = self.read_json(request) if request.method in (b"POST", b"PUT", b"PATCH") else None
+            code, payload = self.handle(request.method.decode("ascii", "replace"), request, body)
+        except HttpError as exc:
+            code, payload = exc.code, {"error": exc.message}
+        request.setResponseCode(code)
+        return json_body(request, payload)
+
+    def handle(self, method: str, request: Request, body: Any) -> tuple[int, Any]:
+        raise HttpError(405, f"method {method} not allowed")
+
+    def check_token(self, request: Request) -> None:
+        if not self.token:
+            raise HttpError(403, "the API is disabled: no API token is configured")
+        header = request.getHeader(b"authorization") or b""
+        if not header.startswith(b"Bearer "):
+            raise HttpError(401, "missing bearer token")
+        if not hmac.compare_digest(header[7:].strip(), self.token.encode("utf-8")):
+            raise HttpError(403, "wrong token")
+
+    def read_json(self, request: Request) -> Any:
+        length = request.getHeader(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+            raise HttpError(413, f"body larger than {self.max_body_bytes} bytes")
+        raw = request.content.read(self.max_body_bytes + 1) if request.content else b""
+        if len(raw) > self.max_body_bytes:
+            raise HttpError(413, f"body larger than {self.max_body_bytes} bytes")
+        try:
+            return json.loads(raw.decode("utf-8")) if raw else {}
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise HttpError(400, f"body is not JSON: {exc}") from None
+
+
+def build_root(registry: CollectorRegistry, health: Health) -> Resource:
+    root = Resource()
+    root.putChild(b"metrics", MetricsResource(registry))
+    root.putChild(b"healthz", HealthResource(health))
+    api = Resource()
+    root.putChild(b"api", api)
+    return root
