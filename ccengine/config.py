@@ -67,13 +67,14 @@ class EngineConfig:
 class FastAgiConfig:
     bind: str = "127.0.0.1"
     port: int = 4573
-    command_timeout: float = 30.0
+    command_timeout: float = 10.0
+    media_timeout: float = 120.0
     max_silence: float = 3.0
     watchdog_grace: float = 1.0
     max_session: float = 600.0
 
     def problems(self) -> list[str]:
-        return _port(self.port) + _positive(self, "command_timeout", "max_silence",
+        return _port(self.port) + _positive(self, "command_timeout", "media_timeout", "max_silence",
                                             "watchdog_grace", "max_session")
 
 
@@ -220,10 +221,17 @@ class WaitingConfig:
     callback_expire_hours: int = 48
     handling_time_default: float = 180.0
     handling_time_window: int = 50
+    offer_timeout: float = 5.0            # seconds to wait for 1/2 after an announcement
+    claim_timeout_seconds: int = 300      # a dialler's claim older than this is re-delivered
+    sweep_interval: float = 30.0          # expiry, re-delivery, line sweep and pending gauge
+    finished_keep_days: int = 30          # finished callbacks stay readable this long
 
     def problems(self) -> list[str]:
         out = _positive(self, "min_number_digits", "max_number_digits", "callback_expire_hours",
-                        "handling_time_default", "handling_time_window")
+                        "handling_time_default", "handling_time_window", "offer_timeout",
+                        "claim_timeout_seconds", "sweep_interval", "finished_keep_days")
+        if self.max_number_digits > 32:
+            out.append("max_number_digits: at most 32")
         if self.min_number_digits > self.max_number_digits:
             out.append("min_number_digits: greater than max_number_digits")
         return out
@@ -242,11 +250,24 @@ class AgentsConfig:
     wrapup_seconds: int = 10
     announce_agent_number: bool = True
     whisper_wait: bool = True
+    announce_queues: tuple[str, ...] = ()    # queues whose callers hear the agent number; () = all
+    digit_timeout: float = 5.0               # seconds per digit of the agent number / PIN
 
     def problems(self) -> list[str]:
-        out = _positive(self, "max_pin_failures", "lockout_seconds", "no_answer_limit")
+        out = _positive(self, "max_pin_failures", "lockout_seconds", "no_answer_limit",
+                        "digit_timeout")
         if "{phone}" not in self.interface_template:
             out.append("interface_template: must contain {phone}")
+        elif not re.fullmatch(r"[A-Za-z0-9]+/[A-Za-z0-9_@./-]*\{phone\}[A-Za-z0-9_@./-]*",
+                              self.interface_template):
+            out.append("interface_template: like PJSIP/{phone} (letters, digits, / @ . _ -)")
+        for code, reason in self.pause_reasons.items():
+            if not re.fullmatch(r"[0-9]{1,2}", code):
+                out.append(f"pause_reasons.{code}: a reason code is 1 or 2 digits")
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9 _-]{0,39}", reason):
+                out.append(f"pause_reasons.{code}: letters, digits, space, _ and - (max 40)")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9 _-]{0,39}", self.no_answer_reason):
+            out.append("no_answer_reason: letters, digits, space, _ and - (max 40)")
         return out
 
 

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import re
 
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+
 from ccengine.agi.protocol import FastAGIProtocol
 from ccengine.agi.wire import (
     AgiDeadChannel, AgiEnvironment, AgiProtocolError, AgiReply, UnsafeAgiText,
@@ -21,12 +24,12 @@ class CallerHungUp(Exception):
 
 
 class MediaFailed(Exception):
-    """A media command answered result=-1 while no HANGUP had been seen (yet)."""
+    """A media command answered result=-1 and no HANGUP followed within HANGUP_GRACE."""
 
 
 class PlaybackFailed(MediaFailed):
-    """STREAM FILE / SAY answered -1 without a hangup, e.g. a missing sound file (AGI note 6:
-    `200 result=-1 endpos=0`). If the caller hung up instead, the next command reports it."""
+    """STREAM FILE / SAY answered -1 and no HANGUP followed, e.g. a missing sound file
+    (AGI note 6: `200 result=-1 endpos=0`)."""
 
 
 class AgiAppNotFound(Exception):
@@ -40,6 +43,10 @@ _DIGIT_CHARS = frozenset("0123456789*#ABCD")
 # no `&` (Dial/Playback lists), no `(`/`)` option groups, no space, no control characters.
 _APP_ARG = re.compile(r"[A-Za-z0-9_.:/@+=*#-]{0,255}")
 _LANGUAGE = re.compile(r"[a-z]{2,3}(?:_[A-Za-z0-9]{1,8})?")
+# After a media command answers -1, Asterisk sends HANGUP ~40 ms later if the caller is gone
+# (41-43 ms in agi2_hangup_stream, agi2_hangup_exec_wait, agi1_suite). We wait this long for it
+# before calling the -1 a playback failure.
+HANGUP_GRACE = 0.5
 
 
 def _escape_digits(digits: str) -> str:
@@ -62,9 +69,10 @@ class AgiChannel:
     """One call's AGI session seen as typed commands. Each method is a coroutine."""
 
     def __init__(self, protocol: FastAGIProtocol, env: AgiEnvironment, command_timeout: float,
-                 media_timeout: float = 120.0) -> None:
+                 media_timeout: float = 120.0, clock: IReactorTime | None = None) -> None:
         self.protocol = protocol
         self.env = env
+        self.clock = clock if clock is not None else protocol.factory.clock
         self.command_timeout = command_timeout
         # Playback of a prompt lasts as long as the prompt; it gets its own, longer bound.
         self.media_timeout = media_timeout
@@ -86,12 +94,34 @@ class AgiChannel:
             raise CallerHungUp("caller hung up before " + line.split(b" ")[0].decode())
         reply = await self._command(line, timeout)
         if reply.result_int == -1:
-            # The HANGUP line comes ~40 ms AFTER the -1 (AGI note 8); if it has not arrived,
-            # the next command will see 511 or HANGUP and raise CallerHungUp then.
-            if self.protocol.hung_up:
+            if await self._hangup_follows():
                 raise CallerHungUp(f"caller hung up during {line!r}")
             raise failure(f"{line!r} answered {reply.result}")
         return reply
+
+    async def _hangup_follows(self) -> bool:
+        """True when the HANGUP line arrives within HANGUP_GRACE (AGI note 8: it comes AFTER
+        the command's `200 result=-1`)."""
+        if self.protocol.hung_up:
+            return True
+        heard: Deferred = Deferred()
+
+        def on_hangup() -> None:
+            if not heard.called:
+                heard.callback(True)
+
+        def on_timeout() -> None:
+            if not heard.called:
+                heard.callback(False)
+
+        timer = self.clock.callLater(HANGUP_GRACE, on_timeout)
+        self.protocol.on_hangup.append(on_hangup)
+        try:
+            return await heard
+        finally:
+            self.protocol.on_hangup.remove(on_hangup)
+            if timer.active():
+                timer.cancel()
 
     # --- commands -----------------------------------------------------------------------
     async def answer(self) -> None:
@@ -164,8 +194,8 @@ class AgiChannel:
         return _digit_from_code(await self._media(line, self.media_timeout, PlaybackFailed))
 
     async def exec_app(self, app: str, *args: str) -> int:
-        """Run a dialplan application; returns its result (0 usually, -1 when it wants to hang
-        up and no HANGUP line has arrived yet). The arguments are joined with ',' and quoted.
+        """Run a dialplan application; returns its result (0 usually; -1 when the application
+        failed and no HANGUP followed). The arguments are joined with ',' and quoted.
 
         EXEC still works on a dead channel (AGI note 8), so it only refuses when HANGUP was
         seen, like every media command."""
@@ -183,7 +213,7 @@ class AgiChannel:
             raise AgiAppNotFound(app)
         if result is None:
             raise AgiProtocolError(f"unexpected EXEC result: {reply.result!r}")
-        if result == -1 and self.protocol.hung_up:
+        if result == -1 and await self._hangup_follows():
             raise CallerHungUp(f"caller hung up during EXEC {app}")
         return result
 

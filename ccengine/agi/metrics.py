@@ -8,7 +8,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 # Outcomes of one session (label `outcome`): ok, hangup, error, lost, watchdog, max_session,
 # unknown_script. `script` is a configured route name or "unknown", never the raw request.
 # Error kinds (label `kind`): env_timeout, env_too_large, line_too_long, protocol,
-# unsolicited_reply, timeout, invalid_command, usage, connection_lost, handler, watchdog_handler.
+# unsolicited_reply, timeout, cancelled, invalid_command, usage, connection_lost, handler,
+# watchdog_handler.
 
 
 class AgiMetrics:

@@ -91,6 +91,7 @@ class FastAGIProtocol(Protocol):
         if not self._closing:
             self._closing = True
             self._cancel_env_timer()
+            self._fail_pending(AgiConnectionLost("session closed by the engine"))
             self.transport.loseConnection()
 
     @property
@@ -141,8 +142,7 @@ class FastAGIProtocol(Protocol):
             if item is HANGUP:
                 self._hangup_seen()
             elif isinstance(item, AgiProtocolError):
-                self._abort("protocol")
-                self._fail_pending(item)
+                self._abort("protocol", item)
             elif self._pending is None:
                 # A reply nobody asked for: replies can no longer be paired with commands.
                 self._abort("unsolicited_reply")
@@ -193,9 +193,7 @@ class FastAGIProtocol(Protocol):
     def _command_timed_out(self) -> None:
         command = self._pending
         assert command is not None
-        # Close first, so a handler reacting to the failure cannot write another command.
-        self._abort("timeout")
-        self._fail_pending(AgiTimeout(f"no reply to {command.line!r}"))
+        self._abort("timeout", AgiTimeout(f"no reply to {command.line!r}"))
 
     def _cancel_command(self, deferred: Deferred) -> None:
         # The caller gave up on the reply (handler cancelled): a late reply would be paired with
@@ -205,20 +203,26 @@ class FastAGIProtocol(Protocol):
             if command.timer.active():
                 command.timer.cancel()
             self._notify_state(False)
-        self.close()
+        self._abort("cancelled")
 
     def _notify_state(self, in_flight: bool) -> None:
         for listener in list(self.on_command_state):
             listener(in_flight)
 
     # --- helpers ----------------------------------------------------------------------
-    def _abort(self, kind: str) -> None:
+    def _abort(self, kind: str, error: AgiError | None = None) -> None:
+        """Give up on the connection: replies can no longer be paired with commands."""
         if kind == "env_timeout":
             self._env_timer = None
         if self._closing:
             return
+        # Closing is set before the pending command fails, so a handler reacting to the
+        # failure cannot write another command on this connection.
+        self._closing = True
+        self._cancel_env_timer()
+        self._fail_pending(error or AgiConnectionLost(f"session aborted: {kind}"))
         self.factory.connection_aborted(self, kind)
-        self.close()
+        self.transport.loseConnection()
 
     def _cancel_env_timer(self) -> None:
         timer, self._env_timer = self._env_timer, None

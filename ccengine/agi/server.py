@@ -225,7 +225,7 @@ class FastAGIFactory(ServerFactory):
             protocol.close()
             return
         channel = AgiChannel(protocol, env, self.settings.command_timeout,
-                             self.settings.media_timeout)
+                             self.settings.media_timeout, self.clock)
         session = _Session(self, protocol, channel, route, script)
         self._sessions[protocol] = session
         session.start()

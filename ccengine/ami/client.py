@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import logging
+import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -73,10 +74,17 @@ class AmiClient(Service):
         self._keepalive: LoopingCall | None = None
         self._logins = 0
         self._connection_numbers = itertools.count(1)
-        policy = backoffPolicy(settings.backoff_initial, settings.backoff_max, factor=2.0,
-                               **({"jitter": jitter} if jitter is not None else {}))
-        self._service = ClientService(endpoint, Factory.forProtocol(self._build_protocol),
-                                      retryPolicy=policy, clock=clock,
+        if jitter is None:
+            # Twisted's default jitter adds up to 1 s, more than the first delay itself.
+            jitter = lambda: random.uniform(0, settings.backoff_initial)  # noqa: E731
+        backoff = backoffPolicy(settings.backoff_initial, settings.backoff_max, factor=2.0,
+                                jitter=jitter)
+        factory = Factory.forProtocol(self._build_protocol)
+        factory.noisy = False
+        # ClientService counts attempts from 1; the first retry waits backoff_initial.
+        self._service = ClientService(endpoint, factory,
+                                      retryPolicy=lambda attempt: backoff(attempt - 1),
+                                      clock=clock,
                                       prepareConnection=self._login)
 
     # -- what domain code calls ------------------------------------------------------------
@@ -198,8 +206,9 @@ class AmiClient(Service):
         self._protocol = None
         self._metrics.connected.set(0)
         self._stop_keepalive()
-        log.warning("AMI connection lost (%s); reconnecting",
-                    reason.getErrorMessage() if reason is not None else "closed")
+        if self.running:
+            log.warning("AMI connection lost (%s); reconnecting",
+                        reason.getErrorMessage() if reason is not None else "closed")
 
     def _stop_keepalive(self) -> None:
         if self._keepalive is not None and self._keepalive.running:

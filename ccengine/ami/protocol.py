@@ -137,10 +137,12 @@ class AmiProtocol(Protocol):
     def _message_received(self, message: Message) -> None:
         if message.malformed:
             self._bad("malformed_line", message)
-        if message.response is not None:
-            self._response_received(message)
-        elif message.event is not None:
+        # Event first: OriginateResponse is an event that also carries `Response: Success` or
+        # `Response: Failure` and the Originate's ActionID (ami5_originate).
+        if message.event is not None:
             self._event_received(message)
+        elif message.response is not None:
+            self._response_received(message)
         else:
             self._bad("no_type", message)
 

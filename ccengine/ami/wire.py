@@ -111,7 +111,8 @@ class Message:
         return b"".join(f"{k}: {v}\r\n".encode() for k, v in self._headers) + b"\r\n"
 
     def __repr__(self) -> str:
-        kind = f"Event={self.event}" if self.event is not None else f"Response={self.response}"
+        kind = next((f"{k}={self.get(k)}" for k in ("Event", "Response", "Action") if k in self),
+                    "untyped")
         return f"<Message {kind} ActionID={self.action_id} {len(self._headers)} headers>"
 
 

@@ -182,6 +182,8 @@ def load_catalogue(overrides: Mapping[str, Mapping[str, str]] | None = None, *, 
             if not isinstance(per_lang, Mapping):
                 problems.append(f"{where}: prompts.{name}: expected a table of texts per language")
                 continue
+            if where == "catalogue":  # shipped texts of languages not configured are unused
+                per_lang = {lang: text for lang, text in per_lang.items() if lang in langs}
             texts.setdefault(name, {}).update(per_lang)
     literals = {"company": company}
     prompts: dict[str, dict[str, tuple[Part, ...]]] = {}

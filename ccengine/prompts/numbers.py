@@ -87,8 +87,7 @@ class EnglishNumbers:
 class ChineseNumbers:
     """Mandarin: 一千零二十三, 一百一十五, 两千, and 两 for a bare 2 before a measure word."""
 
-    words = ("hundred", "thousand", "ten_thousand", "zero", "two_measure",
-             "minute", "minutes", "second", "seconds", "hour", "hours",
+    words = ("hundred", "thousand", "ten_thousand", "zero", "two_measure", "minute", "second", "hour",
              "early_morning", "morning", "noon", "afternoon", "evening", "dian", "half", "fen")
 
     def number(self, n: int, count: bool = False) -> list[str]:

@@ -45,3 +45,98 @@ def call(call_id: str) -> str:
 
 
 CALLS = f"{PREFIX}calls"                  # sorted set: call id by start time, trimmed
+
+
+# --- waiting callers and callbacks (issue 3, ccengine/waiting/) ------------------------------
+# Queue names reaching these keys come from the configuration (QUEUE_NAME_RE), never a caller.
+def line(queue: str) -> str:
+    """Sorted set: the queue's line in service order. Members `call:{uniqueid}` (a caller in
+    the queue) and `cb:{callback id}` (a pending callback); score = -(Asterisk queue priority),
+    so ZRANK is the number of entries served before this one."""
+    return f"{PREFIX}line:{id_part(queue)}"
+
+
+def line_seen(queue: str) -> str:
+    """Hash: line member -> last time (engine clock) a waiting caller was announced; members not
+    refreshed for a few announcement periods are swept (the caller left unseen)."""
+    return f"{PREFIX}line:seen:{id_part(queue)}"
+
+
+def line_seq(queue: str) -> str:
+    """Counter: first-join sequence number of the queue (INCR)."""
+    return f"{PREFIX}line:seq:{id_part(queue)}"
+
+
+def line_entry(queue: str, uniqueid: str) -> str:
+    """Hash of one waiting caller: seq, base, priority, joined (first join, engine clock)."""
+    return f"{PREFIX}line:entry:{id_part(queue)}:{id_part(uniqueid)}"
+
+
+def callback(callback_id: str) -> str:
+    """Hash: one CallbackRequest (see waiting/callbacks.py)."""
+    return f"{PREFIX}callback:{id_part(callback_id)}"
+
+
+def callback_open(number: str) -> str:
+    """String: id of the open callback for a number (one open callback per number)."""
+    return f"{PREFIX}callback:open:{number_part(number)}"
+
+
+CALLBACK_SEQ = f"{PREFIX}callback:seq"            # counter for callback ids
+CALLBACKS_READY = f"{PREFIX}callbacks:ready"      # sorted set: ids ready for the dialler, score = -priority
+CALLBACKS_PROCESSING = f"{PREFIX}callbacks:processing"  # sorted set: claimed ids, score = claim time
+CALLBACKS_DONE = f"{PREFIX}callbacks:done"        # sorted set: finished ids by finish time, trimmed
+DNC = f"{PREFIX}dnc"                              # set of numbers: do-not-call list
+
+
+def aht(queue: str) -> str:
+    """List: the queue's most recent talk times in seconds (newest first, trimmed to the window)."""
+    return f"{PREFIX}aht:{id_part(queue)}"
+
+
+# --- agents on SIP phones (issue 4, ccengine/agents/) ----------------------------------------
+# Agent numbers are digits (number_part); phones are PJSIP endpoint names (id_part); queue
+# names come from the configuration or from Asterisk events and are checked with id_part.
+AGENTS = f"{PREFIX}agents"                        # set of agent numbers in the directory
+AGENTS_LOGGED_IN = f"{PREFIX}agents:logged_in"    # set of agent numbers with a session
+ASTERISK_BOOT = f"{PREFIX}asterisk:boot"          # hash: uptime (last FullyBooted), restart_pending
+
+
+def agent(number: str) -> str:
+    """Hash: pin (pbkdf2 hash string), queues (JSON {queue: penalty}), languages, name."""
+    return f"{PREFIX}agent:{number_part(number)}"
+
+
+def agent_session(number: str) -> str:
+    """Hash: the agent's login: phone, interface, since, queues (JSON {queue: penalty})."""
+    return f"{PREFIX}agent:session:{number_part(number)}"
+
+
+def agent_phone(phone: str) -> str:
+    """String: the agent number logged in on that phone (PJSIP endpoint)."""
+    return f"{PREFIX}agent:phone:{id_part(phone)}"
+
+
+def agent_state(number: str) -> str:
+    """Hash: queue -> JSON {state, reason, since} mirrored from AMI events and QueueStatus."""
+    return f"{PREFIX}agent:state:{number_part(number)}"
+
+
+def agent_pin_failures(number: str) -> str:
+    """Counter (TTL lockout_seconds): wrong PINs in a row."""
+    return f"{PREFIX}agent:pinfail:{number_part(number)}"
+
+
+def agent_lock(number: str) -> str:
+    """String with TTL: present while the agent is locked after too many wrong PINs."""
+    return f"{PREFIX}agent:lock:{number_part(number)}"
+
+
+def agent_no_answer(number: str) -> str:
+    """Counter: AgentRingNoAnswer in a row (reset by AgentConnect and by a pause)."""
+    return f"{PREFIX}agent:noanswer:{number_part(number)}"
+
+
+def agent_pause_override(number: str) -> str:
+    """String with TTL: a supervisor allowed this agent's next pause despite the staffing guard."""
+    return f"{PREFIX}agent:pauseok:{number_part(number)}"

@@ -1,0 +1,167 @@
+"""The one place that wires the engine and imports the reactor.
+
+`run(config)` installs Twisted's asyncio reactor (redis-py's asyncio client shares its loop),
+resolves Redis (configured URL, else 127.0.0.1:6379 if it answers, else a private
+redis-server child under the state directory), builds the shared context, asks each feature
+for its parts and starts one MultiService: FastAGI server, AMI client, HTTP, feature services.
+"""
+from __future__ import annotations
+
+import importlib
+import signal
+import sys
+from typing import Any
+
+from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
+
+log = Logger()
+
+# Order matters: a feature may offer parts to the ones after it through ctx.shared
+# (waiting offers the closed-hours callback offer to the hotline).
+FEATURES = [
+    "ccengine.waiting.feature",
+    "ccengine.agents.feature",
+    "ccengine.calls.feature",
+    "ccengine.stats.feature",
+    "ccengine.complaints.feature",
+    "ccengine.outbound.feature",
+]
+
+
+def _available_features() -> list[Any]:
+    modules = []
+    for name in FEATURES:
+        try:
+            modules.append(importlib.import_module(name))
+        except ModuleNotFoundError as exc:
+            if exc.name != name:   # a real import error inside the feature: fail loudly
+                raise
+    return modules
+
+
+def resolve_redis(config, embedded_factory=None):
+    """(url, embedded-or-None). Pure process management: runs before the reactor starts."""
+    from ccengine.store.embedded import EmbeddedRedis, redis_answers
+    if config.redis.url:
+        return config.redis.url, None
+    if redis_answers("127.0.0.1", 6379):
+        return "redis://127.0.0.1:6379/0", None
+    factory = embedded_factory or EmbeddedRedis
+    embedded = factory(config.state_dir / "redis").start()
+    log.info("no Redis configured or answering on 127.0.0.1:6379: started a private "
+             "redis-server on {url} (AOF, data in {dir})", url=embedded.url,
+             dir=embedded.data_dir)
+    return embedded.url, embedded
+
+
+def build_service(config, reactor, redis_url: str):
+    """The engine's MultiService and its context (separated from run() for tests)."""
+    from prometheus_client import CollectorRegistry
+    from twisted.application import internet, service
+    from twisted.web.server import Site
+
+    from ccengine.agi.metrics import AgiMetrics
+    from ccengine.agi.server import AgiSettings, FastAGIFactory
+    from ccengine.feature import EngineContext
+    from ccengine.prompts.catalogue import load_catalogue
+    from ccengine.prompts.metrics import PromptMetrics
+    from ccengine.prompts.player import Prompter
+    from ccengine.store.base import RedisConnection, StoreMetrics
+    from ccengine.web import Health, build_root
+
+    registry = CollectorRegistry()
+    top = service.MultiService()
+    redis = RedisConnection(redis_url, config.redis.timeout, StoreMetrics(registry))
+    company = config.company
+    catalogue = load_catalogue(config.prompts, company=company.name,
+                               languages=company.languages,
+                               default_language=company.default_language)
+    ami = _build_ami(config, reactor, registry)
+    if ami is not None:
+        ami.setServiceParent(top)
+    ctx = EngineContext(config=config, clock=reactor, registry=registry, redis=redis, ami=ami,
+                        prompter=Prompter(catalogue, PromptMetrics(registry)),
+                        api_token=config.api_token())
+
+    routes: dict[str, Any] = {}
+    api_root = None
+    features = [module.build(ctx) for module in _available_features()]
+    agi = config.fastagi
+    factory = FastAGIFactory(
+        {}, reactor,
+        AgiSettings(command_timeout=agi.command_timeout, media_timeout=agi.media_timeout,
+                    max_silence=agi.max_silence, watchdog_grace=agi.watchdog_grace,
+                    max_session=agi.max_session),
+        AgiMetrics(registry))
+    agi_server = internet.TCPServer(agi.port, factory, interface=agi.bind)
+    agi_server.setServiceParent(top)
+
+    health = Health(ami_connected=lambda: bool(ami and ami.connected),
+                    redis_reachable=lambda: _gauge_value(registry, "ccengine_redis_up") == 1,
+                    fastagi_listening=lambda: agi_server.running,
+                    ami_required=ami is not None)
+    root = build_root(registry, health)
+    api_root = root.children[b"api"]
+    for feature in features:
+        routes.update(feature.routes)
+        for child in feature.services:
+            child.setServiceParent(top)
+        for name, resource in feature.api.items():
+            api_root.putChild(name.encode("ascii"), resource)
+        for callback in feature.on_ami_connected:
+            if ami is not None:
+                ami.on_connected(callback)
+    factory.routes.update(routes)
+    internet.TCPServer(config.http.port, Site(root), interface=config.http.bind
+                       ).setServiceParent(top)
+    internet.TimerService(5.0, _ping_redis, redis).setServiceParent(top)
+    return top, ctx
+
+
+def _ping_redis(redis) -> None:
+    # The result is recorded by RedisConnection's metrics (ccengine_redis_up), read by /healthz.
+    redis.ping().addErrback(lambda failure: log.warn("redis ping failed: {f}",
+                                                     f=failure.getErrorMessage()))
+
+
+def _gauge_value(registry, name: str) -> float | None:
+    return registry.get_sample_value(name)
+
+
+def _build_ami(config, reactor, registry):
+    from ccengine.ami.client import AmiClient, AmiSettings, tcp_endpoint
+    from ccengine.ami.metrics import AmiMetrics
+
+    if not config.ami.enabled:
+        return None
+    secret = config.ami_secret()
+    if not secret:
+        log.warn("AMI disabled: no secret in ${env} (or ami.secret_file); queue and agent "
+                 "events will not be followed", env=config.ami.secret_env)
+        return None
+    a = config.ami
+    settings = AmiSettings(host=a.host, port=a.port, username=a.username,
+                           action_timeout=a.action_timeout, ping_interval=a.ping_interval,
+                           backoff_initial=a.reconnect_initial, backoff_max=a.reconnect_max)
+    return AmiClient(settings, secret, clock=reactor, endpoint=tcp_endpoint(reactor, settings),
+                     metrics=AmiMetrics(registry))
+
+
+def run(config) -> int:
+    from twisted.internet import asyncioreactor
+    asyncioreactor.install()
+    from twisted.internet import reactor
+
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)])
+    url, embedded = resolve_redis(config)
+    top, _ = build_service(config, reactor, url)
+    top.startService()
+    reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
+    if embedded is not None:
+        reactor.addSystemEventTrigger("after", "shutdown", embedded.stop)
+    signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))
+    log.info("ccengine running: FastAGI {agi}:{port}, HTTP http://{hb}:{hp}/healthz",
+             agi=config.fastagi.bind, port=config.fastagi.port, hb=config.http.bind,
+             hp=config.http.port)
+    reactor.run()
+    return 0

@@ -1,0 +1,38 @@
+"""Queue statistics for operations: AMI queue events -> Prometheus metrics (docs/metrics.md).
+
+app.py wires it with `QueueStats.build(registry, config.queues, clock, is_open)`, then
+`stats.consumer.attach(ami_client)` and, after every (re)login,
+`stats.consumer.request_resync(ami_client)`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+from prometheus_client import CollectorRegistry
+
+from ccengine.stats.metrics import (Clock, QueueGaugeCollector, QueueMetrics, QueueSettings,
+                                    always_open)
+from ccengine.stats.queue_events import QueueEventConsumer
+from ccengine.stats.waiting import WaitingCallers
+
+__all__ = ["QueueStats", "QueueMetrics", "QueueEventConsumer", "QueueGaugeCollector",
+           "WaitingCallers"]
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    metrics: QueueMetrics
+    waiting: WaitingCallers
+    consumer: QueueEventConsumer
+    collector: QueueGaugeCollector
+
+    @classmethod
+    def build(cls, registry: CollectorRegistry, queues: Mapping[str, QueueSettings],
+              clock: Clock, is_open: Callable[[str, float], bool] = always_open) -> QueueStats:
+        metrics = QueueMetrics(registry, queues)
+        waiting = WaitingCallers()
+        consumer = QueueEventConsumer(metrics, waiting, queues, clock)
+        collector = QueueGaugeCollector(queues, waiting, clock, is_open)
+        registry.register(collector)
+        return cls(metrics, waiting, consumer, collector)
