@@ -8,7 +8,6 @@ for its parts and starts one MultiService: FastAGI server, AMI client, HTTP, fea
 from __future__ import annotations
 
 import importlib
-import signal
 import sys
 from typing import Any
 
@@ -98,7 +97,7 @@ def build_service(config, reactor, redis_url: str):
 
     health = Health(ami_connected=lambda: bool(ami and ami.connected),
                     redis_reachable=lambda: _gauge_value(registry, "ccengine_redis_up") == 1,
-                    fastagi_listening=lambda: agi_server.running,
+                    fastagi_listening=lambda: bool(agi_server.running),
                     ami_required=ami is not None)
     root = build_root(registry, health)
     api_root = root.children[b"api"]
@@ -159,7 +158,6 @@ def run(config) -> int:
     reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
     if embedded is not None:
         reactor.addSystemEventTrigger("after", "shutdown", embedded.stop)
-    signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))
     log.info("ccengine running: FastAGI {agi}:{port}, HTTP http://{hb}:{hp}/healthz",
              agi=config.fastagi.bind, port=config.fastagi.port, hb=config.http.bind,
              hp=config.http.port)

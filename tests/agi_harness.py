@@ -267,7 +267,8 @@ class ScriptedAsterisk:
         self.send(data)
 
     def hangup(self) -> None:
-        """The caller hangs up while the engine is idle: Asterisk sends `HANGUP` (agi2_hangup_idle)."""
+        """The caller hangs up while the engine is idle: Asterisk sends `HANGUP`
+        (agi2_hangup_idle)."""
         self.send(b"HANGUP\n")
 
     def drop(self) -> None:

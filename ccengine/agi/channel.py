@@ -219,6 +219,7 @@ class AgiChannel:
 
 
 def _check_ms(timeout_ms: int) -> None:
-    if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or not 0 <= timeout_ms <= 600_000:
+    if (isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int)
+            or not 0 <= timeout_ms <= 600_000):
         raise ValueError(f"timeout_ms must be an int 0..600000, got {timeout_ms!r}")
 

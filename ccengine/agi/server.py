@@ -42,10 +42,12 @@ class Route(TypingProtocol):
     async def on_watchdog(self, channel: AgiChannel) -> None: ...
 
 
-_ERROR_KINDS: tuple[tuple[type[BaseException], str], ...] = (
-    (AgiTimeout, "timeout"),
+# Error kinds counted when a handler fails; None = already counted by the protocol when it
+# aborted the connection (timeout, protocol).
+_ERROR_KINDS: tuple[tuple[type[BaseException], str | None], ...] = (
+    (AgiTimeout, None),
+    (AgiProtocolError, None),
     (AgiConnectionLost, "connection_lost"),
-    (AgiProtocolError, "protocol"),
     (AgiInvalidCommand, "invalid_command"),
     (AgiUsageError, "usage"),
 )
@@ -61,7 +63,8 @@ class _Session:
         self.channel = channel
         self.route = route
         self.script = script
-        self.state = "running"  # -> "watchdog" -> "finished"
+        # running -> watchdog | max_session | hangup | lost -> finished
+        self.state = "running"
         self._handler: Deferred | None = None
         self._rescue: Deferred | None = None
         self._silence: IDelayedCall | None = None
@@ -99,7 +102,8 @@ class _Session:
             self.finish("hangup")
             return
         kind = next((k for t, k in _ERROR_KINDS if failure.check(t)), "handler")
-        self.factory.metrics.errors_total.labels(kind).inc()
+        if kind is not None:
+            self.factory.metrics.errors_total.labels(kind).inc()
         log.failure("AGI route {script!r} failed on {channel}", failure, level=LogLevel.error,
                     script=self.script, channel=self.channel.env.channel)
         self.finish("lost" if kind == "connection_lost" else "error")
@@ -155,6 +159,7 @@ class _Session:
         if self.state == "finished":
             return
         log.warn("AGI session of route {script!r} hit max_session", script=self.script)
+        self.state = "max_session"  # before cancelling: cancelling may close the connection
         self._cancel_handler()
         self.finish("max_session")
 
@@ -163,12 +168,14 @@ class _Session:
         if self.state == "watchdog":
             self.finish("watchdog")
         elif self.state == "running":
+            outcome = "hangup" if self.protocol.hung_up else "lost"
+            self.state = outcome  # before cancelling, so the cancelled handler is not an error
             self._cancel_handler()
-            self.finish("hangup" if self.protocol.hung_up else "lost")
+            self.finish(outcome)
 
     def _cancel_handler(self) -> None:
+        # Its CancelledError reaches _handler_failed, which ignores it once state != "running".
         if self._handler is not None and not self._handler.called:
-            self._handler.addErrback(_ignore_cancel)
             self._handler.cancel()
 
     def _cancel_silence(self) -> None:
@@ -190,11 +197,6 @@ class _Session:
             self.protocol.on_command_state.remove(self._command_state)
         self.factory.session_finished(self, outcome)
         self.protocol.close()
-
-
-def _ignore_cancel(failure: Failure) -> None:
-    # The cancelled handler's own CancelledError is the expected end, not an error to report.
-    failure.trap(CancelledError)
 
 
 class FastAGIFactory(ServerFactory):

@@ -88,7 +88,7 @@ class HotlineRoute:
         now = hours.local_now(self.clock.seconds(), self.settings.company.timezone)
         if not hours.is_open(queue, now):
             await self.prompter.play(channel, "closed", lang,
-                                     open_hour=int(queue.open[:2]), close_hour=int(queue.close[:2]))
+                                     open_time=queue.open, close_time=queue.close)
             record.update(queue=decision.queue, category=decision.category)
             if self.closed_offer and number:
                 await self.closed_offer.offer_when_closed(channel, lang, number, decision.queue,

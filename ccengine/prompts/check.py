@@ -21,8 +21,10 @@ from ccengine.prompts.catalogue import (
 
 # `ccengine/<stem>` not preceded by a path character (so /etc/ccengine/... is not a reference),
 # optionally with a language directory in front (`en/ccengine/welcome`).
+# A name followed by '.' is a file with an extension (`#include "ccengine/x.conf"`), not a sound.
 DIALPLAN_REF_RE = re.compile(
-    rf"(?<![\w/.-])(?:[a-z]{{2,3}}(?:_[A-Z]{{2}})?/)?{SOUND_DIR}/([A-Za-z0-9_][A-Za-z0-9_/-]*)")
+    rf"(?<![\w/.-])(?:[a-z]{{2,3}}(?:_[A-Z]{{2}})?/)?{SOUND_DIR}/([A-Za-z0-9_][A-Za-z0-9_/-]*)"
+    r"(?![\w/.-])")
 
 
 @dataclass
@@ -42,6 +44,8 @@ def dialplan_references(dialplan_dir: Path) -> list[tuple[str, str]]:
     for path in sorted(Path(dialplan_dir).rglob("*.conf")):
         for number, line in enumerate(path.read_text("utf-8").split("\n"), 1):
             code = line.split(";", 1)[0]   # Asterisk config comments start at ';'
+            if code.lstrip().startswith("#"):   # #include / #exec name config files
+                continue
             refs += [(m.group(1), f"{path.name}:{number}") for m in DIALPLAN_REF_RE.finditer(code)]
     return refs
 

@@ -106,9 +106,10 @@ class Prompter:
 
         The prompt is played piece by piece with STREAM FILE and all keys as escape digits, and
         the remaining digits are read with WAIT FOR DIGIT, `timeout_ms` for each digit. GET DATA
-        is not used: it would play only one file, and a missing prompt file there is skipped
-        without any error reply, which would hide it from the fallback chain. `terminator`
-        ends the entry early and is not part of the result; '' when nothing was entered."""
+        is not used: it plays one file, and older Asterisk answered a missing prompt file there
+        like an empty entry (`200 result=`), hiding it from the fallback chain, whereas STREAM
+        FILE's `200 result=-1 endpos=0` is captured (agi1_suite). `terminator` ends the entry
+        early and is not part of the result; '' when nothing was entered."""
         if not 1 <= max_digits <= 64:
             raise ValueError("max_digits must be 1..64")
         if terminator not in ("", "#", "*"):

@@ -82,9 +82,14 @@ def callback_open(number: str) -> str:
     return f"{PREFIX}callback:open:{number_part(number)}"
 
 
+def callbacks_ready(queue: str) -> str:
+    """Sorted set: callback ids waiting for the dialler, score = -priority (service order)."""
+    return f"{PREFIX}callbacks:ready:{id_part(queue)}"
+
+
 CALLBACK_SEQ = f"{PREFIX}callback:seq"            # counter for callback ids
-CALLBACKS_READY = f"{PREFIX}callbacks:ready"      # sorted set: ids ready for the dialler, score = -priority
 CALLBACKS_PROCESSING = f"{PREFIX}callbacks:processing"  # sorted set: claimed ids, score = claim time
+CALLBACKS_EXPIRY = f"{PREFIX}callbacks:expiry"    # sorted set: open ids by expiry time
 CALLBACKS_DONE = f"{PREFIX}callbacks:done"        # sorted set: finished ids by finish time, trimmed
 DNC = f"{PREFIX}dnc"                              # set of numbers: do-not-call list
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agi_harness import HOLD, ScriptedAsterisk, agi_factory, capture_dialogue, replay
+from agi_harness import ScriptedAsterisk, agi_factory, capture_dialogue, replay
 from ccengine.agi.channel import (
     HANGUP_GRACE, AgiAppNotFound, CallerHungUp, PlaybackFailed,
 )
@@ -89,7 +89,7 @@ async def dtmf_script(channel, seen):
 
 
 def test_dtmf_results():
-    """agi1_dtmf byte for byte: result=50 -> '2', `result=1 (timeout)` -> '1', 51 -> '3', 0 -> ''."""
+    """agi1_dtmf byte for byte: 50 -> '2', `result=1 (timeout)` -> '1', 51 -> '3', 0 -> ''."""
     _, dialogue = capture_dialogue("agi1_dtmf")
     route = Recorder(dtmf_script)
     factory, _, registry = agi_factory({"test": route})
@@ -114,8 +114,12 @@ def test_caller_hangup_mid_prompt_ends_handler_with_hangup():
     _, dialogue = capture_dialogue("agi2_hangup_stream")
     route = Recorder(hangup_stream_script)
     factory, clock, registry = agi_factory({"test": route})
-    answer = replay(dialogue[:2])
-    asterisk = ScriptedAsterisk(factory, answer=lambda c: answer(c) if c != b'SET VARIABLE CC_LAST "hung up"' else None)
+    recorded = replay(dialogue[:2])  # ANSWER, STREAM FILE -> `-1 endpos=20160` + HANGUP
+
+    def answer(command):
+        return None if command.startswith(b"SET VARIABLE") else recorded(command)
+
+    asterisk = ScriptedAsterisk(factory, answer=answer)
     asterisk.dial("test")
     assert route.seen == ["hung up"]
     assert asterisk.variables == {"CC_LAST": "hung up"}
@@ -282,14 +286,16 @@ def test_unsafe_arguments_raise_before_writing(call):
 
 
 def test_exec_app_and_language_bytes():
-    """exec_app joins arguments with ',' in one quoted argument; set_language sets CHANNEL(language)."""
+    """exec_app joins arguments with ',' into one quoted argument; set_language sets
+    CHANNEL(language); say_number decodes the escape digit (35 -> '#')."""
     async def script(channel, seen):
         seen.append(await channel.exec_app("Queue", "inbound", "t", "", "", "300"))
         await channel.set_language("de")
         seen.append(await channel.say_number(42, "#"))
     route = Recorder(script)
     factory, _, _ = agi_factory({"test": route})
-    asterisk = ScriptedAsterisk(factory, answer=lambda c: b"200 result=35\n" if c.startswith(b"SAY") else None)
+    asterisk = ScriptedAsterisk(
+        factory, answer=lambda c: b"200 result=35\n" if c.startswith(b"SAY") else None)
     asterisk.dial("test")
     assert asterisk.commands == [b'EXEC Queue "inbound,t,,,300"',
                                  b'SET VARIABLE CHANNEL(language) "de"', b'SAY NUMBER 42 "#"']

@@ -102,7 +102,8 @@ def test_reply_with_data_and_quotes():
 
 def test_reply_data_runs_to_last_parenthesis():
     """Data with parentheses and angle brackets is taken up to the last ')' (agi1_suite)."""
-    [reply] = parse_all(replies_after("agi1_suite", b'GET FULL VARIABLE "${CALLERID(all)} on ${CHANNEL}"'))
+    command = b'GET FULL VARIABLE "${CALLERID(all)} on ${CHANNEL}"'
+    [reply] = parse_all(replies_after("agi1_suite", command))
     assert reply.data == '"CC Caller" <caller> on PJSIP/caller-00000000'
     assert parse_all(b"200 result=1 (a (b) c) endpos=7\n") == [AgiReply(200, "1", "a (b) c", 7)]
 
@@ -178,7 +179,8 @@ def test_reply_garbage_is_protocol_error(line):
      b'SET VARIABLE LAB2_QUOTED "He said \\"hi there\\" ok"\n'),
     ("SET VARIABLE", (Word("LAB2_BACKSLASH"), "C:\\temp\\new file"),
      b'SET VARIABLE LAB2_BACKSLASH "C:\\\\temp\\\\new file"\n'),
-    ("VERBOSE", ("lab2 suite: hello from FastAGI", 1), b'VERBOSE "lab2 suite: hello from FastAGI" 1\n'),
+    ("VERBOSE", ("lab2 suite: hello from FastAGI", 1),
+     b'VERBOSE "lab2 suite: hello from FastAGI" 1\n'),
     ("STREAM FILE", (Word("beep"), ""), b'STREAM FILE beep ""\n'),
     ("GET DATA", (Word("beep"), 3000, 4), b"GET DATA beep 3000 4\n"),
     ("STREAM FILE", (Word("beep"), "0123456789*#"), b'STREAM FILE beep "0123456789*#"\n'),

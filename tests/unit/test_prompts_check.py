@@ -9,6 +9,7 @@ from ccengine.prompts.check import check, cmd_check, dialplan_references
 DIALPLAN = """\
 ; Playback(ccengine/commented_out) is only a comment
 #include "/etc/ccengine/extra.conf"
+#include "ccengine/globals_ccengine.conf"
 [hotline]
 exten => 4000,1,Answer()
  same => n,Playback(ccengine/welcome)
@@ -22,17 +23,17 @@ def write_dialplan(tmp_path: Path, text: str = DIALPLAN) -> Path:
 
 
 def test_dialplan_references_skip_comments_and_paths(tmp_path):
-    """Only sound names under ccengine/ in dialplan code count, not comments or /etc paths."""
+    """Only sound names under ccengine/ in dialplan code count: not comments, #include, /etc paths."""
     refs = dialplan_references(write_dialplan(tmp_path))
     assert [stem for stem, _ in refs] == ["welcome", "menu", "no_such_prompt"]
-    assert refs[2][1] == "hotline.conf:6"
+    assert refs[2][1] == "hotline.conf:7"
 
 
 def test_check_fails_on_a_missing_dialplan_prompt(tmp_path):
     """A dialplan naming a sound that no language of the catalogue has is a failure."""
     report = check(load_catalogue(company="ACME"), write_dialplan(tmp_path))
     assert report.failures == [
-        "hotline.conf:6: ccengine/no_such_prompt is not a sound of the catalogue in any language"]
+        "hotline.conf:7: ccengine/no_such_prompt is not a sound of the catalogue in any language"]
 
 
 def test_check_fails_on_a_missing_engine_prompt():
@@ -59,3 +60,11 @@ def test_cmd_check_exit_codes(tmp_path):
     assert any("no_such_prompt" in line for line in lines)
     assert cmd_check(None, dialplan_dir=None, **args) == 0
     assert cmd_check({"menu": {"xx": "?"}}, dialplan_dir=None, **args) == 1
+
+
+def test_cli_prompts_check_fails_on_a_missing_dialplan_prompt(tmp_path, monkeypatch, capsys):
+    """`ccengine prompts check --dialplans DIR` exits 1 and names the missing sound."""
+    from ccengine.cli import main
+    monkeypatch.delenv("CCENGINE_CONFIG", raising=False)
+    assert main(["prompts", "check", "--dialplans", str(write_dialplan(tmp_path))]) == 1
+    assert "ccengine/no_such_prompt" in capsys.readouterr().out

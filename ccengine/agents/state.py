@@ -1,0 +1,214 @@
+"""Agent state per queue, from the real AMI events, kept in Redis (`cc:agent:state:{number}`).
+
+States: logged_out (no field), idle, ringing, on_call, wrapup, paused (with reason and since),
+unavailable. Asterisk facts used (captures in tests/fixtures/ami/):
+- QueueMemberAdded / QueueMemberPause / QueueMemberStatus / QueueMemberRemoved carry `Queue`,
+  `MemberName`, `Interface`, `Status`, `Paused`, `PausedReason` (transcripts2 AMI note 10);
+  Status 1 not in use, 2 in use, 3 busy, 4 invalid, 5 unavailable, 6 ringing, 7 ring+inuse,
+  8 on hold. `InCall` is racy (note 12), so it is not used.
+- AgentCalled -> AgentConnect -> AgentComplete for an answered call (a_answered, ami9);
+  AgentRingNoAnswer (RingTime in ms, note 11) when a member rang and did not answer (ami9).
+- A member's Status goes back to 1 right after AgentComplete (ami9); wrap-up is therefore the
+  engine's view: `wrapup_seconds` after AgentComplete (Asterisk's own `wrapuptime` in
+  queues.conf should be set to the same value so that no call is offered meanwhile).
+The agent is found by the member's Interface -> phone -> the login on that phone; members that
+are no engine login (static members such as `Agent 1001` in the lab) are ignored.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, replace
+from typing import Any, Mapping
+
+from twisted.internet.defer import Deferred
+
+from ccengine.store import keys
+from ccengine.store.base import RedisConnection
+
+STATES = ("logged_out", "idle", "ringing", "on_call", "wrapup", "paused", "unavailable")
+AVAILABLE = frozenset({"idle", "ringing", "on_call", "wrapup"})   # logged in and not paused
+_STATUS = {"2": "on_call", "3": "on_call", "6": "ringing", "7": "on_call", "8": "on_call",
+           "4": "unavailable", "5": "unavailable"}
+
+
+@dataclass(frozen=True)
+class MemberState:
+    state: str
+    reason: str = ""
+    since: float = 0.0
+
+    def to_json(self) -> str:
+        return json.dumps({"state": self.state, "reason": self.reason, "since": self.since},
+                          sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "MemberState | None":
+        try:
+            raw = json.loads(text)
+            state = raw["state"]
+        except (ValueError, KeyError, TypeError):
+            return None
+        if state not in STATES:
+            return None
+        return cls(state, str(raw.get("reason", "")), float(raw.get("since", 0)))
+
+
+def effective(ms: MemberState, now: float, wrapup_seconds: float) -> str:
+    """The state to show: wrap-up ends `wrapup_seconds` after it began."""
+    if ms.state == "wrapup" and now >= ms.since + wrapup_seconds:
+        return "idle"
+    return ms.state
+
+
+def _keep_since(previous: MemberState | None, state: str, reason: str, since: float) -> MemberState:
+    if previous is not None and previous.state == state and previous.reason == reason:
+        return previous
+    return MemberState(state, reason, since)
+
+
+def from_member_fields(fields: Mapping[str, str], previous: MemberState | None, now: float,
+                       wrapup_seconds: float = 0) -> MemberState:
+    """State from a member's Paused/PausedReason/Status (member events and QueueStatus)."""
+    if fields.get("Paused") == "1":
+        last_pause = _number(fields.get("LastPause"))
+        since = last_pause if last_pause and (previous is None or previous.state != "paused") else now
+        return _keep_since(previous, "paused", fields.get("PausedReason") or "", since)
+    state = _STATUS.get(fields.get("Status") or "", "idle")
+    if state == "idle" and previous is not None:
+        if previous.state == "on_call" and wrapup_seconds > 0:
+            return MemberState("wrapup", "", now)
+        if previous.state == "wrapup" and effective(previous, now, wrapup_seconds) == "wrapup":
+            return previous
+    return _keep_since(previous, state, "", now)
+
+
+def _number(text: str | None) -> float:
+    try:
+        return float(text or 0)
+    except ValueError:
+        return 0.0
+
+
+def interface_pattern(template: str) -> re.Pattern:
+    """`PJSIP/{phone}` -> a regex that gives the phone back from an Interface."""
+    before, _, after = template.partition("{phone}")
+    return re.compile("^" + re.escape(before) + r"([A-Za-z0-9_]{1,40})" + re.escape(after) + "$")
+
+
+class AgentStateStore:
+    """Per-agent per-queue states in Redis, plus the in-memory copy metrics read at scrape."""
+
+    def __init__(self, conn: RedisConnection):
+        self.conn = conn
+        self.snapshot: dict[tuple[str, str], MemberState] = {}
+
+    def get(self, number: str) -> Deferred:
+        async def op(r):
+            raw = await r.hgetall(keys.agent_state(number))
+            out = {}
+            for queue, text in raw.items():
+                ms = MemberState.from_json(text)
+                if ms is not None:
+                    out[queue] = ms
+            return out
+        return self.conn.call(op)
+
+    def put(self, number: str, queue: str, ms: MemberState) -> Deferred:
+        keys.id_part(queue)
+        self.snapshot[(number, queue)] = ms
+        return self.conn.call(lambda r: r.hset(keys.agent_state(number), queue, ms.to_json()))
+
+    def drop(self, number: str, queue: str | None = None) -> Deferred:
+        if queue is None:
+            for key in [k for k in self.snapshot if k[0] == number]:
+                del self.snapshot[key]
+            return self.conn.call(lambda r: r.delete(keys.agent_state(number)))
+        self.snapshot.pop((number, queue), None)
+        return self.conn.call(lambda r: r.hdel(keys.agent_state(number), queue))
+
+    async def load(self, numbers: list[str]) -> dict[str, dict[str, MemberState]]:
+        """Read every listed agent's states and make them the metrics snapshot."""
+        states = {number: await self.get(number) for number in numbers}
+        self.snapshot = {(n, q): ms for n, per in states.items() for q, ms in per.items()}
+        return states
+
+
+class StateTracker:
+    """Applies member and agent events to the stored states; auto-pauses after N no-answers."""
+
+    MEMBER_EVENTS = ("QueueMemberAdded", "QueueMemberPause", "QueueMemberStatus",
+                     "QueueMemberRemoved", "AgentCalled", "AgentConnect", "AgentComplete",
+                     "AgentRingNoAnswer")
+
+    def __init__(self, directory: Any, store: AgentStateStore, actions: Any, settings: Any,
+                 clock: Any, metrics: Any):
+        self.directory = directory       # agents.directory.AgentDirectory
+        self.store = store
+        self.actions = actions           # agents.actions.MemberActions
+        self.settings = settings         # config.AgentsConfig
+        self.clock = clock
+        self.metrics = metrics
+        self._phone = interface_pattern(settings.interface_template)
+
+    def subscribe(self, ami: Any) -> None:
+        for name in self.MEMBER_EVENTS:
+            ami.subscribe(name, self.handle)
+
+    async def handle(self, msg: Any) -> None:
+        match = self._phone.match(msg.get("Interface") or "")
+        queue = msg.get("Queue") or ""
+        if match is None or not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", queue):
+            return
+        session = await self.directory.session_on_phone(match.group(1))
+        if session is None:
+            return
+        number, now, event = session.number, self.clock.seconds(), msg.event
+        current = (await self.store.get(number)).get(queue)
+        if event == "QueueMemberRemoved":
+            await self.store.drop(number, queue)
+            return
+        if event in ("QueueMemberAdded", "QueueMemberPause", "QueueMemberStatus"):
+            new = from_member_fields(msg, current, now, self.settings.wrapup_seconds)
+        elif current is not None and current.state == "paused":
+            new = current          # a paused member can still finish a call; keep the pause
+            if event == "AgentConnect":
+                await self._reset_no_answer(number)
+        elif event == "AgentCalled":
+            new = _keep_since(current, "ringing", "", now)
+        elif event == "AgentConnect":
+            new = _keep_since(current, "on_call", "", now)
+            await self._reset_no_answer(number)
+        elif event == "AgentComplete":
+            new = MemberState("wrapup" if self.settings.wrapup_seconds > 0 else "idle", "", now)
+        else:  # AgentRingNoAnswer
+            new = MemberState("idle", "", now)
+            await self.store.put(number, queue, new)
+            await self._no_answer(session)
+            return
+        if new != current:
+            await self.store.put(number, queue, new)
+
+    async def _reset_no_answer(self, number: str) -> None:
+        await self.store.conn.call(lambda r: r.delete(keys.agent_no_answer(number)))
+
+    async def _no_answer(self, session: Any) -> None:
+        key = keys.agent_no_answer(session.number)
+        count = await self.store.conn.call(lambda r: r.incr(key))
+        if count < self.settings.no_answer_limit:
+            return
+        await self._reset_no_answer(session.number)
+        reason = self.settings.no_answer_reason
+        await self.actions.pause(session.interface, True, reason)
+        now = self.clock.seconds()
+        for queue in session.queues:
+            await self.store.put(session.number, queue, MemberState("paused", reason, now))
+        self.metrics.paused(reason)
+
+
+def paused_everywhere(states: Mapping[str, MemberState], queues: Any) -> MemberState | None:
+    """The pause shared by all of `queues`, if every one is paused."""
+    found = [states.get(q) for q in queues]
+    if found and all(ms is not None and ms.state == "paused" for ms in found):
+        return replace(found[0])
+    return None

@@ -1,0 +1,141 @@
+"""The engine's ordered line per queue: waiting callers and pending callbacks, in service order.
+
+Redis keys (store/keys.py): `cc:line:{queue}` sorted set, score = -priority (priority from
+waiting/priority.py, so ascending score = service order and ZRANK = entries served before);
+`cc:line:entry:{queue}:{uniqueid}` hash of a waiting caller (seq, base, priority, joined);
+`cc:line:seen:{queue}` hash member -> last announcement time; `cc:line:seq:{queue}` counter.
+
+A caller enters the line at its first announcement (the dialplan runs queue-announce before
+the first Queue()), is refreshed at each announcement, and leaves when answered (AgentConnect),
+when its channel hangs up (Hangup), when it becomes a callback (same score, member `cb:{id}`),
+or, if those events were missed (engine restart, AMI down), when the sweep finds it not
+announced for `stale_after` seconds. Each step is one Lua script: one round trip, atomic.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from twisted.internet.defer import Deferred
+
+from ccengine.store import keys
+from ccengine.store.base import RedisConnection
+from ccengine.waiting import priority
+
+# KEYS: line, entry, seen, seq, aht.  ARGV: uniqueid, base, now, scale, max_base, window, ttl
+_JOIN = """
+local member = 'call:' .. ARGV[1]
+local prio = tonumber(redis.call('HGET', KEYS[2], 'priority') or '-1')
+local joined = redis.call('HGET', KEYS[2], 'joined')
+local created = 0
+if prio < 0 then
+  local seq = redis.call('INCR', KEYS[4])
+  local scale = tonumber(ARGV[4])
+  local base = math.min(math.max(tonumber(ARGV[2]), 0), tonumber(ARGV[5]))
+  prio = base * scale + (scale - 1 - seq % scale)
+  joined = ARGV[3]
+  redis.call('HSET', KEYS[2], 'seq', seq, 'base', base, 'priority', prio, 'joined', joined)
+  created = 1
+end
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[7]))
+redis.call('ZADD', KEYS[1], -prio, member)
+redis.call('HSET', KEYS[3], member, ARGV[3])
+local rank = redis.call('ZRANK', KEYS[1], member)
+local aht = redis.call('LRANGE', KEYS[5], 0, tonumber(ARGV[6]) - 1)
+return {tostring(prio), joined, rank + 1, created, aht}
+"""
+
+# KEYS: line, seen.  ARGV: member, entry key
+_LEAVE = """
+local removed = redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('DEL', ARGV[2])
+return removed
+"""
+
+# KEYS: line, seen.  ARGV: oldest allowed time, entry key prefix
+_SWEEP = """
+local seen = redis.call('HGETALL', KEYS[2])
+local removed = 0
+for i = 1, #seen, 2 do
+  if tonumber(seen[i + 1]) < tonumber(ARGV[1]) then
+    redis.call('ZREM', KEYS[1], seen[i])
+    redis.call('HDEL', KEYS[2], seen[i])
+    redis.call('DEL', ARGV[2] .. string.sub(seen[i], 6))
+    removed = removed + 1
+  end
+end
+return removed
+"""
+
+
+@dataclass(frozen=True)
+class LinePlace:
+    """Where a waiting caller stands, as returned by `WaitingLine.announce`."""
+    queue: str
+    uniqueid: str
+    priority: int
+    joined: float          # first join, engine clock
+    position: int          # 1 = next to be served (callbacks ahead count)
+    first_time: bool       # this announcement put the caller into the line
+    talk_times: tuple[float, ...]
+
+
+class WaitingLine:
+    def __init__(self, conn: RedisConnection, handling_time_window: int = 50,
+                 entry_ttl: int = 86400):
+        self.conn = conn
+        self.window = handling_time_window
+        self.entry_ttl = entry_ttl
+        self._join = conn.client.register_script(_JOIN)
+        self._leave = conn.client.register_script(_LEAVE)
+        self._sweep = conn.client.register_script(_SWEEP)
+
+    def announce(self, queue: str, uniqueid: str, base: int, now: float) -> Deferred:
+        """Enter the caller into the line (first time) or refresh it; fires with a LinePlace."""
+        keys_ = [keys.line(queue), keys.line_entry(queue, uniqueid), keys.line_seen(queue),
+                 keys.line_seq(queue), keys.aht(queue)]
+        args = [uniqueid, base, f"{now:.3f}", priority.SCALE, priority.MAX_BASE, self.window,
+                self.entry_ttl]
+
+        async def op(r):
+            prio, joined, position, created, aht = await self._join(keys=keys_, args=args)
+            return LinePlace(queue, uniqueid, int(prio), float(joined), int(position),
+                             bool(created), tuple(float(t) for t in aht))
+        return self.conn.call(op)
+
+    def leave(self, queue: str, uniqueid: str) -> Deferred:
+        """Remove a waiting caller (answered, hung up); fires with True if it was in the line."""
+        keys_ = [keys.line(queue), keys.line_seen(queue)]
+        args = ["call:" + keys.id_part(uniqueid), keys.line_entry(queue, uniqueid)]
+
+        async def op(r):
+            return bool(await self._leave(keys=keys_, args=args))
+        return self.conn.call(op)
+
+    def sweep(self, queue: str, oldest: float) -> Deferred:
+        """Remove callers not announced since `oldest` (their end was missed); fires with a count."""
+        keys_ = [keys.line(queue), keys.line_seen(queue)]
+        prefix = keys.line_entry(queue, "x")[:-1]
+
+        async def op(r):
+            return int(await self._sweep(keys=keys_, args=[f"{oldest:.3f}", prefix]))
+        return self.conn.call(op)
+
+    def members(self, queue: str) -> Deferred:
+        """The line in service order: ['call:<uniqueid>' | 'cb:<id>', ...]."""
+        return self.conn.call(lambda r: r.zrange(keys.line(queue), 0, -1))
+
+    def record_talk_time(self, queue: str, seconds: float) -> Deferred:
+        """Add one handled call's talk time to the queue's sliding window."""
+        key = keys.aht(queue)
+
+        async def op(r):
+            async with r.pipeline(transaction=True) as p:
+                p.lpush(key, f"{seconds:.1f}")
+                p.ltrim(key, 0, self.window - 1)
+                await p.execute()
+        return self.conn.call(op)
+
+    def next_seq(self, queue: str) -> Deferred:
+        """A first-join number for a callback that never waited (requested outside hours)."""
+        return self.conn.call(lambda r: r.incr(keys.line_seq(queue)))

@@ -1,0 +1,203 @@
+"""The hotline route end to end at the protocol level: a scripted Asterisk side (reply formats
+from tests/fixtures/agi, copies of ../shared/asterisk/transcripts2) dials in, real Redis underneath.
+
+The route's output is the channel variables the dialplan acts on (docs/architecture.md)."""
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+import pytest_twisted
+import redis
+from prometheus_client import CollectorRegistry
+
+from agi_harness import ScriptedAsterisk, agi_factory, digit_code_reply
+from ccengine.calls import feature as calls_feature
+from ccengine.config import load_config, parse_config
+from ccengine.feature import EngineContext
+from ccengine.prompts.catalogue import load_catalogue
+from ccengine.prompts.metrics import PromptMetrics
+from ccengine.prompts.player import Prompter
+from ccengine.store.base import RedisConnection
+
+MONDAY_10AM = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
+MONDAY_11PM = datetime(2026, 11, 23, 23, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
+
+
+def build(redis_url, config=None, now=MONDAY_10AM):
+    config = config or load_config(None)
+    registry = CollectorRegistry()
+    conn = RedisConnection(redis_url)
+    catalogue = load_catalogue(config.prompts, company=config.company.name,
+                               languages=config.company.languages,
+                               default_language=config.company.default_language)
+    factory, clock, _ = agi_factory({}, registry=registry)
+    clock.advance(now)
+    ctx = EngineContext(config=config, clock=clock, registry=registry, redis=conn, ami=None,
+                        prompter=Prompter(catalogue, PromptMetrics(registry)))
+    factory.routes.update(calls_feature.build(ctx).routes)
+    return factory, registry, conn
+
+
+def press_on_menu(digit):
+    """Asterisk's answer when the caller presses `digit` during the menu prompt
+    (STREAM FILE interrupted: `200 result=<ascii> endpos=...`, agi1_dtmf)."""
+    def answer(command):
+        if command.startswith(b"STREAM FILE") and b"menu" in command:
+            return digit_code_reply(digit, endpos=8000)
+        return None
+    return answer
+
+
+async def call(factory, answer=None, **env):
+    asterisk = ScriptedAsterisk(factory, answer)
+    asterisk.dial("hotline", **env)
+    await asterisk.finished
+    return asterisk
+
+
+def sync_redis(url):
+    return redis.Redis.from_url(url, decode_responses=True)
+
+
+@pytest_twisted.ensureDeferred
+async def test_vip_caller_pressing_1_is_routed_with_vip_priority(redis_url):
+    """A VIP number gets the VIP priority, its name on the channel, and a call record."""
+    r = sync_redis(redis_url)
+    r.hset("cc:customer:13800000001", mapping={"name": "李雷", "tier": "vip", "language": "zh"})
+    r.sadd("cc:vip", "13800000001")
+    factory, registry, conn = build(redis_url)
+    asterisk = await call(factory, press_on_menu("1"), callerid="13800000001",
+                          uniqueid="cclab-1795364563.0")
+    v = asterisk.variables
+    assert (v["CC_QUEUE"], v["CC_PRIORITY"], v["CC_CATEGORY"]) == ("inbound", "10", "30")
+    assert (v["CC_CUSTOMER_TIER"], v["CC_CUSTOMER_NAME"], v["CC_LANGUAGE"]) == ("vip", "李雷", "zh")
+    assert (v["CC_ACTION"], v["CC_ROUTE_OK"]) == ("queue", "1")
+    # CC_ROUTE_OK is the last variable set: the dialplan never sees a half-written route.
+    last_set = [c for c in asterisk.commands if c.startswith(b"SET VARIABLE")][-1]
+    assert last_set.startswith(b"SET VARIABLE CC_ROUTE_OK")
+    record = r.hgetall("cc:call:cclab-1795364563.0")
+    assert (record["caller"], record["queue"], record["category"], record["outcome"]) == \
+        ("13800000001", "inbound", "30", "queued")
+    assert registry.get_sample_value("ccengine_routed_calls_total",
+                                     {"queue": "inbound", "kind": "inquiry"}) == 1
+    assert asterisk.closed
+    r.close()
+    await conn.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_blocked_caller_hears_a_message_and_is_hung_up_and_counted(redis_url):
+    """A blocked number hears the polite refusal, is hung up, never queued, and is counted."""
+    r = sync_redis(redis_url)
+    r.sadd("cc:blocklist", "13900000000")
+    factory, registry, conn = build(redis_url)
+    asterisk = await call(factory, callerid="13900000000", uniqueid="blocked-1")
+    assert any(b"blocked" in c for c in asterisk.commands if c.startswith(b"STREAM FILE"))
+    assert b"HANGUP" in asterisk.commands
+    assert "CC_QUEUE" not in asterisk.variables
+    assert (asterisk.variables["CC_ACTION"], asterisk.variables["CC_ROUTE_OK"]) == ("hangup", "1")
+    assert registry.get_sample_value("ccengine_hotline_calls_total", {"outcome": "blocked"}) == 1
+    assert r.hget("cc:call:blocked-1", "outcome") == "blocked"
+    r.close()
+    await conn.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_unknown_caller_pressing_3_goes_to_the_complaint_queue(redis_url):
+    """An unknown number pressing 3 is a complaint: complaint queue, category 10, priority 0."""
+    factory, registry, conn = build(redis_url)
+    asterisk = await call(factory, press_on_menu("3"), callerid="13700000000")
+    v = asterisk.variables
+    assert (v["CC_QUEUE"], v["CC_CATEGORY"], v["CC_PRIORITY"], v["CC_CUSTOMER_TIER"]) == \
+        ("complaint", "10", "0", "new")
+    assert "CC_CUSTOMER_NAME" not in v
+    assert v["CC_ROUTE_OK"] == "1"
+    await conn.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_caller_pressing_nothing_gets_the_default_route_after_the_tries(redis_url):
+    """No input: the menu is played menu_tries times, then the default queue and category."""
+    factory, registry, conn = build(redis_url)
+    asterisk = await call(factory, callerid="13700000001")
+    menu_plays = [c for c in asterisk.commands if c.startswith(b"STREAM FILE") and b"menu" in c]
+    first_pieces = [c for c in menu_plays if c == menu_plays[0]]
+    assert len(first_pieces) == 3
+    v = asterisk.variables
+    assert (v["CC_QUEUE"], v["CC_CATEGORY"], v["CC_ROUTE_OK"]) == ("inbound", "90", "1")
+    await conn.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_language_key_switches_language_for_the_rest_of_the_call(redis_url):
+    """Pressing 9 at the menu switches to English; the route carries CC_LANGUAGE=en."""
+    presses = iter(["9", "2"])
+
+    def answer(command):
+        if command.startswith(b"STREAM FILE") and b"menu" in command:
+            return digit_code_reply(next(presses), endpos=100)
+        return None
+    factory, registry, conn = build(redis_url)
+    asterisk = await call(factory, answer, callerid="13700000002")
+    assert b'SET VARIABLE CHANNEL(language) "en"' in asterisk.commands
+    assert (asterisk.variables["CC_LANGUAGE"], asterisk.variables["CC_CATEGORY"]) == ("en", "40")
+    await conn.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_outside_hours_the_caller_hears_the_hours_and_is_not_queued(redis_url):
+    """At 23:00 the inbound queue is closed: the caller hears the hours and the call ends."""
+    factory, registry, conn = build(redis_url, now=MONDAY_11PM)
+    asterisk = await call(factory, press_on_menu("1"), callerid="13700000003", uniqueid="late-1")
+    assert any(b"closed" in c for c in asterisk.commands if c.startswith(b"STREAM FILE"))
+    assert (asterisk.variables["CC_ACTION"], asterisk.variables["CC_ROUTE_OK"]) == ("hangup", "1")
+    assert registry.get_sample_value("ccengine_hotline_calls_total", {"outcome": "closed"}) == 1
+    await conn.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_redis_down_still_routes_the_caller(redis_url):
+    """With Redis unreachable the caller is treated as new and still reaches a queue."""
+    from ccengine.store.embedded import free_port
+    factory, registry, conn = build(f"redis://127.0.0.1:{free_port()}/0")
+    asterisk = await call(factory, press_on_menu("1"), callerid="13700000004")
+    assert (asterisk.variables["CC_QUEUE"], asterisk.variables["CC_ROUTE_OK"]) == ("inbound", "1")
+    assert asterisk.variables["CC_CUSTOMER_TIER"] == "new"
+    await conn.close()
+
+
+@pytest.mark.parametrize("name", ['Zhang "San"\n张三', "evil\r\nHANGUP", "x\x0bEXEC Dial", "a\u2028b"])
+@pytest_twisted.ensureDeferred
+async def test_hostile_customer_names_cannot_add_a_command(redis_url, name):
+    """A customer name with quotes, newlines or separators ends up as one escaped value."""
+    r = sync_redis(redis_url)
+    r.hset("cc:customer:13600000000", mapping={"name": name, "tier": "known"})
+    factory, registry, conn = build(redis_url)
+    asterisk = await call(factory, press_on_menu("1"), callerid="13600000000",
+                          calleridname=name.encode("utf-8"))
+    set_name = [c for c in asterisk.commands if c.startswith(b"SET VARIABLE CC_CUSTOMER_NAME")]
+    assert len(set_name) == 1 and b"\r" not in set_name[0]
+    assert asterisk.written.count(b"\n") == len(asterisk.commands)
+    assert b"HANGUP" not in asterisk.commands
+    r.close()
+    await conn.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_stalled_lookup_triggers_the_watchdog_default_route(redis_url):
+    """A Redis lookup that never answers: after max_silence the watchdog sets the default
+    route with CC_ROUTE_OK=1 and closes the session, so the caller reaches the queue."""
+    from twisted.internet.defer import Deferred
+    factory, registry, conn = build(redis_url)
+    hotline = factory.routes["hotline"]
+    hotline.customers.lookup = lambda number: Deferred()      # a stall, not an error
+    asterisk = ScriptedAsterisk(factory)
+    asterisk.dial("hotline", callerid="13700000005")
+    assert not asterisk.closed
+    asterisk.advance(factory.settings.max_silence + 0.01)
+    await asterisk.finished
+    v = asterisk.variables
+    assert (v["CC_QUEUE"], v["CC_ACTION"], v["CC_ROUTE_OK"]) == ("inbound", "queue", "1")
+    assert registry.get_sample_value("ccengine_agi_watchdog_fired_total", {"script": "hotline"}) == 1
+    assert registry.get_sample_value("ccengine_hotline_calls_total", {"outcome": "default_route"}) == 1
+    await conn.close()
