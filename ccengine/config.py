@@ -42,10 +42,13 @@ class CompanyConfig:
     default_language: str = "zh"
     languages: tuple[str, ...] = ("zh", "en")
     timezone: str = "Asia/Shanghai"
+    language_by_number: Mapping[str, str] = field(default_factory=dict)  # called number -> language
 
     def problems(self) -> list[str]:
         out = [f"languages: '{lang}' is not a language code" for lang in self.languages
                if not LANGUAGE_RE.match(lang)]
+        out += [f"language_by_number.{n}: '{lang}' is not in languages"
+                for n, lang in self.language_by_number.items() if lang not in self.languages]
         if self.default_language not in self.languages:
             out.append(f"default_language: '{self.default_language}' is not in languages")
         if not self.name.strip() or len(self.name) > 80:

@@ -49,12 +49,13 @@ class FeatureCodes:
                 "agent-pause": _Route(self.pause), "agent-unpause": _Route(self.unpause)}
 
     # --- helpers ----------------------------------------------------------------------------
-    def phone_of(self, channel: Any) -> str | None:
+    def phone_of(self, channel: Any, check_arg: bool = True) -> str | None:
+        """The phone the channel belongs to; with check_arg, agi_arg_1 must name the same one."""
         match = self._channel_re.match(channel.env.channel)
         if match is None:
             return None
         args = channel.env.args
-        if args and args[0] and args[0] != match.group(1):
+        if check_arg and args and args[0] and args[0] != match.group(1):
             return None
         return match.group(1)
 

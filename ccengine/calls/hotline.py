@@ -72,7 +72,7 @@ class HotlineRoute:
         started = self.clock.seconds()
         number = routing.caller_number(env.caller_number)
         profile = await self._recognise(number)
-        lang = self._language(profile)
+        lang = self._language(profile, env.dnid)
         await channel.set_language(lang)
         record = {"started": f"{started:.3f}", "caller": number, "tier": profile.tier,
                   "customer": profile.name, "language": lang, "channel": env.channel}
@@ -122,9 +122,12 @@ class HotlineRoute:
             log.warn("caller lookup failed, treating the caller as new: {exc}", exc=exc)
             return CallerProfile(number=number)
 
-    def _language(self, profile: CallerProfile) -> str:
+    def _language(self, profile: CallerProfile, dialled: str) -> str:
+        """The caller's saved preference, else the called number's language, else the default."""
         company = self.settings.company
-        return profile.language if profile.language in company.languages else company.default_language
+        if profile.language in company.languages:
+            return profile.language
+        return company.language_by_number.get(dialled, company.default_language)
 
     async def _menu(self, channel: AgiChannel, profile: CallerProfile,
                     lang: str) -> tuple[routing.RouteDecision, str]:
@@ -139,10 +142,20 @@ class HotlineRoute:
                 lang = self._other_language(lang)
                 self.metrics.language_switches.inc()
                 await channel.set_language(lang)
+                await self._remember_language(profile, lang)
                 continue
             if digit:
                 await self.prompter.play(channel, "invalid_choice", lang)
         return routing.from_menu(None, ivr, profile, self.settings.callers), lang
+
+    async def _remember_language(self, profile: CallerProfile, lang: str) -> None:
+        """A caller who switches language keeps it next time (known and new numbers alike)."""
+        if not profile.number:
+            return
+        try:
+            await self.customers.set_language(profile.number, lang)
+        except StoreUnavailable as exc:
+            log.warn("language preference not saved: {exc}", exc=exc)
 
     def _other_language(self, lang: str) -> str:
         first, second = self.settings.company.languages[:2]

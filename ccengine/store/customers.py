@@ -33,7 +33,11 @@ class CustomerStore:
                 p.sismember(keys.BLOCKLIST, number)
                 p.sismember(keys.VIP, number)
                 record, blocked, vip = await p.execute()
-            tier = "vip" if vip or record.get("tier") == "vip" else ("known" if record else "new")
+            # A hash holding only a language preference does not make a caller "known".
+            if vip or record.get("tier") == "vip":
+                tier = "vip"
+            else:
+                tier = "known" if record.get("tier") == "known" or record.get("name") else "new"
             return CallerProfile(number=number, tier=tier, name=record.get("name", ""),
                                  language=record.get("language", ""), blocked=bool(blocked))
         return self.conn.call(op)

@@ -201,3 +201,25 @@ async def test_stalled_lookup_triggers_the_watchdog_default_route(redis_url):
     assert registry.get_sample_value("ccengine_agi_watchdog_fired_total", {"script": "hotline"}) == 1
     assert registry.get_sample_value("ccengine_hotline_calls_total", {"outcome": "default_route"}) == 1
     await conn.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_language_follows_called_number_and_saved_preference(redis_url):
+    """The called number picks the language; a caller's switch is remembered for next time."""
+    config = parse_config({"company": {"language_by_number": {"4001": "en"}}})
+    factory, registry, conn = build(redis_url, config=config)
+    first = await call(factory, press_on_menu("1"), callerid="13500000000", dnid="4001")
+    assert first.variables["CC_LANGUAGE"] == "en"
+    presses = iter(["9", "1"])
+
+    def answer(command):
+        if command.startswith(b"STREAM FILE") and b"menu" in command:
+            return digit_code_reply(next(presses), endpos=100)
+        return None
+    await call(factory, answer, callerid="13500000001")          # switches zh -> en
+    again = await call(factory, press_on_menu("1"), callerid="13500000001")
+    assert again.variables["CC_LANGUAGE"] == "en"
+    assert again.variables["CC_CUSTOMER_TIER"] == "new"
+    assert b'SET VARIABLE CHANNEL(language) "en"' == \
+        [c for c in again.commands if c.startswith(b"SET VARIABLE CHANNEL")][0]
+    await conn.close()

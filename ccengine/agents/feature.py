@@ -1,0 +1,39 @@
+"""Wiring of the agents feature: feature-code routes, state tracking, resync on AMI login."""
+from __future__ import annotations
+
+from ccengine.agents.actions import MemberActions
+from ccengine.agents.connect import ConnectAnnouncements
+from ccengine.agents.directory import AgentDirectory
+from ccengine.agents.login import FeatureCodes
+from ccengine.agents.metrics import AgentMetrics
+from ccengine.agents.resync import Resync
+from ccengine.agents.staffing import StaffingGuard
+from ccengine.agents.state import AgentStateStore, StateTracker
+from ccengine.feature import EngineContext, Feature
+
+
+def build(ctx: EngineContext) -> Feature:
+    config = ctx.config
+    settings = config.agents
+    directory = AgentDirectory(ctx.redis)
+    store = AgentStateStore(ctx.redis)
+    actions = MemberActions(ctx.ami)
+    metrics = AgentMetrics(ctx.registry, [*settings.pause_reasons.values(),
+                                          settings.no_answer_reason])
+    metrics.track_states(config.queues, lambda: store.snapshot, ctx.clock, settings.wrapup_seconds)
+    staffing = StaffingGuard(directory, store, dict(config.queues), config.company.timezone,
+                             settings.wrapup_seconds, ctx.clock)
+    codes = FeatureCodes(settings, directory, store, actions, staffing, ctx.prompter, metrics,
+                         ctx.clock)
+    connect = ConnectAnnouncements(settings, dict(config.queues), directory, ctx.prompter,
+                                   codes.phone_of)
+    ctx.shared["agent_directory"] = directory
+    ctx.shared["agent_states"] = store
+    feature = Feature(routes={**codes.routes(), **connect.routes()})
+    if ctx.ami is not None:
+        tracker = StateTracker(directory, store, actions, settings, ctx.clock, metrics)
+        tracker.subscribe(ctx.ami)
+        resync = Resync(ctx.ami, directory, store, actions, settings, ctx.clock, metrics)
+        resync.subscribe(ctx.ami)
+        feature.on_ami_connected.append(resync.on_connected)
+    return feature

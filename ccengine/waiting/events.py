@@ -1,0 +1,168 @@
+"""What the waiting-callers feature learns from AMI: staffing, answers, talk times, hang-ups.
+
+- Staffing per queue (`StaffingTracker`): members logged in (device not unavailable/invalid/
+  unknown) and not paused, from QueueMemberAdded/Removed/Pause/Status and a QueueStatus resync
+  after every AMI login. Field names differ by event (AMI note 10): QueueStatus `QueueMember`
+  has `Location`, the member events have `Interface`.
+- AgentConnect (caller `Uniqueid`, `Queue`): the caller leaves the line and its first
+  estimate is compared with the actual answer time (estimate-error histogram).
+- AgentComplete (`TalkTime` in seconds, AMI note 11): one sample of the handling-time window.
+- Hangup (`Uniqueid`): a caller the engine announced leaves the line.
+Handlers never raise: a malformed event is logged and skipped.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from ccengine.store.base import StoreUnavailable
+from ccengine.waiting.line import WaitingLine
+from ccengine.waiting.metrics import WaitingMetrics
+
+log = Logger()
+
+# Device states (include/asterisk/devicestate.h): 0 unknown, 4 invalid, 5 unavailable.
+_NOT_LOGGED_IN = {"0", "4", "5"}
+MEMBER_EVENTS = ("QueueMemberAdded", "QueueMemberStatus", "QueueMemberPause")
+
+
+class StaffingTracker:
+    """Agents staffing each queue (logged in, not paused), from member events and resyncs."""
+
+    def __init__(self, queues: list[str]):
+        self.queues = set(queues)
+        self._members: dict[tuple[str, str], bool] = {}   # (queue, interface) -> staffing
+        self.synced = False
+
+    def available(self, queue: str) -> int | None:
+        """Agents staffing `queue`; None when the engine has no member data (no AMI yet)."""
+        if not self.synced:
+            return None
+        return sum(1 for (q, _), staffing in self._members.items() if q == queue and staffing)
+
+    def member_event(self, message: Any) -> None:
+        queue = message.get("Queue")
+        interface = message.get("Interface") or message.get("Location")
+        if queue not in self.queues or not interface:
+            return
+        if message.event == "QueueMemberRemoved":
+            self._members.pop((queue, interface), None)
+            return
+        self._members[(queue, interface)] = _staffing(message)
+
+    def replace(self, entries: list[Any]) -> None:
+        """A QueueStatus answer: the whole truth replaces what events built up."""
+        self._members = {}
+        for message in entries:
+            if message.event == "QueueMember":
+                self.member_event(message)
+        self.synced = True
+
+
+def _staffing(message: Any) -> bool:
+    return message.get("Paused", "0") != "1" and message.get("Status", "0") not in _NOT_LOGGED_IN
+
+
+class EstimateLedger:
+    """The first estimate announced to each waiting caller, until it is answered or gone."""
+
+    def __init__(self, metrics: WaitingMetrics, max_entries: int = 20000):
+        self.metrics = metrics
+        self.max_entries = max_entries
+        self._predicted: OrderedDict[str, tuple[str, float]] = OrderedDict()
+
+    def announced(self, uniqueid: str, queue: str, now: float, estimate: float | None) -> None:
+        if estimate is None or uniqueid in self._predicted:
+            return
+        self._predicted[uniqueid] = (queue, now + estimate)
+        while len(self._predicted) > self.max_entries:
+            self._predicted.popitem(last=False)
+
+    def answered(self, uniqueid: str, queue: str, now: float) -> float | None:
+        """Observe estimated minus actual (seconds) for this caller; returns it, or None."""
+        entry = self._predicted.pop(uniqueid, None)
+        if entry is None or entry[0] != queue:
+            return None
+        error = entry[1] - now
+        self.metrics.estimate_error.labels(queue).observe(error)
+        return error
+
+    def forget(self, uniqueid: str) -> None:
+        self._predicted.pop(uniqueid, None)
+
+
+class WaitingEvents:
+    """Subscribes the feature to AMI; `callers` maps an announced uniqueid to its queue."""
+
+    def __init__(self, line: WaitingLine, staffing: StaffingTracker, ledger: EstimateLedger,
+                 clock: Any, queues: list[str]):
+        self.line = line
+        self.staffing = staffing
+        self.ledger = ledger
+        self.clock = clock
+        self.queues = set(queues)
+        self.callers: OrderedDict[str, str] = OrderedDict()
+
+    def attach(self, ami: Any) -> None:
+        for name in (*MEMBER_EVENTS, "QueueMemberRemoved"):
+            ami.subscribe(name, self.staffing.member_event)
+        ami.subscribe("AgentConnect", self.agent_connect)
+        ami.subscribe("AgentComplete", self.agent_complete)
+        ami.subscribe("Hangup", self.hangup)
+
+    def remember(self, uniqueid: str, queue: str) -> None:
+        self.callers[uniqueid] = queue
+        self.callers.move_to_end(uniqueid)
+        while len(self.callers) > 20000:
+            self.callers.popitem(last=False)
+
+    def resync(self, ami: Any) -> Deferred:
+        """After each AMI login: staffing from QueueStatus (the events missed meanwhile)."""
+        d = ami.send_list_action("QueueStatus")
+        d.addCallback(self.staffing.replace)
+        d.addErrback(lambda f: log.warn("QueueStatus resync failed: {e}", e=f.getErrorMessage()))
+        return d
+
+    # --- handlers -------------------------------------------------------------------------
+    def agent_connect(self, message: Any) -> None:
+        uniqueid, queue = message.get("Uniqueid"), message.get("Queue")
+        if not uniqueid or queue not in self.queues:
+            return
+        self.ledger.answered(uniqueid, queue, self.clock.seconds())
+        self.callers.pop(uniqueid, None)
+        self._leave(queue, uniqueid)
+
+    def agent_complete(self, message: Any) -> None:
+        queue = message.get("Queue")
+        try:
+            talk = float(message.get("TalkTime", ""))
+        except ValueError:
+            log.warn("AgentComplete without a usable TalkTime ignored")
+            return
+        if queue in self.queues and talk > 0:
+            _logged(self.line.record_talk_time(queue, talk), "talk time not recorded")
+
+    def hangup(self, message: Any) -> None:
+        uniqueid = message.get("Uniqueid") or ""
+        queue = self.callers.pop(uniqueid, None)
+        if queue is not None:
+            self.ledger.forget(uniqueid)
+            self._leave(queue, uniqueid)
+
+    def _leave(self, queue: str, uniqueid: str) -> None:
+        try:
+            d = self.line.leave(queue, uniqueid)
+        except ValueError:   # keys.BadKeyPart: not a uniqueid we could have stored
+            return
+        _logged(d, "line not updated")
+
+
+def _logged(d: Deferred, what: str) -> None:
+    def failed(failure):
+        # The sweep repairs the line later; a Redis failure here costs no caller anything.
+        failure.trap(StoreUnavailable)
+        log.warn("{what}: {e}", what=what, e=failure.getErrorMessage())
+    d.addErrback(failed)
