@@ -145,3 +145,40 @@ def agent_no_answer(number: str) -> str:
 def agent_pause_override(number: str) -> str:
     """String with TTL: a supervisor allowed this agent's next pause despite the staffing guard."""
     return f"{PREFIX}agent:pauseok:{number_part(number)}"
+
+
+# --- complaints (issue 5, ccengine/complaints/) ----------------------------------------------
+# Ticket ids are decimal numbers from COMPLAINT_SEQ (read to callers digit by digit).
+def complaint(ticket_id: str) -> str:
+    """Hash: one ComplaintTicket (see complaints/tickets.py for the fields)."""
+    return f"{PREFIX}complaint:{id_part(ticket_id)}"
+
+
+def complaint_history(ticket_id: str) -> str:
+    """List: the ticket's history, one JSON object per change, oldest first."""
+    return f"{PREFIX}complaint:history:{id_part(ticket_id)}"
+
+
+def complaints_by_number(number: str) -> str:
+    """Sorted set: ticket ids of a caller number, score = opened (repeat complainants)."""
+    return f"{PREFIX}complaints:number:{number_part(number)}"
+
+
+def complaint_moved(uniqueid: str) -> str:
+    """String with TTL: this waiting caller was already moved to the supervisor queue."""
+    return f"{PREFIX}complaints:moved:{id_part(uniqueid)}"
+
+
+COMPLAINT_SEQ = f"{PREFIX}complaints:seq"            # counter for ticket ids
+COMPLAINTS_ALL = f"{PREFIX}complaints:all"           # sorted set: every ticket id by opened
+COMPLAINTS_OPEN = f"{PREFIX}complaints:open"         # sorted set: open/escalated ids by deadline
+COMPLAINTS_DUE = f"{PREFIX}complaints:due"           # sorted set: ids the sweeper still escalates, by deadline
+COMPLAINTS_OUTBOX = f"{PREFIX}complaints:outbox"     # list: JSON notifications not yet sent to AMI
+COMPLAINTS_TRANSFERS = f"{PREFIX}complaints:transfers"  # hash: caller channel -> JSON warm escalation in progress
+# Follow-up calls for the outbound dialler (issue 6); format in docs/complaints.md.
+OUTBOUND_FOLLOWUPS = f"{PREFIX}outbound:followups"   # sorted set: job ids by not-before time
+
+
+def outbound_followup(job_id: str) -> str:
+    """Hash: one follow-up call job (docs/complaints.md, "Follow-up jobs")."""
+    return f"{PREFIX}outbound:followup:{id_part(job_id)}"

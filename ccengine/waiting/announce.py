@@ -7,7 +7,11 @@ with QUEUESTATUS=TIMEOUT (every CC_ANNOUNCE_EVERY seconds). It sets, CC_ROUTE_OK
 - CC_ANNOUNCE_EVERY: the queue's announce_frequency;
 - CC_ANNOUNCE_ACTION: `stay` (back into the queue) or `callback` (request stored: the dialplan
   hangs up after this route, the caller has heard the confirmation).
-The queue comes from the first AGI argument, else CC_QUEUE; the language from CC_LANGUAGE.
+AGI arguments (dialplans/extensions_ccengine.conf, [ccengine-wait]): the queue (else CC_QUEUE)
+and the phase: `join` (before the first Queue()), `periodic` (Queue() timed out), `key` (the
+caller pressed 2 in the queue: straight to the callback dialog). CC_QUEUE_POSITION is never
+set: a Queue() position argument would override priorities (app_queue.c join_queue() inserts
+at the position even ahead of higher-priority callers), while the priority alone keeps order.
 """
 from __future__ import annotations
 
@@ -74,7 +78,12 @@ class QueueAnnounceRoute:
         estimate = estimator.estimate_wait(place.position, p.staffing.available(queue),
                                            place.talk_times)
         p.ledger.announced(uniqueid, queue, now, estimate)
-        choice = await self._announce(channel, lang, place, estimate)
+        if self._phase(channel) == "key" and p.config.offer_callback:
+            # The caller pressed 2 while queued (exit context ccengine-qexit, capture ami7):
+            # they asked for the callback already; no announcement first.
+            choice = "2"
+        else:
+            choice = await self._announce(channel, lang, place, estimate)
         action = "stay"
         if choice == "2" and p.config.offer_callback:
             action = await self._callback(channel, lang, place, estimate)
@@ -91,6 +100,12 @@ class QueueAnnounceRoute:
         args = channel.env.args
         queue = args[0] if args and args[0] else await channel.get_variable("CC_QUEUE")
         return queue if queue in self.p.queues else None
+
+    @staticmethod
+    def _phase(channel: AgiChannel) -> str:
+        """The dialplan's second argument: join, periodic or key."""
+        args = channel.env.args
+        return args[1] if len(args) > 1 else ""
 
     async def _announce(self, channel: AgiChannel, lang: str, place: LinePlace,
                         estimate: float | None) -> str:

@@ -189,8 +189,10 @@ def prometheus(tmp_path_factory):
         server.wait_for("the first scrape",
                         lambda: server.values('ccengine_queue_offered_total{queue="complaint"}'))
         engine.replay("a_answered", "b_abandoned")
-        server.wait_for("the replayed calls in the recording rules", lambda: not math.isnan(
-            server.values("queue:ccengine_queue_service_level:ratio_5m").get(QUEUE, math.nan)))
+        for window in ("5m", "1h", "1d"):  # each rule group is evaluated on its own schedule
+            rule = f"queue:ccengine_queue_service_level:ratio_{window}"
+            server.wait_for(f"the replayed calls in {rule}", lambda: not math.isnan(
+                server.values(rule).get(QUEUE, math.nan)))
         yield server
     finally:
         server.close()
