@@ -285,11 +285,28 @@ class ComplaintsConfig:
     repeat_days: int = 30
     repeat_priority: int = 5
     supervisor_answer_timeout: int = 30
+    complaint_queue: str = "complaint"          # where complainants wait (moved after wait_limit_seconds)
+    wait_check_interval: float = 15.0           # seconds between two looks at the complaint queue
+    supervisor_context: str = "ccengine-supervisor"   # Atxfer target (dialplans/extensions_ccengine.conf)
+    supervisor_exten: str = "5000"
+    atxfer_delay: float = 1.0                   # seconds after the escalate AGI ends before Atxfer
+    followup_after_hours: float = 24.0          # follow-up call not before this long after resolving
 
     def problems(self) -> list[str]:
-        out = _positive(self, "sweep_interval", "wait_limit_seconds", "repeat_days")
+        out = _positive(self, "sweep_interval", "wait_limit_seconds", "repeat_days",
+                        "wait_check_interval", "atxfer_delay")
         missing = {"agent", "supervisor", "manager"} - set(self.deadline_hours)
         out += [f"deadline_hours: level '{m}' missing" for m in sorted(missing)]
+        out += [f"deadline_hours.{k}: must be greater than 0"
+                for k, v in self.deadline_hours.items() if v <= 0]
+        if not QUEUE_NAME_RE.match(self.complaint_queue):
+            out.append("complaint_queue: lower-case letters, digits and _ only")
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", self.supervisor_context):
+            out.append("supervisor_context: letters, digits, _ and - only")
+        if not re.fullmatch(r"[0-9A-Za-z*#]{1,20}", self.supervisor_exten):
+            out.append("supervisor_exten: digits, letters, * and # only")
+        if self.followup_after_hours < 0 or self.repeat_priority < 0:
+            out.append("followup_after_hours and repeat_priority must not be negative")
         return out
 
 

@@ -1,6 +1,7 @@
 """Test rig for the agents feature: a real AmiClient whose Asterisk side answers queue member
-actions with the RECORDED responses of transcripts/c_member_actions.ami.txt (ActionID retagged)
-and QueueStatus with recorded QueueMember items (transcripts2/ami9_pause_rna_incall) whose
+actions with the RECORDED responses of transcripts/c_member_actions.ami.txt (ActionID retagged),
+followed by that capture's QueueMemberAdded / QueueMemberPause / QueueMemberRemoved events with
+the member's fields substituted, and QueueStatus with recorded QueueMember items (transcripts2/ami9_pause_rna_incall) whose
 queue/member fields are substituted from a member table that QueueAdd/QueueRemove/QueuePause
 keep up to date, so a second resync sees what the first one did. Plus a keypad for AGI
 digit entry (reply formats of agi1_dtmf) and the wiring of the feature on a task.Clock.
@@ -27,6 +28,8 @@ _RESPONSES = {m["Message"]: m for m in ami_replay.received_messages("c_member_ac
 _STATUS = [m for m in ami_replay.received_messages("ami9_pause_rna_incall", "c1")
            if m.action_id == "c1-3"]          # response, QueueParams, 3 x QueueMember, Complete
 _MEMBER_TEMPLATE = _STATUS[4]                 # Agent 1003, paused, reason lunch
+_EVENTS = {m.event: m for m in reversed(ami_replay.events("c_member_actions", "QueueMemberAdded",
+                                                          "QueueMemberPause", "QueueMemberRemoved"))}
 
 
 def normalise(data: bytes) -> bytes:
@@ -72,24 +75,36 @@ class FakeQueues:
         if name == "QueueAdd":
             paused = a.get("Paused") == "true"
             self.members[key] = {"Name": a["MemberName"], "Paused": "1" if paused else "0",
-                                 "PausedReason": a.get("Reason", "") if paused else ""}
-            return [_RESPONSES["Added interface to queue"]]
+                                 "PausedReason": a.get("Reason", "") if paused else "",
+                                 "Penalty": a.get("Penalty", "0")}
+            return [_RESPONSES["Added interface to queue"], self._event("QueueMemberAdded", key)]
         if name == "QueueRemove":
-            if self.members.pop(key, None) is None:
+            if key not in self.members:
                 return [_RESPONSES["Unable to remove interface: Not there"]]
-            return [_RESPONSES["Removed interface from queue"]]
+            removed = self._event("QueueMemberRemoved", key)
+            del self.members[key]
+            return [_RESPONSES["Removed interface from queue"], removed]
         if name == "QueuePause":
             paused = a.get("Paused") == "true"
-            for (queue, interface), m in self.members.items():
+            events = []
+            for (queue, interface), m in sorted(self.members.items()):
                 if interface == a["Interface"] and a.get("Queue") in (None, queue):
                     m["Paused"], m["PausedReason"] = ("1", a.get("Reason", "")) if paused else ("0", "")
+                    events.append(self._event("QueueMemberPause", (queue, interface)))
             return [_RESPONSES["Interface paused successfully" if paused
-                               else "Interface unpaused successfully"]]
+                               else "Interface unpaused successfully"], *events]
         items = [substitute(_MEMBER_TEMPLATE, Queue=q, Location=i, StateInterface=i,
-                            Membership="dynamic", Status="1", **m)
+                            Membership="dynamic", Status="1", Name=m["Name"], Paused=m["Paused"],
+                            PausedReason=m["PausedReason"], Penalty=m["Penalty"])
                  for (q, i), m in sorted(self.members.items())]
         complete = substitute(_STATUS[-1], ListItems=str(len(items)))
         return [_STATUS[0], *items, complete]
+
+    def _event(self, name: str, key: tuple[str, str]) -> Message:
+        m = self.members[key]
+        return substitute(_EVENTS[name], Queue=key[0], Interface=key[1], StateInterface=key[1],
+                          MemberName=m["Name"], Paused=m["Paused"],
+                          PausedReason=m["PausedReason"], Penalty=m["Penalty"])
 
     def written(self) -> list[bytes]:
         return [normalise(a) for a in self.actions]
@@ -156,6 +171,7 @@ class AgentsLab:
         asterisk.dial(script, channel=channel or f"PJSIP/{phone}-0000000a",
                       args=args or (phone,), language="en")
         await asterisk.finished
+        await self.ctx.shared["agent_events"].drained()
         return asterisk, keypad
 
     def sample(self, name: str, **labels: str) -> float | None:

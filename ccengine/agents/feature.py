@@ -8,7 +8,7 @@ from ccengine.agents.login import FeatureCodes
 from ccengine.agents.metrics import AgentMetrics
 from ccengine.agents.resync import Resync
 from ccengine.agents.staffing import StaffingGuard
-from ccengine.agents.state import AgentStateStore, StateTracker
+from ccengine.agents.state import AgentStateStore, Serial, StateTracker
 from ccengine.feature import EngineContext, Feature
 
 
@@ -31,9 +31,11 @@ def build(ctx: EngineContext) -> Feature:
     ctx.shared["agent_states"] = store
     feature = Feature(routes={**codes.routes(), **connect.routes()})
     if ctx.ami is not None:
+        serial = Serial()   # events and resyncs, one at a time
         tracker = StateTracker(directory, store, actions, settings, ctx.clock, metrics)
-        tracker.subscribe(ctx.ami)
+        tracker.subscribe(ctx.ami, serial)
         resync = Resync(ctx.ami, directory, store, actions, settings, ctx.clock, metrics)
-        resync.subscribe(ctx.ami)
-        feature.on_ami_connected.append(resync.on_connected)
+        resync.subscribe(ctx.ami, serial)
+        feature.on_ami_connected.append(lambda: serial.run(resync.on_connected))
+        ctx.shared["agent_events"] = serial
     return feature

@@ -107,9 +107,9 @@ class Resync:
         self._phone = interface_pattern(settings.interface_template)
         self._lock = DeferredLock()
 
-    def subscribe(self, ami: Any) -> None:
-        ami.subscribe("FullyBooted", self.on_fully_booted)
-        ami.subscribe("Shutdown", self.on_shutdown)
+    def subscribe(self, ami: Any, serial: Any) -> None:
+        ami.subscribe("FullyBooted", lambda msg: serial.run(self.on_fully_booted, msg))
+        ami.subscribe("Shutdown", lambda msg: serial.run(self.on_shutdown, msg))
 
     # --- triggers ---------------------------------------------------------------------------
     async def on_connected(self) -> None:

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Mapping
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredLock
 
 from ccengine.store import keys
 from ccengine.store.base import RedisConnection
@@ -90,6 +90,24 @@ def _number(text: str | None) -> float:
         return 0.0
 
 
+class Serial:
+    """Runs the agents' event handlers and resyncs one at a time, in arrival order: each awaits
+    Redis, and two handlers of the same member interleaving would store an older state last."""
+
+    def __init__(self) -> None:
+        self._lock = DeferredLock()
+
+    def run(self, func: Any, *args: Any) -> Deferred:
+        return self._lock.run(lambda: Deferred.fromCoroutine(func(*args)))
+
+    def drained(self) -> Deferred:
+        """Fires once nothing is queued any more, including work queued by queued work."""
+        async def drain() -> None:
+            while self._lock.locked or self._lock.waiting:
+                await self._lock.run(lambda: None)
+        return Deferred.fromCoroutine(drain())
+
+
 def interface_pattern(template: str) -> re.Pattern:
     """`PJSIP/{phone}` -> a regex that gives the phone back from an Interface."""
     before, _, after = template.partition("{phone}")
@@ -151,9 +169,9 @@ class StateTracker:
         self.metrics = metrics
         self._phone = interface_pattern(settings.interface_template)
 
-    def subscribe(self, ami: Any) -> None:
+    def subscribe(self, ami: Any, serial: Serial) -> None:
         for name in self.MEMBER_EVENTS:
-            ami.subscribe(name, self.handle)
+            ami.subscribe(name, lambda msg: serial.run(self.handle, msg))
 
     async def handle(self, msg: Any) -> None:
         match = self._phone.match(msg.get("Interface") or "")
@@ -205,10 +223,3 @@ class StateTracker:
             await self.store.put(session.number, queue, MemberState("paused", reason, now))
         self.metrics.paused(reason)
 
-
-def paused_everywhere(states: Mapping[str, MemberState], queues: Any) -> MemberState | None:
-    """The pause shared by all of `queues`, if every one is paused."""
-    found = [states.get(q) for q in queues]
-    if found and all(ms is not None and ms.state == "paused" for ms in found):
-        return replace(found[0])
-    return None

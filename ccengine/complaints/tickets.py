@@ -65,6 +65,7 @@ class ComplaintTicket:
     queue: str = ""
     category: str = ""
     call_id: str = ""
+    language: str = ""
     agent: str = ""             # agent who opened it (agent number, or phone:<endpoint>)
     owner: str = ""             # who must act now ('' = the level's pool)
     state: str = "open"

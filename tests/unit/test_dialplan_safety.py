@@ -31,7 +31,7 @@ DEPLOY = ROOT / "deploy"
 
 SANITIZERS = {"FILTER", "LEN", "DIALPLAN_EXISTS"}
 # Set by Asterisk itself from configuration or fixed vocabularies, never by a caller.
-TRUSTED_ASTERISK_VARS = {"QUEUESTATUS", "AGISTATUS", "DIALSTATUS", "MEMBERINTERFACE"}
+TRUSTED_ASTERISK_VARS = {"QUEUESTATUS", "AGISTATUS", "DIALSTATUS", "MEMBERINTERFACE", "EPOCH"}
 EXEMPT_APPS = {"noop", "verbose", "log", "set", "mset"}
 
 
@@ -112,14 +112,17 @@ def _expressions(text: str) -> list[str]:
 
 
 def _set_assignments(data: str) -> list[tuple[str, str]]:
-    """(name, value) of every Set(NAME=value) in data, also inside ExecIf()."""
+    """(name, value) of every Set(NAME=value) in data, also inside ExecIf().
+
+    Leading underscores only mark inheritance (Set(__X=...) sets X), so they are dropped.
+    """
     pairs = []
     for m in re.finditer(r"(?:^|[?:(])Set\(([A-Za-z0-9_]+)=", data):
         depth, j = 1, m.end()
         while j < len(data) and depth:
             depth += {"(": 1, ")": -1}.get(data[j], 0)
             j += 1
-        pairs.append((m.group(1), data[m.end():j - 1]))
+        pairs.append((m.group(1).lstrip("_"), data[m.end():j - 1]))
     return pairs
 
 
@@ -352,6 +355,7 @@ BAD_SNIPPETS = {
     "exten substring": "exten => _X.,1,Dial(PJSIP/${EXTEN:1}@trunk)",
     "caller id in dial": "exten => s,1,Dial(PJSIP/${CALLERID(num)})",
     "laundered through Set": "exten => s,1,Set(Q=${CC_QUEUE})\n same => n,Queue(${Q})",
+    "laundered through inheritance": "exten => s,1,Set(__Q=${CC_QUEUE})\n same => n,Queue(${Q})",
     "laundered through ExecIf": 'exten => s,1,ExecIf($[1]?Set(Q=${CALLERID(num)}))\n same => n,Goto(x,${Q},1)',
     "raw engine value in condition": 'exten => s,1,GotoIf($["${CC_ACTION}" = "hangup"]?h)',
     "raw dtmf in AGI args": "exten => _*73X,1,AGI(agi://h/agent-pause,${EXTEN:3})",

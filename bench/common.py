@@ -1,0 +1,128 @@
+"""Shared helpers of the benchmarks: CPU pinning, per-process CPU from /proc, percentiles,
+the FastAGI environment block of a real call, server child processes.
+
+Nothing here is imported by the engine; the benchmarks run as scripts (`bench/` is on
+sys.path when `python bench/agi.py` runs).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+PYTHON = sys.executable
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+# Key order and values of tests/fixtures/agi/agi1_suite.from_asterisk.bin (Asterisk 22.10.1,
+# call 5001 in context hotline, ../shared/asterisk/transcripts2): the block a real call sends.
+_ENV_KEYS = (
+    ("agi_network", b"yes"), ("agi_network_script", None), ("agi_request", None),
+    ("agi_channel", b"PJSIP/caller-00000000"), ("agi_language", b"en"), ("agi_type", b"PJSIP"),
+    ("agi_uniqueid", None), ("agi_version", b"22.10.1"), ("agi_callerid", None),
+    ("agi_calleridname", None), ("agi_callingpres", b"0"), ("agi_callingani2", b"0"),
+    ("agi_callington", b"0"), ("agi_callingtns", b"0"), ("agi_dnid", b"5001"),
+    ("agi_rdnis", b"unknown"), ("agi_context", b"hotline"), ("agi_extension", b"5001"),
+    ("agi_priority", b"2"), ("agi_enhanced", b"0.0"), ("agi_accountcode", b""),
+    ("agi_threadid", b"140424173049536"),
+)
+
+
+def environment_block(script: str, uniqueid: str, callerid: str,
+                      calleridname: str = "CC Caller", channel_no: int = 0) -> bytes:
+    """The agi_* block Asterisk sends first (`\\n` line ends, blank line last, agi1_suite)."""
+    values = {
+        "agi_network_script": script.encode(),
+        "agi_request": b"agi://127.0.0.1:4573/" + script.encode(),
+        "agi_uniqueid": uniqueid.encode(),
+        "agi_callerid": callerid.encode(),
+        "agi_calleridname": calleridname.encode(),
+        "agi_channel": b"PJSIP/caller-%08x" % channel_no,
+    }
+    lines = [key.encode() + b": " + values.get(key, default) for key, default in _ENV_KEYS]
+    return b"\n".join(lines) + b"\n\n"
+
+
+def pin(cpu: int | None) -> None:
+    """Pin this process to one core (when the machine has it)."""
+    if cpu is not None and cpu < os.cpu_count():
+        os.sched_setaffinity(0, {cpu})
+
+
+def pin_pid(pid: int, cpu: int | None) -> None:
+    if cpu is not None and cpu < os.cpu_count():
+        os.sched_setaffinity(pid, {cpu})
+
+
+def process_cpu(pid: int) -> float:
+    """User+system CPU seconds of a process (and its threads) from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores ({model}), Python {platform.python_version()}"
+
+
+class ServerProcess:
+    """A benchmark server child (bench/servers.py): started, pinned, asked for its stats."""
+
+    def __init__(self, kind: str, cpu: int | None, *args: str) -> None:
+        self.kind = kind
+        cmd = [PYTHON, str(BENCH / "servers.py"), kind, "--cpu", str(cpu if cpu is not None else -1),
+               *args]
+        self.process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        cwd=ROOT, text=True, bufsize=1)
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"server {kind} did not start (exit {self.process.wait()})")
+        ready = json.loads(line)
+        self.port: int = ready["port"]
+        self.pid: int = self.process.pid
+
+    def ask(self, command: str) -> dict:
+        """One control request on the child's stdin, one JSON line back."""
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        return json.loads(self.process.stdout.readline())
+
+    def cpu(self) -> float:
+        return process_cpu(self.pid)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+def wait_idle(seconds: float) -> None:
+    time.sleep(seconds)

@@ -1,0 +1,248 @@
+"""The FastAGI servers the benchmark compares, each run as its own pinned process.
+
+    python bench/servers.py hotline --cpu 0 --redis-url redis://... --state-dir DIR
+    python bench/servers.py bare --cpu 0 --sequence commands.json
+    python bench/servers.py statemachine --cpu 0 --sequence commands.json
+    python bench/servers.py panoramisk --cpu 0 --sequence commands.json
+
+- hotline: the engine as `ccengine run` wires it (app.build_service: every feature, real Redis,
+  real metrics, HTTP on a free port), AMI disabled, queues open around the clock.
+- bare: Twisted (asyncio reactor, like the engine), LineReceiver and an `async def` script that
+  sends the recorded command sequence of one hotline call, no logic: the baseline.
+- statemachine: the same sequence from a bare Protocol state machine (a lower bound on cost).
+- panoramisk: panoramisk's FastAGI Application running the same sequence.
+
+Prints one JSON line `{"port": N}` when listening. Control on stdin, one JSON line back per
+request: `stats` (delayed calls, asyncio tasks, sessions). EOF on stdin stops the server.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import pin  # noqa: E402
+
+SCRIPT = "hotline"
+
+
+def _reply(payload: dict) -> None:
+    sys.stdout.write(json.dumps(payload) + "\n")
+    sys.stdout.flush()
+
+
+def _control(loop: asyncio.AbstractEventLoop, stats, stop) -> None:
+    """Serve `stats` requests from stdin; stop on EOF."""
+    fd = sys.stdin.fileno()
+    os.set_blocking(fd, False)
+    pending = b""
+
+    def readable() -> None:
+        nonlocal pending
+        data = os.read(fd, 4096)
+        if not data:
+            loop.remove_reader(fd)
+            stop()
+            return
+        pending += data
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if line.strip() == b"stats":
+                gc.collect()
+                _reply(stats())
+            elif line.strip():
+                _reply({"error": f"unknown request {line[:40]!r}"})
+
+    loop.add_reader(fd, readable)
+
+
+def _sequence(path: str) -> list[bytes]:
+    return [line.encode() + b"\n" for line in json.loads(Path(path).read_text())]
+
+
+# --- hotline: the engine ---------------------------------------------------------------------
+
+def run_hotline(args) -> None:
+    from twisted.internet import asyncioreactor
+    asyncioreactor.install()
+    from twisted.internet import reactor
+    from twisted.logger import globalLogBeginner, textFileLogObserver
+
+    from ccengine.agi.server import FastAGIFactory
+    from ccengine.app import build_service
+    from ccengine.config import parse_config
+    from ccengine.store.embedded import free_port
+
+    state = Path(args.state_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    log_file = open(state / "engine.log", "a", encoding="utf-8")
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(log_file)],
+                                     redirectStandardIO=False)
+    port = free_port()
+    all_day = {"open": "00:00", "close": "23:59:59.999999"}
+    config = parse_config({
+        "engine": {"state_dir": str(state)},
+        "fastagi": {"port": port},
+        "http": {"port": free_port()},
+        "ami": {"enabled": False},
+        "redis": {"url": args.redis_url},
+        "queues": {name: dict(all_day) for name in ("inbound", "complaint", "outbound",
+                                                    "supervisor")},
+    }, "<bench>")
+    top, ctx = build_service(config, reactor, args.redis_url)
+    factory = next(s.args[1] for s in top if isinstance(getattr(s, "args", (None, None))[1],
+                                                          FastAGIFactory))
+
+    def stats() -> dict:
+        return {"delayed_calls": len(reactor.getDelayedCalls()),
+                "tasks": len(asyncio.all_tasks(loop)),
+                "sessions": factory.active_sessions}
+
+    loop = asyncio.get_event_loop()
+    top.startService()
+    _control(loop, stats, reactor.stop)
+    reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
+    reactor.callWhenRunning(_reply, {"port": port})
+    reactor.run()
+
+
+# --- bare Twisted baselines -------------------------------------------------------------------
+
+def run_twisted_baseline(args, state_machine: bool) -> None:
+    from twisted.internet import asyncioreactor
+    asyncioreactor.install()
+    from twisted.internet import reactor
+    from twisted.internet.defer import Deferred
+    from twisted.internet.protocol import Factory, Protocol
+    from twisted.protocols.basic import LineReceiver
+
+    commands = _sequence(args.sequence)
+    sessions = {"active": 0}
+
+    class ScriptedAgi(LineReceiver):
+        """LineReceiver + an async def script awaiting one Deferred per command."""
+        delimiter = b"\n"
+
+        def connectionMade(self) -> None:
+            self.env = []
+            self.waiting: Deferred | None = None
+
+        def lineReceived(self, line: bytes) -> None:
+            if self.env is not None:
+                if line:
+                    self.env.append(line)
+                    return
+                self.env = None
+                sessions["active"] += 1
+                Deferred.fromCoroutine(self.script()).addBoth(self.done)
+                return
+            waiting, self.waiting = self.waiting, None
+            if waiting is not None:
+                waiting.callback(line)
+
+        def send(self, command: bytes) -> Deferred:
+            self.waiting = Deferred()
+            self.transport.write(command)
+            return self.waiting
+
+        async def script(self) -> None:
+            for command in commands:
+                reply = await self.send(command)
+                if not reply.startswith(b"200"):
+                    raise RuntimeError(reply)
+
+        def done(self, result) -> None:
+            sessions["active"] -= 1
+            self.transport.loseConnection()
+
+        def connectionLost(self, reason) -> None:
+            waiting, self.waiting = self.waiting, None
+            if waiting is not None:
+                waiting.errback(reason)
+
+    class StateMachineAgi(Protocol):
+        """Environment, then the next command on each reply line; no coroutine, no Deferred."""
+
+        def connectionMade(self) -> None:
+            self.buffer = b""
+            self.step = -1
+
+        def dataReceived(self, data: bytes) -> None:
+            self.buffer += data
+            if self.step < 0:
+                end = self.buffer.find(b"\n\n")
+                if end < 0:
+                    return
+                self.buffer = self.buffer[end + 2:]
+                self.step = 0
+                self.transport.write(commands[0])
+                return
+            *lines, self.buffer = self.buffer.split(b"\n")
+            for _ in lines:
+                self.step += 1
+                if self.step == len(commands):
+                    self.transport.loseConnection()
+                    return
+                self.transport.write(commands[self.step])
+
+    factory = Factory.forProtocol(StateMachineAgi if state_machine else ScriptedAgi)
+    factory.noisy = False
+    listening = reactor.listenTCP(0, factory, interface="127.0.0.1", backlog=1024)
+    loop = asyncio.get_event_loop()
+    _control(loop, lambda: {"delayed_calls": len(reactor.getDelayedCalls()),
+                            "tasks": len(asyncio.all_tasks(loop)),
+                            "sessions": sessions["active"]}, reactor.stop)
+    reactor.callWhenRunning(_reply, {"port": listening.getHost().port})
+    reactor.run()
+
+
+# --- panoramisk -------------------------------------------------------------------------------
+
+def run_panoramisk(args) -> None:
+    from panoramisk.fast_agi import Application
+
+    commands = [c[:-1].decode() for c in _sequence(args.sequence)]
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    app = Application(loop=loop)
+
+    async def script(request) -> None:
+        for command in commands:
+            reply = await request.send_command(command)
+            if "error" in reply:
+                raise RuntimeError(reply)
+
+    app.add_route(SCRIPT, script)
+    server = loop.run_until_complete(
+        asyncio.start_server(app.handler, "127.0.0.1", 0, backlog=1024))
+    _control(loop, lambda: {"delayed_calls": len(loop._scheduled),
+                            "tasks": len(asyncio.all_tasks(loop)), "sessions": None}, loop.stop)
+    _reply({"port": server.sockets[0].getsockname()[1]})
+    loop.run_forever()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("kind", choices=("hotline", "bare", "statemachine", "panoramisk"))
+    parser.add_argument("--cpu", type=int, default=-1, help="core to pin to (-1: none)")
+    parser.add_argument("--sequence", help="JSON list of command lines (baselines)")
+    parser.add_argument("--redis-url", help="hotline: Redis to use")
+    parser.add_argument("--state-dir", help="hotline: state directory (engine.log)")
+    args = parser.parse_args()
+    pin(args.cpu if args.cpu >= 0 else None)
+    if args.kind == "hotline":
+        run_hotline(args)
+    elif args.kind == "panoramisk":
+        run_panoramisk(args)
+    else:
+        run_twisted_baseline(args, state_machine=args.kind == "statemachine")
+
+
+if __name__ == "__main__":
+    main()

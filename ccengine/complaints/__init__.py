@@ -1,0 +1,1 @@
+"""Complaints (issue 5): tickets with deadlines, warm escalation, waiting complainants, follow-ups."""
