@@ -182,3 +182,46 @@ OUTBOUND_FOLLOWUPS = f"{PREFIX}outbound:followups"   # sorted set: job ids by no
 def outbound_followup(job_id: str) -> str:
     """Hash: one follow-up call job (docs/complaints.md, "Follow-up jobs")."""
     return f"{PREFIX}outbound:followup:{id_part(job_id)}"
+
+
+# --- outbound dialler (issue 6, ccengine/outbound/) ------------------------------------------
+# Job ids are `<kind prefix>-<digits or origin id>` (id_part); kinds are a fixed list
+# (outbound/jobs.py KINDS). The do-not-call list is DNC above, shared with the waiting feature.
+def outbound_job(job_id: str) -> str:
+    """Hash: one dialler job (see outbound/jobs.py for the fields)."""
+    return f"{PREFIX}outbound:job:{id_part(job_id)}"
+
+
+def outbound_attempts(job_id: str) -> str:
+    """List: the job's attempts, one JSON object each, oldest first."""
+    return f"{PREFIX}outbound:attempts:{id_part(job_id)}"
+
+
+def outbound_due(kind: str) -> str:
+    """Sorted set: waiting job ids of a kind, score = not before (epoch seconds)."""
+    return f"{PREFIX}outbound:due:{id_part(kind)}"
+
+
+def outbound_outside(kind: str) -> str:
+    """Sorted set: the waiting jobs of a kind that were due but outside the calling window,
+    score = next opening (a subset of outbound_due, for the jobs_outside_window gauge)."""
+    return f"{PREFIX}outbound:outside:{id_part(kind)}"
+
+
+def outbound_number_guard(number: str) -> str:
+    """String with TTL: a dial to this number started less than per_number_interval ago."""
+    return f"{PREFIX}outbound:number:{number_part(number)}"
+
+
+def outbound_agent_hold(agent: str) -> str:
+    """String with TTL: this agent is reserved for one outbound dial (value = job id)."""
+    return f"{PREFIX}outbound:hold:{number_part(agent)}"
+
+
+OUTBOUND_SEQ = f"{PREFIX}outbound:seq"                 # counter for campaign/survey job ids
+OUTBOUND_PROCESSING = f"{PREFIX}outbound:processing"   # sorted set: claimed ids, score = lease end
+OUTBOUND_INFLIGHT = f"{PREFIX}outbound:inflight"       # hash: ChannelId -> job id (Originate sent)
+OUTBOUND_RATE = f"{PREFIX}outbound:rate"               # sorted set: dial starts (member = ChannelId)
+OUTBOUND_PAUSED = f"{PREFIX}outbound:paused"           # set of paused kinds ('all' pauses every kind)
+OUTBOUND_DONE = f"{PREFIX}outbound:done"               # sorted set: finished ids by finish time, trimmed
+OUTBOUND_HOLDS = f"{PREFIX}outbound:holds"             # sorted set: held agent numbers, score = hold end

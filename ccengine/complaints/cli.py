@@ -1,0 +1,140 @@
+"""`ccengine complaints list|show|assign|resolve|close` (the lead lists this module in
+cli.FEATURE_COMMANDS). Runs outside the engine: a short asyncio loop with the same store and
+service code as the engine (so the same checks and the same atomic transitions), no reactor.
+
+Redis: `--redis-url`, else `redis.url` from the config, else redis://127.0.0.1:6379/0.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from twisted.internet.defer import Deferred
+
+from ccengine.complaints.followup import FollowUpScheduler
+from ccengine.complaints.metrics import ComplaintMetrics
+from ccengine.complaints.service import Complaints
+from ccengine.complaints.store import TicketStore
+from ccengine.complaints.tickets import LEVELS, STATES, TicketError, TicketNotFound
+from ccengine.config import ConfigError, load_config
+from ccengine.store.base import RedisConnection, StoreUnavailable
+
+
+class _WallClock:
+    """The CLI is an entry point, not domain code: it may read the wall clock."""
+
+    @staticmethod
+    def seconds() -> float:
+        return time.time()
+
+
+def register(subparsers: Any, config_arg: Any) -> None:
+    group = subparsers.add_parser("complaints", help="complaint tickets")
+    sub = group.add_subparsers(dest="complaints_command", required=True)
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        parser = sub.add_parser(name, help=help_text)
+        config_arg(parser)
+        parser.add_argument("--redis-url", default=None)
+        parser.add_argument("--json", action="store_true", help="print JSON")
+        parser.set_defaults(func=run)
+        return parser
+
+    lst = add("list", "list tickets, newest first")
+    lst.add_argument("--state", choices=(*STATES, "active"))
+    lst.add_argument("--limit", type=int, default=50)
+    add("show", "one ticket with its history").add_argument("ticket")
+    assign = add("assign", "give a ticket an owner")
+    assign.add_argument("ticket")
+    assign.add_argument("owner")
+    resolve = add("resolve", "record the outcome (schedules the follow-up call)")
+    resolve.add_argument("ticket")
+    resolve.add_argument("outcome")
+    close = add("close", "close a ticket")
+    close.add_argument("ticket")
+    close.add_argument("--note", default="")
+    for parser in (assign, resolve, close):
+        parser.add_argument("--by", default="cli")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print("\n".join(exc.problems), file=sys.stderr)
+        return 2
+    url = args.redis_url or config.redis.url or "redis://127.0.0.1:6379/0"
+    try:
+        return asyncio.run(_run(args, config, url))
+    except (TicketError, TicketNotFound) as exc:
+        print(f"ccengine complaints: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except StoreUnavailable as exc:
+        print(f"ccengine complaints: Redis unavailable: {exc}", file=sys.stderr)
+        return 3
+
+
+async def _run(args: argparse.Namespace, config: Any, url: str) -> int:
+    conn = RedisConnection(url, config.redis.timeout)
+    clock = _WallClock()
+    settings = config.complaints
+    store = TicketStore(conn, settings.deadline_hours)
+    complaints = Complaints(store, ComplaintMetrics(CollectorRegistry()), clock,
+                            settings.deadline_hours,
+                            FollowUpScheduler(conn, clock, settings.followup_after_hours))
+    loop = asyncio.get_running_loop()
+
+    async def wait(coro_or_deferred: Any) -> Any:
+        d = coro_or_deferred if isinstance(coro_or_deferred, Deferred) else \
+            Deferred.fromCoroutine(coro_or_deferred)
+        return await d.asFuture(loop)
+
+    try:
+        command = args.complaints_command
+        if command == "list":
+            found = await wait(store.list(args.state, args.limit))
+            _print_list(found, args.json)
+            return 0
+        if command == "show":
+            ticket = await wait(store.get(args.ticket))
+        elif command == "assign":
+            ticket = await wait(complaints.assign(args.ticket, args.owner, args.by))
+        elif command == "resolve":
+            ticket = await wait(complaints.resolve(args.ticket, args.outcome, args.by))
+        else:
+            ticket = await wait(complaints.close(args.ticket, args.by, args.note))
+        _print_ticket(ticket, args.json)
+        return 0
+    finally:
+        await conn.aclose()
+
+
+def _print_list(found: list, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([t.to_json() for t in found], ensure_ascii=False, indent=1))
+        return
+    print(f"{'id':>6}  {'state':9} {'level':10} {'owner':10} {'number':16} deadline")
+    for t in found:
+        print(f"{t.id:>6}  {t.state:9} {t.level:10} {t.owner or '-':10} {t.number or '-':16} "
+              f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(t.deadline))}")
+
+
+def _print_ticket(ticket: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(ticket.to_json(), ensure_ascii=False, indent=1))
+        return
+    print(f"ticket {ticket.id}: {ticket.state}, level {ticket.level} "
+          f"({LEVELS.index(ticket.level) + 1}/{len(LEVELS)}), owner {ticket.owner or '-'}")
+    print(f"  caller {ticket.number or '-'} {ticket.customer}; queue {ticket.queue or '-'}, "
+          f"category {ticket.category or '-'}; opened by {ticket.agent or '-'}")
+    if ticket.outcome:
+        print(f"  outcome: {ticket.outcome}")
+    for h in ticket.history:
+        at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(h.get("at", 0)))
+        rest = ", ".join(f"{k}={v}" for k, v in h.items() if k not in ("at", "event"))
+        print(f"  {at}  {h.get('event')}  {rest}")

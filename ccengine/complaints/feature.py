@@ -1,0 +1,58 @@
+"""Wiring of the complaints feature (app.py calls `build(ctx)`).
+
+Offers `ctx.shared["repeat_complaints"]` (RepeatComplainants) to the hotline and
+`ctx.shared["complaints"]` (the Complaints service) to later features. Uses, when present,
+`ctx.shared["call_records"]` (calls feature) and `ctx.shared["agent_directory"]` (agents
+feature; otherwise an AgentDirectory on the same Redis).
+"""
+from __future__ import annotations
+
+from twisted.internet.defer import Deferred
+
+from ccengine.complaints.api import ComplaintsResource
+from ccengine.complaints.escalation import TransferStore, WarmEscalation
+from ccengine.complaints.followup import FollowUpRoute, FollowUpScheduler
+from ccengine.complaints.metrics import ComplaintMetrics
+from ccengine.complaints.repeat import RepeatComplainants
+from ccengine.complaints.service import Complaints
+from ccengine.complaints.store import TicketStore
+from ccengine.complaints.sweeper import DeadlineSweeper
+from ccengine.complaints.waiting import WaitingComplainants
+from ccengine.feature import EngineContext, Feature
+
+
+def build(ctx: EngineContext) -> Feature:
+    settings = ctx.config.complaints
+    metrics = ComplaintMetrics(ctx.registry)
+    store = TicketStore(ctx.redis, settings.deadline_hours)
+    followups = FollowUpScheduler(ctx.redis, ctx.clock, settings.followup_after_hours)
+    complaints = Complaints(store, metrics, ctx.clock, settings.deadline_hours, followups)
+    repeat = RepeatComplainants(store, ctx.clock, settings.repeat_days, settings.repeat_priority,
+                                settings.complaint_queue, metrics)
+    directory = ctx.shared.get("agent_directory")
+    if directory is None:
+        from ccengine.agents.directory import AgentDirectory
+        directory = AgentDirectory(ctx.redis)
+    escalation = WarmEscalation(settings, complaints, TransferStore(ctx.redis), repeat, ctx.ami,
+                                ctx.clock, call_records=ctx.shared.get("call_records"),
+                                agent_directory=directory)
+    ctx.shared["repeat_complaints"] = repeat
+    ctx.shared["complaints"] = complaints
+
+    on_connected = []
+    if ctx.ami is not None:
+        ctx.ami.subscribe("AttendedTransfer", escalation.on_attended_transfer)
+        ctx.ami.subscribe("Hangup", escalation.on_hangup)
+        on_connected.append(lambda: Deferred.fromCoroutine(escalation.resync()))
+    services = [
+        DeadlineSweeper(complaints, ctx.ami, ctx.clock, settings.sweep_interval),
+        WaitingComplainants(ctx.redis, ctx.ami, ctx.clock, metrics, settings.complaint_queue,
+                            settings.supervisor_queue, settings.wait_limit_seconds,
+                            settings.wait_check_interval),
+    ]
+    return Feature(
+        routes={"escalate": escalation, "followup": FollowUpRoute(complaints, ctx.prompter)},
+        services=services,
+        api={"complaints": ComplaintsResource(complaints, ctx.api_token,
+                                              ctx.config.http.max_body_bytes)},
+        on_ami_connected=on_connected)

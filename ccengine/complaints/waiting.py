@@ -1,0 +1,132 @@
+"""Complainants waiting too long: moved from the complaint queue to the supervisor queue,
+keeping their priority, and counted.
+
+Mechanism, aligned with dialplans/extensions_ccengine.conf ([ccengine-wait], label
+`withdrawn`): every `wait_check_interval` seconds the engine asks `QueueStatus` for the
+complaint queue (QueueEntry carries Channel, Uniqueid, Wait and Priority; capture
+ami6_queue_priority_withdraw). For each caller waiting longer than `wait_limit_seconds` it
+sets `CC_PRIORITY` on the caller's channel to the caller's current queue priority (AMI Setvar)
+and sends `QueueWithdrawCaller(Queue=complaint, Caller=<channel>, WithdrawInfo=supervisor)`.
+Asterisk takes the caller out (~4 s later, QUEUESTATUS=WITHDRAW, QUEUE_WITHDRAW_INFO; ami6,
+AMI note 6), and the dialplan re-queues them in `supervisor` with QUEUE_PRIO=${CC_PRIORITY}.
+
+The wait counts from the caller's first join as recorded by the waiting feature
+(`cc:line:entry:{queue}:{uniqueid}` field `joined`), because the dialplan re-enters Queue()
+after every announcement and QueueEntry's Wait restarts each time; without that record
+QueueEntry's Wait is used. A Redis key per caller (`cc:complaints:moved:{uniqueid}`, SET NX)
+makes the move happen once, also across engine restarts.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from ccengine.ami.protocol import AmiError
+from ccengine.complaints.metrics import ComplaintMetrics
+from ccengine.complaints.escalation import CHANNEL_RE
+from ccengine.store import keys
+from ccengine.store.base import RedisConnection, StoreUnavailable
+
+log = Logger()
+_UNIQUEID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+MOVED_TTL = 3600
+
+
+class WaitingComplainants(Service):
+    name = "complaints-waiting"
+
+    def __init__(self, conn: RedisConnection, ami: Any, clock: Any, metrics: ComplaintMetrics,
+                 queue: str, target_queue: str, wait_limit: float, interval: float):
+        self.conn = conn
+        self.ami = ami
+        self.clock = clock
+        self.metrics = metrics
+        self.queue = queue
+        self.target_queue = target_queue
+        self.wait_limit = wait_limit
+        self.interval = interval
+        self._loop: LoopingCall | None = None
+
+    def startService(self) -> None:
+        super().startService()
+        self._loop = LoopingCall(self._tick)
+        self._loop.clock = self.clock
+        self._loop.start(self.interval, now=False)
+
+    def stopService(self) -> None:
+        super().stopService()
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+
+    def _tick(self) -> Deferred:
+        d = Deferred.fromCoroutine(self.check())
+        d.addErrback(lambda f: log.error("waiting complainants check failed: {f}",
+                                         f=f.getTraceback()))
+        return d
+
+    async def check(self) -> int:
+        """One look at the complaint queue; returns how many callers were moved."""
+        if self.ami is None or not self.ami.connected:
+            return 0
+        try:
+            messages = await self.ami.send_list_action("QueueStatus", Queue=self.queue)
+        except AmiError as exc:
+            log.warn("QueueStatus {queue} failed: {exc}", queue=self.queue, exc=exc)
+            return 0
+        now = self.clock.seconds()
+        moved = 0
+        for entry in messages:
+            if entry.event != "QueueEntry" or entry.get("Queue") != self.queue:
+                continue
+            try:
+                moved += await self._consider(entry, now)
+            except StoreUnavailable as exc:
+                log.warn("waiting complainants: Redis unavailable ({exc}); next check retries",
+                         exc=exc)
+                break
+        return moved
+
+    async def _consider(self, entry: Any, now: float) -> int:
+        channel = entry.get("Channel") or ""
+        uniqueid = entry.get("Uniqueid") or ""
+        wait, priority = _int(entry.get("Wait")), _int(entry.get("Priority"))
+        if not CHANNEL_RE.match(channel) or not _UNIQUEID_RE.match(uniqueid) or wait is None:
+            log.warn("QueueEntry with unusable fields skipped: {ch!r:.60}", ch=channel)
+            return 0
+        joined = await self.conn.call(
+            lambda r: r.hget(keys.line_entry(self.queue, uniqueid), "joined"))
+        waited = now - float(joined) if joined else float(wait)
+        if waited <= self.wait_limit:
+            return 0
+        first = await self.conn.call(lambda r: r.set(keys.complaint_moved(uniqueid), "1",
+                                                     nx=True, ex=MOVED_TTL))
+        if not first:
+            return 0        # already moved (the withdraw takes a few seconds to show)
+        try:
+            await self.ami.send_action("Setvar", Channel=channel, Variable="CC_PRIORITY",
+                                       Value=str(max(priority or 0, 0)))
+            await self.ami.send_action("QueueWithdrawCaller", Queue=self.queue, Caller=channel,
+                                       WithdrawInfo=self.target_queue)
+        except AmiError as exc:
+            # "No such caller" (ami6, 2nd withdraw): the caller left meanwhile.
+            self.metrics.moved.labels("failed").inc()
+            log.warn("could not move {ch} to {target}: {exc}", ch=channel,
+                     target=self.target_queue, exc=exc)
+            return 0
+        self.metrics.moved.labels("moved").inc()
+        log.info("complainant {ch} waited {w:.0f} s in {queue}: moved to {target} with "
+                 "priority {p}", ch=channel, w=waited, queue=self.queue, target=self.target_queue,
+                 p=priority)
+        return 1
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None

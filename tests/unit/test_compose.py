@@ -1,0 +1,149 @@
+"""docker-compose.yml checked without Docker: against the Compose specification JSON schema and
+against the deployment rules of issue 7 (health checks, restart policies, pinned images, named
+volumes, no secret in the file).
+
+tests/fixtures/compose-spec.json is schema/compose-spec.json of github.com/compose-spec/compose-spec
+(commit 00655e2222608fa6eaecdf12ac5195889ca2244a), the schema `docker compose config` validates with.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = ROOT / "tests" / "fixtures" / "compose-spec.json"
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+SERVICES = COMPOSE["services"]
+RESTART_POLICIES = {"always", "unless-stopped", "on-failure"}
+SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|API_KEY|PRIVATE_KEY", re.I)
+REQUIRED_VARIABLE = re.compile(r"^\$\{([A-Z][A-Z0-9_]*):\?[^}]+\}$")
+
+
+def volume_entries(service: dict) -> list[tuple[str | None, str]]:
+    """(source, target) of each volume of a service, short or long syntax."""
+    out = []
+    for entry in service.get("volumes", ()):
+        if isinstance(entry, dict):
+            out.append((entry.get("source"), entry["target"]))
+        else:
+            parts = entry.split(":")
+            out.append((parts[0], parts[1]) if len(parts) > 1 else (None, parts[0]))
+    return out
+
+
+def test_compose_file_is_valid_against_the_compose_spec_schema():
+    """docker-compose.yml validates against the Compose specification schema."""
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    jsonschema.Draft7Validator.check_schema(schema)
+    errors = list(jsonschema.Draft7Validator(schema).iter_errors(COMPOSE))
+    assert errors == [], [e.message for e in errors]
+
+
+def test_schema_rejects_a_broken_compose_file():
+    """The schema fixture really constrains: an unknown service key is rejected."""
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    broken = {"services": {"engine": {"image": "x:1", "restart_policy": "always"}}}
+    assert list(jsonschema.Draft7Validator(schema).iter_errors(broken))
+
+
+def test_the_five_services_are_defined():
+    """Asterisk, Redis, the engine, Prometheus and Grafana are all in the stack."""
+    assert set(SERVICES) == {"asterisk", "redis", "engine", "prometheus", "grafana"}
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_every_service_has_a_healthcheck_and_restart_policy(name):
+    """Each service has a real health check command and restarts after a crash."""
+    service = SERVICES[name]
+    test = service["healthcheck"]["test"]
+    assert isinstance(test, list) and test[0] in ("CMD", "CMD-SHELL") and len(test) > 1
+    assert service["restart"] in RESTART_POLICIES
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_images_are_pinned(name):
+    """Every image has an explicit version tag (no :latest, no untagged image)."""
+    image = SERVICES[name]["image"]
+    repository, _, tag = image.rpartition(":")
+    assert repository and "/" not in tag, f"{image} has no tag"
+    assert tag not in ("latest", "stable", "edge", "main", "master")
+    assert re.search(r"\d", tag), f"{image}: tag without a version number"
+
+
+def test_redis_keeps_an_append_only_file():
+    """Redis runs with AOF on and fsync every second."""
+    command = " ".join(SERVICES["redis"]["command"])
+    assert "--appendonly yes" in command and "--appendfsync everysec" in command
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_volumes_are_named_or_repository_files(name):
+    """A volume is a declared named volume or a bind of a path inside the repository."""
+    declared = set(COMPOSE.get("volumes", {}))
+    for source, target in volume_entries(SERVICES[name]):
+        assert source is not None, f"{name}: anonymous volume at {target}"
+        if source.startswith("./"):
+            assert ".." not in Path(source).parts
+        else:
+            assert source in declared, f"{name}: volume {source} is not declared"
+    assert declared, "no named volumes"
+
+
+def test_bind_mounted_ops_files_exist():
+    """The files this pack mounts (Prometheus, Grafana, engine config) exist in the repository."""
+    ours = ("./deploy/prometheus", "./deploy/grafana", "./deploy/ccengine")
+    sources = [s for svc in SERVICES.values() for s, _ in volume_entries(svc)
+               if s and s.startswith(ours)]
+    assert len(sources) >= 6
+    for source in sources:
+        assert (ROOT / source).exists(), source
+    assert (ROOT / "Dockerfile").exists()
+
+
+def test_no_secret_value_in_the_file():
+    """Secret-looking variables are only `${VAR:?...}` interpolations, and .env.example lists each."""
+    required = set()
+    for name, service in SERVICES.items():
+        environment = service.get("environment", {})
+        assert isinstance(environment, dict), f"{name}: use the mapping form"
+        for key, value in environment.items():
+            if SECRET_NAME.search(key):
+                match = REQUIRED_VARIABLE.match(str(value))
+                assert match, f"{name}.{key} must be ${{VAR:?message}}, not a literal"
+                required.add(match[1])
+    assert required >= {"CCENGINE_AMI_SECRET", "CCENGINE_API_TOKEN", "GRAFANA_ADMIN_PASSWORD"}
+    text = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    assert not re.search(r"(?i)(secret|password|token)\s*[:=]\s*['\"]?[A-Za-z0-9+/]{12,}", text)
+    example = dict(line.split("=", 1) for line in
+                   (ROOT / ".env.example").read_text(encoding="utf-8").splitlines()
+                   if line and not line.startswith("#"))
+    assert set(example) >= required
+    assert all(value.startswith("replace-with-") for value in example.values())
+
+
+def test_engine_image_runs_the_mounted_config():
+    """The engine is built here and started with the mounted TOML, which the config loader accepts."""
+    from ccengine.config import load_config
+
+    engine = SERVICES["engine"]
+    assert engine["build"] == "."
+    assert engine["command"][-2:] == ["--config", "/etc/ccengine/ccengine.toml"]
+    assert ("./deploy/ccengine/ccengine.toml", "/etc/ccengine/ccengine.toml") in volume_entries(engine)
+    config = load_config(ROOT / "deploy" / "ccengine" / "ccengine.toml")
+    assert (config.http.bind, config.http.port) == ("0.0.0.0", 9480)
+    assert config.ami.host == "asterisk" and config.redis.url.startswith("redis://redis:")
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    assert dockerfile.startswith("#") and "FROM python:3.11-slim" in dockerfile
+    assert '"ccengine", "run", "--config", "/etc/ccengine/ccengine.toml"' in dockerfile
+
+
+def test_prometheus_scrapes_the_engine_service():
+    """Prometheus' scrape target is the engine service on its HTTP port (engine:9480)."""
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert jobs["ccengine"]["static_configs"][0]["targets"] == ["engine:9480"]
