@@ -138,8 +138,7 @@ class QueueAnnounceRoute:
         # it changes nothing.
         await channel.set_variable("CC_ANNOUNCE_ACTION", "callback")
         if estimate is None:
-            await self.p.prompter.play(channel, _known(self.p.prompter, "callback_stored_no_estimate",
-                                                       "goodbye"), lang)
+            await self.p.prompter.play(channel, "callback_stored_no_estimate", lang)
         else:
             await self.p.prompter.play(channel, "callback_stored", lang,
                                        wait_minutes=estimator.spoken_minutes(estimate))
@@ -172,8 +171,7 @@ class ClosedHoursOffer:
             seq = await p.line.next_seq(queue)
         except StoreUnavailable as exc:
             log.warn("closed-hours callback not possible: {exc}", exc=exc)
-            await p.prompter.play(channel, _known(p.prompter, "callback_unavailable_closed",
-                                                  "callback_unavailable"), lang)
+            await p.prompter.play(channel, "callback_unavailable_closed", lang)
             return False
         now = p.clock.seconds()
         # Outside hours nobody waits: the request's place is the moment it is made.
@@ -181,15 +179,6 @@ class ClosedHoursOffer:
         result = await p.dialog.run(channel, lang, number, call_id, placement)
         if result.outcome != "stored":
             return False
-        name = _known(p.prompter, "callback_stored_when_open", "")
-        if name:
-            await p.prompter.play(channel, name, lang)
+        await p.prompter.play(channel, "callback_stored_when_open", lang)
         return True
 
-
-def _known(prompter: Any, name: str, fallback: str) -> str:
-    """`name` if the catalogue has it, else `fallback`: prompts proposed to the lead
-    (docs/waiting.md, "Prompts") are used as soon as they exist."""
-    catalogue = getattr(prompter, "catalogue", None)
-    prompts = getattr(catalogue, "prompts", {})
-    return name if name in prompts else fallback

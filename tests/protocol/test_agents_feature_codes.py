@@ -15,7 +15,7 @@ import redis
 import ami_replay
 from agents_lab import AgentsLab, normalise
 from ccengine.agents.directory import AgentDirectory, AgentRecord, hash_pin
-from ccengine.agents.state import AgentStateStore, MemberState
+from ccengine.agents.state import AgentStateStore
 
 MONDAY_10AM = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
 MONDAY_11PM = datetime(2026, 11, 23, 23, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()

@@ -9,7 +9,7 @@ import pytest_twisted
 import ami_replay
 from agents_lab import AgentsLab, normalise
 from ccengine.agents.directory import AgentDirectory, AgentRecord, AgentSession, hash_pin
-from ccengine.agents.state import AgentStateStore, MemberState
+from ccengine.agents.state import AgentStateStore
 
 
 async def lab_with_phones(redis_url, phones, queues):

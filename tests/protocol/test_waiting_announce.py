@@ -144,7 +144,7 @@ async def test_pressing_2_with_caller_id_confirmed_stores_the_callback(redis_url
     assert asterisk.variables["CC_ANNOUNCE_ACTION"] == "callback"
     assert asterisk.variables["CC_ROUTE_OK"] == "1"
     assert caller.played == ["position_only", "no_estimate", "keep_waiting_or_callback",
-                             "callback_confirm_number", "goodbye"]
+                             "callback_confirm_number", "callback_stored_no_estimate"]
     callback_id = r.get(f"cc:callback:open:{CALLER}")
     stored = r.hgetall(f"cc:callback:{callback_id}")
     assert (stored["number"], stored["queue"], stored["state"]) == (CALLER, "inbound", "pending")
