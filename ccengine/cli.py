@@ -15,6 +15,7 @@ from ccengine.config import ConfigError, load_config
 # module path -> a function register(subparsers) that adds that feature's commands
 FEATURE_COMMANDS = [
     "ccengine.prompts.cli",
+    "ccengine.agents.cli",
 ]
 
 

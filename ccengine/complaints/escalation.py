@@ -99,6 +99,7 @@ class WarmEscalation:
         self.call_records = call_records
         self.agent_directory = agent_directory
         self.pending: set[str] = set()      # caller channels with a transfer in progress
+        self.last_transfer: Deferred | None = None
 
     # --- AGI route ------------------------------------------------------------------------
     async def handle(self, channel: Any) -> None:
@@ -170,6 +171,7 @@ class WarmEscalation:
         d = Deferred.fromCoroutine(self.start_transfer(caller_channel))
         d.addErrback(lambda f: log.error("Atxfer for {ch} failed: {f}", ch=caller_channel,
                                          f=f.getTraceback()))
+        self.last_transfer = d
         return d
 
     async def start_transfer(self, caller_channel: str) -> bool:

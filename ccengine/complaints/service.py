@@ -60,8 +60,8 @@ class Complaints:
     def _count_escalation(self, old: ComplaintTicket, new: ComplaintTicket, reason: str) -> None:
         if new.chain_end and not old.chain_end:
             self.metrics.chain_end.inc()
-            log.warn("complaint ticket {id} is overdue at level {level}, the end of the "
-                     "escalation chain; it stays there", id=new.id, level=new.level)
+            log.warn("complaint ticket {id} is overdue at level {lvl}, the end of the "
+                     "escalation chain; it stays there", id=new.id, lvl=new.level)
         else:
             self.metrics.escalated(new.level, reason)
             log.info("complaint ticket {id} escalated {old} -> {new} ({reason}); deadline {dl}",

@@ -24,6 +24,11 @@ from ccengine.store import keys
 from ccengine.store.base import RedisConnection
 
 MAX_RETRIES = 20
+# Delete the lock only if it is still ours (it may have expired and been taken by another).
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 Transition = Callable[[ComplaintTicket], "t.Change"]
 
 
@@ -31,6 +36,7 @@ class TicketStore:
     def __init__(self, conn: RedisConnection, deadline_hours: Mapping[str, int]):
         self.conn = conn
         self.deadline_hours = dict(deadline_hours)
+        self._unlock = conn.client.register_script(_UNLOCK)
 
     # --- reading --------------------------------------------------------------------------
     def get(self, ticket_id: str, with_history: bool = True) -> Deferred:
@@ -156,3 +162,12 @@ class TicketStore:
 
     def outbox_done(self, raw: str) -> Deferred:
         return self.conn.call(lambda r: r.lrem(keys.COMPLAINTS_OUTBOX, 1, raw))
+
+    def lock_outbox(self, token: str, ttl: int) -> Deferred:
+        """True when this sender may send the outbox now (one sender at a time, so two engines
+        never send the same notification twice; a crashed sender's lock expires)."""
+        return self.conn.call(lambda r: r.set(keys.COMPLAINTS_OUTBOX_LOCK, token, nx=True, ex=ttl))
+
+    def unlock_outbox(self, token: str) -> Deferred:
+        return self.conn.call(lambda r: self._unlock(keys=[keys.COMPLAINTS_OUTBOX_LOCK],
+                                                     args=[token]))

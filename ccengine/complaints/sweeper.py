@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from typing import Any
 
 from twisted.application.service import Service
@@ -30,6 +31,7 @@ from ccengine.store.base import StoreUnavailable
 
 log = Logger()
 USER_EVENT = "CCTicketEscalated"
+LOCK_SECONDS = 60
 _EPOCH_RE = re.compile(r"^[0-9]{1,12}$")
 
 
@@ -69,6 +71,7 @@ class DeadlineSweeper(Service):
         self.interval = interval
         self.batch = batch
         self._loop: LoopingCall | None = None
+        self.last_run: Deferred | None = None
 
     def startService(self) -> None:
         super().startService()
@@ -85,6 +88,7 @@ class DeadlineSweeper(Service):
     def _tick(self) -> Deferred:
         d = Deferred.fromCoroutine(self.sweep())
         d.addErrback(lambda f: log.error("complaint sweep failed: {f}", f=f.getTraceback()))
+        self.last_run = d
         return d
 
     async def sweep(self, max_batches: int | None = None) -> int:
@@ -121,6 +125,15 @@ class DeadlineSweeper(Service):
 
     async def flush_outbox(self) -> int:
         """Send pending notifications as AMI UserEvents; returns how many were sent."""
+        token = uuid.uuid4().hex
+        if not await self.store.lock_outbox(token, LOCK_SECONDS):
+            return 0            # another sweeper is sending them
+        try:
+            return await self._send_outbox()
+        finally:
+            await self.store.unlock_outbox(token)
+
+    async def _send_outbox(self) -> int:
         sent = 0
         for raw in await self.store.outbox(self.batch):
             try:

@@ -40,6 +40,7 @@ class Job:
     origin: str = ""          # callback:<id>, ticket:<id>, campaign:<name>
     queue: str = ""           # the original queue (callbacks, follow-ups) or the survey's
     language: str = ""
+    priority: int = 0         # QUEUE_PRIO when the answered customer enters the queue
     attempts: int = 0
     state: str = "waiting"
     token: str = ""
@@ -51,14 +52,16 @@ class Job:
     def to_fields(self) -> dict[str, str]:
         return {"id": self.id, "kind": self.kind, "number": self.number, "due": f"{self.due:.3f}",
                 "tz": self.tz, "origin": self.origin, "queue": self.queue,
-                "language": self.language, "attempts": str(self.attempts), "state": self.state,
+                "language": self.language, "priority": str(self.priority),
+                "attempts": str(self.attempts), "state": self.state,
                 "deliveries": str(self.deliveries), "created": f"{self.created:.3f}"}
 
     @classmethod
     def from_hash(cls, h: dict[str, str]) -> "Job":
         return cls(id=h["id"], kind=h["kind"], number=h["number"], due=float(h.get("due") or 0),
                    tz=h.get("tz", ""), origin=h.get("origin", ""), queue=h.get("queue", ""),
-                   language=h.get("language", ""), attempts=int(h.get("attempts") or 0),
+                   language=h.get("language", ""), priority=int(h.get("priority") or 0),
+                   attempts=int(h.get("attempts") or 0),
                    state=h.get("state", ""), token=h.get("token", ""),
                    channel_id=h.get("channel_id", ""), deliveries=int(h.get("deliveries") or 0),
                    last_outcome=h.get("last_outcome", ""), created=float(h.get("created") or 0))

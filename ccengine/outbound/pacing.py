@@ -1,13 +1,14 @@
 """Progressive pacing: one reserved free agent per dial, a global rate, nothing more.
 
-For callbacks and follow-ups an agent is reserved BEFORE the customer is dialled: a hold
+For callbacks an agent is reserved BEFORE the customer is dialled: a hold
 `cc:outbound:hold:{agent}` (SET NX with a TTL) on an agent who is logged in, idle (not
 paused, not ringing, not on a call, wrap-up over) in the job's own queue or else in
 `outbound`. A held agent is not free for the next dial, so the number of dials in flight can
 never exceed the number of free agents (FreePBX issue 621: more callbacks dialled than free
 agents). The hold ends when the attempt fails, or a short grace after the customer answered
 (by then the queue has connected the call and the agent's state says on_call); its TTL
-frees it if the engine dies. Surveys are IVR-only: no agent, only the rate limit.
+frees it if the engine dies. Surveys and complaint follow-ups are IVR calls (AGI `survey`,
+AGI `followup` of the complaints feature): no agent, only the rate limit.
 
 `dial_budget` is the pure decision; `AgentPool` applies it to Redis.
 """
@@ -19,7 +20,7 @@ from typing import Any, Iterable, Mapping
 from ccengine.store import keys
 from ccengine.store.base import RedisConnection
 
-NEEDS_AGENT = frozenset({"callback", "followup"})
+NEEDS_AGENT = frozenset({"callback"})
 
 
 def dial_budget(free_agents: Iterable[str], held: Iterable[str], rate_left: int,

@@ -225,3 +225,4 @@ OUTBOUND_RATE = f"{PREFIX}outbound:rate"               # sorted set: dial starts
 OUTBOUND_PAUSED = f"{PREFIX}outbound:paused"           # set of paused kinds ('all' pauses every kind)
 OUTBOUND_DONE = f"{PREFIX}outbound:done"               # sorted set: finished ids by finish time, trimmed
 OUTBOUND_HOLDS = f"{PREFIX}outbound:holds"             # sorted set: held agent numbers, score = hold end
+COMPLAINTS_OUTBOX_LOCK = f"{PREFIX}complaints:outbox:lock"  # string with TTL: one sender of the outbox at a time

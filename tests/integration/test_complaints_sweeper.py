@@ -4,7 +4,7 @@ import json
 import pytest_twisted
 import redis
 from prometheus_client import CollectorRegistry
-from twisted.internet.defer import gatherResults, succeed
+from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.task import Clock
 
 from ccengine.ami.client import AmiNotConnected
@@ -123,9 +123,7 @@ async def test_two_sweepers_at_once_escalate_each_level_once(redis_url):
     b.complaints.clock = clock
     ids = [(await complaints.open(agent="1003")).id for _ in range(8)]
     clock.advance(24 * H)
-    done = await gatherResults([pytest_twisted.ensureDeferred(a.sweep()) if False else
-                                __import__("twisted.internet.defer", fromlist=["x"]).Deferred.fromCoroutine(s.sweep())
-                                for s in (a, b)])
+    done = await gatherResults([Deferred.fromCoroutine(s.sweep()) for s in (a, b)])
     assert sum(done) == 8
     for ticket_id in ids:
         assert escalations(redis_url, ticket_id) == ["opened", "escalated"]
@@ -154,14 +152,10 @@ async def test_service_runs_on_the_clock(redis_url):
     ticket = await complaints.open(agent="1003")
     clock.advance(24 * H)
     sweeper.startService()
-    first_run = sweeper._loop._deferred
-    try:
-        # the first sweep runs at start; wait for it through the loop's own Deferred chain
-        while (await complaints.store.get(ticket.id)).level == "agent":
-            await __import__("twisted.internet.task", fromlist=["x"]).deferLater(
-                __import__("twisted.internet.reactor", fromlist=["x"]), 0, lambda: None)
-    finally:
-        sweeper.stopService()
-    assert first_run is not None
+    await sweeper.last_run                  # the first sweep runs at start
     assert (await complaints.store.get(ticket.id)).level == "supervisor"
+    clock.advance(48 * H)                   # the loop's next run comes from the clock
+    await sweeper.last_run
+    sweeper.stopService()
+    assert (await complaints.store.get(ticket.id)).level == "manager"
     await conn.close()

@@ -43,7 +43,6 @@ HOSTILE_NUMBERS = {
     "spaces": "+86 138 0000 0001",
     "long": "1" * 300,
     "invalid_utf8": b"\xff13800000001",
-    "crlf": "13800000001\r\nHANGUP",
 }
 
 
@@ -105,6 +104,24 @@ async def test_case1_hostile_caller_numbers_become_an_anonymous_caller(redis_url
 
 
 @pytest_twisted.ensureDeferred
+async def test_case1_crlf_in_caller_number_is_a_line_end_not_a_hangup(redis_url):
+    """Case 1: `13800000001\\r\\nHANGUP` as caller number: the CR/LF ends the environment line
+    (its number is kept), the smuggled `HANGUP` line is not an environment entry and not a
+    hang-up; the call is routed normally and every command is answered in order."""
+    factory, registry, conn = hotline_factory(redis_url)
+    asterisk = await call(factory, press_on_menu("1"), callerid=b"13800000001\r\nHANGUP",
+                          uniqueid="crlf-num-1")
+    _wire_is_clean(asterisk)
+    assert not asterisk.protocol.hung_up
+    assert sessions(registry, "hotline", "ok") == 1
+    assert asterisk.variables["CC_ROUTE_OK"] == "1"
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    assert r.hget("cc:call:crlf-num-1", "caller") == "13800000001"
+    r.close()
+    await conn.close()
+
+
+@pytest_twisted.ensureDeferred
 async def test_case1_ten_kilobyte_caller_name_is_refused_before_any_command(redis_url):
     """Case 1: a caller name longer than the 8 KiB line limit ends the session before any
     command is written; the dialplan fallback then queues the call."""
@@ -136,7 +153,7 @@ async def test_case1_blank_line_in_caller_name_leaves_the_call_to_the_fallback(r
     "picks another call's record id / route; fix described in docs/reliability.md"))
 @pytest.mark.parametrize("injected", [
     b"x\nagi_uniqueid: victim-call",
-    b"x\nagi_network_script: nothing-here",
+    b"x\nagi_network_script: decoy",
     b"x\nagi_channel: PJSIP/victim-00000001",
 ], ids=["uniqueid", "network_script", "channel"])
 @pytest_twisted.ensureDeferred
@@ -147,11 +164,13 @@ async def test_case1_newline_in_caller_name_cannot_override_the_environment(redi
     itself or refused to the dialplan fallback, and another call's record is untouched."""
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     r.hset("cc:call:victim-call", mapping={"queue": "complaint", "outcome": "queued"})
-    factory, registry, conn = hotline_factory(redis_url)
+    decoy = EchoRoute("1")
+    factory, registry, conn = hotline_factory(redis_url, extra_routes={"decoy": decoy})
     asterisk = await call(factory, press_on_menu("1"), callerid="13700000002",
                           calleridname=injected, uniqueid="real-call-1",
                           channel="PJSIP/caller-00000042")
     assert r.hgetall("cc:call:victim-call") == {"queue": "complaint", "outcome": "queued"}
+    assert sessions(registry, "decoy", "ok") == 0
     if "CC_ROUTE_OK" in asterisk.variables:       # handled: as itself, by the hotline
         assert asterisk.variables["CC_CALL_ID"] == "real-call-1"
         assert r.hget("cc:call:real-call-1", "channel") == "PJSIP/caller-00000042"

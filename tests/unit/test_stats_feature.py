@@ -1,0 +1,64 @@
+"""Wiring of ccengine.stats into the engine: opening-hours gauge, AMI subscriptions, resync on login
+(QueueStatus answer from the d_queuestatus_waiting_caller capture, tests/fixtures/ami/)."""
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from prometheus_client import CollectorRegistry
+from twisted.internet.defer import succeed
+from twisted.internet.task import Clock
+
+import ami_replay
+from ccengine.config import load_config
+from ccengine.feature import EngineContext
+from ccengine.stats import feature
+
+
+class FakeAmi:
+    def __init__(self):
+        self.subscribed: set[str] = set()
+        self.sent: list[str] = []
+
+    def subscribe(self, name, callback):
+        self.subscribed.add(name)
+
+    def send_list_action(self, name, **fields):
+        self.sent.append(name)
+        return succeed(ami_replay.events("d_queuestatus_waiting_caller"))
+
+
+def build(at: datetime, ami=None):
+    clock = Clock()
+    clock.advance(at.timestamp())
+    registry = CollectorRegistry()
+    ctx = EngineContext(config=load_config(None), clock=clock, registry=registry, redis=None,
+                        ami=ami, prompter=None)
+    return registry, ctx, feature.build(ctx)
+
+
+def test_queue_open_follows_opening_hours_in_the_centre_time_zone():
+    """inbound (08:00-21:00, Asia/Shanghai by default) is open at 10:00 and closed at 22:00 local time."""
+    tz = ZoneInfo("Asia/Shanghai")
+    day, night = datetime(2026, 1, 5, 10, 0, tzinfo=tz), datetime(2026, 1, 5, 22, 0, tzinfo=tz)
+    assert build(day)[0].get_sample_value("ccengine_queue_open", {"queue": "inbound"}) == 1
+    assert build(night)[0].get_sample_value("ccengine_queue_open", {"queue": "inbound"}) == 0
+
+
+def test_feature_subscribes_and_resyncs_after_each_login():
+    """With AMI, the consumer is subscribed, and each login sends QueueStatus and applies it."""
+    ami = FakeAmi()
+    registry, ctx, built = build(datetime(2026, 1, 5, 10, 0, tzinfo=ZoneInfo("UTC")), ami)
+    assert {"QueueCallerJoin", "AgentConnect", "QueueCallerAbandon"} <= ami.subscribed
+    assert len(built.on_ami_connected) == 1
+    built.on_ami_connected[0]()
+    assert ami.sent == ["QueueStatus"]
+    assert registry.get_sample_value("ccengine_queue_waiting_calls", {"queue": "inbound"}) == 1
+    assert ctx.shared["queue_stats"].waiting is not None
+
+
+def test_feature_without_ami_still_exports_the_configured_queues():
+    """With AMI disabled the queue series still exist (zero), and nothing is subscribed."""
+    registry, _, built = build(datetime(2026, 1, 5, 10, 0, tzinfo=ZoneInfo("UTC")))
+    assert built.on_ami_connected == []
+    assert registry.get_sample_value("ccengine_queue_offered_total", {"queue": "complaint"}) == 0
