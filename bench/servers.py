@@ -192,7 +192,8 @@ def run_twisted_baseline(args, state_machine: bool) -> None:
 
     factory = Factory.forProtocol(StateMachineAgi if state_machine else ScriptedAgi)
     factory.noisy = False
-    listening = reactor.listenTCP(0, factory, interface="127.0.0.1", backlog=1024)
+    # Twisted's default backlog (50), as the engine's internet.TCPServer uses.
+    listening = reactor.listenTCP(0, factory, interface="127.0.0.1")
     loop = asyncio.get_event_loop()
     _control(loop, lambda: {"delayed_calls": len(reactor.getDelayedCalls()),
                             "tasks": len(asyncio.all_tasks(loop)),
@@ -219,7 +220,7 @@ def run_panoramisk(args) -> None:
 
     app.add_route(SCRIPT, script)
     server = loop.run_until_complete(
-        asyncio.start_server(app.handler, "127.0.0.1", 0, backlog=1024))
+        asyncio.start_server(app.handler, "127.0.0.1", 0))
     _control(loop, lambda: {"delayed_calls": len(loop._scheduled),
                             "tasks": len(asyncio.all_tasks(loop)), "sessions": None}, loop.stop)
     _reply({"port": server.sockets[0].getsockname()[1]})

@@ -323,7 +323,9 @@ class OutboundConfig:
     per_number_interval_minutes: int = 60
     redelivery_seconds: int = 120
     originate_timeout: int = 30
-    dial_template: str = "PJSIP/{number}@trunk"
+    # Originate Channel: a Local channel into [ccengine-outbound], which Dial()s the trunk
+    # (docs/outbound.md, "Originate shape"); the customer is called first, then queued.
+    dial_template: str = "Local/{number}@ccengine-outbound/n"
     poll_interval: float = 2.0
     survey_queues: tuple[str, ...] = ()
 
@@ -335,8 +337,24 @@ class OutboundConfig:
                 time.fromisoformat(getattr(self, key))
             except ValueError:
                 out.append(f"{key}: expected HH:MM")
-        if "{number}" not in self.dial_template:
-            out.append("dial_template: must contain {number}")
+        if not out and time.fromisoformat(self.window_start) >= time.fromisoformat(self.window_end):
+            out.append("window_start: must be before window_end")
+        out += [f"days: '{d}' is not one of {', '.join(DAYS)}" for d in self.days if d not in DAYS]
+        for d in self.closed_dates:
+            try:
+                date.fromisoformat(d)
+            except ValueError:
+                out.append(f"closed_dates: '{d}' is not a date (YYYY-MM-DD)")
+        if not self.retry_minutes or any(m <= 0 for m in self.retry_minutes):
+            out.append("retry_minutes: one or more waits in minutes, each greater than 0")
+        if self.per_number_interval_minutes < 0:
+            out.append("per_number_interval_minutes: must not be negative")
+        if self.dial_template.count("{number}") != 1 or not re.fullmatch(
+                r"[A-Za-z0-9/@._-]*\{number\}[A-Za-z0-9/@._-]*", self.dial_template):
+            out.append("dial_template: like Local/{number}@ccengine-outbound/n "
+                       "(one {number}; letters, digits, / @ . _ -)")
+        out += [f"survey_queues: '{q}' is not a queue name" for q in self.survey_queues
+                if not QUEUE_NAME_RE.match(q)]
         return out
 
 

@@ -1,9 +1,9 @@
 """Wiring of the complaints feature (app.py calls `build(ctx)`).
 
 Offers `ctx.shared["repeat_complaints"]` (RepeatComplainants) to the hotline and
-`ctx.shared["complaints"]` (the Complaints service) to later features. Uses, when present,
-`ctx.shared["call_records"]` (calls feature) and `ctx.shared["agent_directory"]` (agents
-feature; otherwise an AgentDirectory on the same Redis).
+`ctx.shared["complaints"]` (the Complaints service) to later features, so it must be built
+BEFORE ccengine.calls.feature. Uses `ctx.shared["call_records"]` and
+`ctx.shared["agent_directory"]` when present, else its own stores on the same Redis.
 """
 from __future__ import annotations
 
@@ -33,9 +33,13 @@ def build(ctx: EngineContext) -> Feature:
     if directory is None:
         from ccengine.agents.directory import AgentDirectory
         directory = AgentDirectory(ctx.redis)
+    records = ctx.shared.get("call_records")
+    if records is None:     # built before the calls feature (it needs repeat_complaints)
+        from ccengine.store.calls import CallRecordStore
+        records = CallRecordStore(ctx.redis, ctx.config.records.max_calls,
+                                  ctx.config.records.ttl_days)
     escalation = WarmEscalation(settings, complaints, TransferStore(ctx.redis), repeat, ctx.ami,
-                                ctx.clock, call_records=ctx.shared.get("call_records"),
-                                agent_directory=directory)
+                                ctx.clock, call_records=records, agent_directory=directory)
     ctx.shared["repeat_complaints"] = repeat
     ctx.shared["complaints"] = complaints
 

@@ -44,6 +44,9 @@ from ccengine.outbound.pacing import Reservation
 log = Logger()
 
 CHANNEL_ID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+# Same bounds as [ccengine-outbound] (3-20 digits); the business rules (prefixes, lengths)
+# were applied before, by waiting.numbers.check_callback_number.
+DIAL_NUMBER_RE = re.compile(r"^[0-9]{3,20}$")
 REASON_OUTCOME = {"4": "answered", "3": "no_answer", "5": "busy", "8": "failed",
                   "1": "no_answer", "0": "failed"}
 FINAL_OUTCOMES = {"answered": "done", "invalid_number": "failed", "do_not_call": "cancelled"}
@@ -91,7 +94,7 @@ class _Call:
 
 class Dialler:
     def __init__(self, ami: Any, jobs: JobStore, config: OutboundConfig, clock: Any, metrics: Any,
-                 pool: Any = None, on_final: Callable[[Job, str], Any] | None = None,
+                 pool: Any = None, on_final: Callable[[Job, str, float], Any] | None = None,
                  on_answered: Callable[[Job, str], Any] | None = None):
         self.ami = ami
         self.jobs = jobs
@@ -99,7 +102,7 @@ class Dialler:
         self.clock = clock
         self.metrics = metrics
         self.pool = pool
-        self.on_final = on_final          # async (job, final state) -> origin bookkeeping
+        self.on_final = on_final          # async (job, final state, now) -> origin bookkeeping
         self.on_answered = on_answered    # async (job, channel id) -> call record
         self.calls: dict[str, _Call] = {}
 
@@ -113,7 +116,7 @@ class Dialler:
     def originate_fields(self, job: Job, channel_id: str, queue: str) -> list[tuple[str, str]]:
         """The Originate action for one attempt (number and queue are validated upstream:
         digits only, a configured queue name)."""
-        if not CHANNEL_ID_RE.match(channel_id) or not job.number.isdigit():
+        if not CHANNEL_ID_RE.match(channel_id) or not DIAL_NUMBER_RE.match(job.number):
             raise ValueError("refusing to originate with an unchecked ChannelId or number")
         variables = [f"CCENGINE_JOB={job.id}", f"CCENGINE_QUEUE={queue}"]
         if job.kind == "survey":
@@ -130,9 +133,10 @@ class Dialler:
                 *(("Variable", v) for v in variables),
                 ("Async", "true"), ("ChannelId", channel_id)]
 
-    async def dial(self, job: Job, reservation: Reservation | None, queue: str) -> str:
-        """BEGIN then Originate; returns ok, not_sent, unsure, or BEGIN's refusal
-        (stale, do_not_call, rate, interval: the caller handles those)."""
+    async def dial(self, job: Job, reservation: Reservation | None,
+                   queue: str) -> tuple[str, float]:
+        """BEGIN then Originate; returns (status, retry at): ok, not_sent, unsure, or BEGIN's
+        refusal (stale, do_not_call, rate, interval: the caller handles those)."""
         now = self.clock.seconds()
         channel_id = new_channel_id()
         lease_end = now + self.config.originate_timeout + VERIFY_GRACE
@@ -140,7 +144,7 @@ class Dialler:
                                       self.config.max_calls_per_minute,
                                       self.config.per_number_interval_minutes * 60)
         if begun.status != "ok":
-            return begun.status
+            return begun.status, begun.retry_at
         self.calls[channel_id] = _Call(job, reservation, begun.attempt, now)
         try:
             await self.ami.send_action("Originate", self.originate_fields(job, channel_id, queue))
@@ -149,17 +153,17 @@ class Dialler:
             self.calls.pop(channel_id, None)
             await self.jobs.abort(job, channel_id, now + self.config.poll_interval)
             await self._release(reservation)
-            return "not_sent"
+            return "not_sent", 0.0
         except AmiActionError as exc:
             # `Response: Error` (ami5 #3, `Originate failed`): Asterisk refused it; no call.
             log.warn("Originate for job {job} refused: {exc}", job=job.id, exc=exc)
             await self.conclude(channel_id, "failed")
-            return "ok"
+            return "ok", 0.0
         except Exception as exc:   # connection lost / timeout: it may have been sent
             log.warn("Originate for job {job} unconfirmed ({exc}); checking the channel after "
                      "the reconnect", job=job.id, exc=type(exc).__name__)
-            return "unsure"
-        return "ok"
+            return "unsure", 0.0
+        return "ok", 0.0
 
     async def on_originate_response(self, msg: Any) -> None:
         channel_id = (msg.get("Uniqueid") or "").strip()
@@ -197,7 +201,7 @@ class Dialler:
         else:
             await self._release(call.reservation)
         if final and self.on_final is not None:
-            await self.on_final(call.job, final)
+            await self.on_final(call.job, final, now)
         return True
 
     async def _release(self, reservation: Reservation | None) -> None:

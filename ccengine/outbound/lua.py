@@ -62,13 +62,15 @@ if redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[5]) then
   local oldest = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
   return {'rate', tostring(tonumber(oldest[2]) + 60)}
 end
+-- The per-number interval keeps two different jobs from calling one number close together;
+-- a job's own retries follow retry_minutes instead.
 local ttl = redis.call('PTTL', KEYS[6])
-if ttl > 0 then return {'interval', tostring(now + ttl / 1000)} end
+if ttl > 0 and redis.call('GET', KEYS[6]) ~= ARGV[7] then return {'interval', tostring(now + ttl / 1000)} end
 local n = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HSET', KEYS[1], 'state', 'dialling', 'channel_id', ARGV[2], 'dial_started', ARGV[3])
 redis.call('HSET', KEYS[3], ARGV[2], ARGV[7])
 redis.call('ZADD', KEYS[4], now, ARGV[2])
-if tonumber(ARGV[6]) > 0 then redis.call('SET', KEYS[6], ARGV[2], 'PX', math.floor(tonumber(ARGV[6]) * 1000)) end
+if tonumber(ARGV[6]) > 0 then redis.call('SET', KEYS[6], ARGV[7], 'PX', math.floor(tonumber(ARGV[6]) * 1000)) end
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[7])
 return {'ok', tostring(n)}
 """
@@ -82,7 +84,7 @@ end
 redis.call('HINCRBY', KEYS[1], 'attempts', -1)
 redis.call('HDEL', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
-if redis.call('GET', KEYS[6]) == ARGV[1] then redis.call('DEL', KEYS[6]) end
+if redis.call('GET', KEYS[6]) == ARGV[3] then redis.call('DEL', KEYS[6]) end
 redis.call('ZREM', KEYS[2], ARGV[3])
 redis.call('ZADD', KEYS[5], ARGV[2], ARGV[3])
 redis.call('HSET', KEYS[1], 'state', 'waiting', 'token', '', 'channel_id', '', 'due', ARGV[2])

@@ -80,7 +80,7 @@ class AgentPool:
                     p.exists(keys.outbound_agent_hold(agent))
                 found = await p.execute()
             return {a for a, present in zip(agents, found) if present}
-        return await self.conn.run(op)
+        return await self.conn.call(op)
 
     def queues_for(self, job_queue: str) -> list[str]:
         return [q for q in dict.fromkeys([job_queue, self.fallback_queue]) if q]
@@ -97,15 +97,15 @@ class AgentPool:
             agents = await self.free_agents(queue, now)
             for agent in dial_budget(agents, await self.held(agents), len(agents), len(agents)):
                 key = keys.outbound_agent_hold(agent)
-                taken = await self.conn.run(lambda r: r.set(key, job_id, nx=True, ex=hold_seconds))
+                taken = await self.conn.call(lambda r: r.set(key, job_id, nx=True, ex=hold_seconds))
                 if taken:
                     return Reservation(agent, queue)
         return None
 
     async def keep(self, reservation: Reservation, seconds: int) -> None:
         key = keys.outbound_agent_hold(reservation.agent)
-        await self.conn.run(lambda r: r.expire(key, max(1, int(seconds))))
+        await self.conn.call(lambda r: r.expire(key, max(1, int(seconds))))
 
     async def release(self, reservation: Reservation) -> None:
         key = keys.outbound_agent_hold(reservation.agent)
-        await self.conn.run(lambda r: r.delete(key))
+        await self.conn.call(lambda r: r.delete(key))

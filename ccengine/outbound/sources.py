@@ -67,14 +67,14 @@ class Sources:
         self._followups = conn.client.register_script(_IMPORT_FOLLOWUPS)
 
     async def customer_tz(self, number: str) -> str:
-        tz = await self.conn.run(lambda r: r.hget(keys.customer(number), "timezone"))
+        tz = await self.conn.call(lambda r: r.hget(keys.customer(number), "timezone"))
         return tz if tz and valid_zone(tz) else self.default_tz
 
     async def import_followups(self, now: float) -> int:
         args = [f"{now:.3f}", self.batch, keys.outbound_followup("x")[:-1],
                 keys.outbound_job("x")[:-1], keys.outbound_due("followup"),
                 keys.customer("0")[:-1], self.default_tz]
-        return int(await self.conn.run(
+        return int(await self.conn.call(
             lambda r: self._followups(keys=[keys.OUTBOUND_FOLLOWUPS], args=args)))
 
     async def import_callbacks(self, now: float) -> int:
@@ -89,7 +89,7 @@ class Sources:
             existing = await self.jobs.get(job_id)
             if existing is not None:
                 if existing.state in ("done", "failed", "cancelled"):
-                    await self.finish_callback(existing, existing.state, now)
+                    await self.finish_job(existing, existing.state, now)
                 continue
             job = new_job(job_id, "callback", request.number, now,
                           await self.customer_tz(request.number), origin=f"callback:{request.id}",
@@ -98,7 +98,8 @@ class Sources:
             created += int(await self.jobs.add(job))
         return created
 
-    async def finish_callback(self, job: Job, final_state: str, now: float) -> None:
+    async def finish_job(self, job: Job, final_state: str, now: float) -> None:
+        """Origin bookkeeping when a job ends (callbacks: completed / failed)."""
         kind, _, callback_id = job.origin.partition(":")
         if kind != "callback" or self.callbacks is None:
             return

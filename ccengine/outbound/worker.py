@@ -108,13 +108,13 @@ class DiallerService(Service):
             return "next"
         reservation, queue = None, job.queue or "outbound"
         if kind_needs_agent(job.kind):
-            reservation = await self.pool.reserve(job.queue, job.id, now,
-                                                  int(self.config.originate_timeout + VERIFY_GRACE))
+            reservation = None if self.pool is None else await self.pool.reserve(
+                job.queue, job.id, now, int(self.config.originate_timeout + VERIFY_GRACE))
             if reservation is None:
                 await self.jobs.defer(job, now + NO_AGENT_RETRY)
                 return "stop_kind"
             queue = reservation.queue
-        result = await self.dialler.dial(job, reservation, queue)
+        result, retry_at = await self.dialler.dial(job, reservation, queue)
         if result in ("ok", "unsure"):
             return "next"
         if reservation is not None:
@@ -123,21 +123,9 @@ class DiallerService(Service):
             await self._finish_undialled(job, "do_not_call", "cancelled", now, "dnc")
             return "next"
         if result in ("rate", "interval"):
-            retry_at = await self._retry_at(job, result, now)
-            await self.jobs.defer(job, retry_at)
+            await self.jobs.defer(job, max(retry_at, now + 1.0))
             return "stop_round" if result == "rate" else "next"
         return "stop_round" if result == "not_sent" else "next"
-
-    async def _retry_at(self, job: Job, result: str, now: float) -> float:
-        begun_retry = now + self.config.poll_interval
-        if result == "interval":
-            begun_retry = max(begun_retry, now + 1)
-        return begun_retry if result == "rate" else await self._interval_end(job, now)
-
-    async def _interval_end(self, job: Job, now: float) -> float:
-        from ccengine.store import keys
-        ttl = await self.jobs.conn.run(lambda r: r.pttl(keys.outbound_number_guard(job.number)))
-        return now + max(ttl, 1000) / 1000.0
 
     async def _finish_undialled(self, job: Job, outcome: str, final: str, now: float,
                                 reason: str) -> None:

@@ -12,8 +12,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from twisted.internet.task import Clock
 
 import ami_replay
+from ccengine.agents.metrics import AgentMetrics
 from ccengine.ami.metrics import AmiMetrics
 from ccengine.stats import QueueStats
+from ccengine.waiting.metrics import WaitingMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "deploy" / "prometheus"
@@ -35,11 +37,14 @@ def promtool(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProc
 
 
 def replayed_exposition() -> bytes:
-    """The registry's text exposition after replaying a_answered and b_abandoned."""
+    """The text exposition of the queue, AMI, agent and waiting families after replaying
+    a_answered and b_abandoned."""
     registry = CollectorRegistry()
-    AmiMetrics(registry)
     clock = Clock()
     queues = {n: Queue(n) for n in ("inbound", "complaint", "outbound", "supervisor")}
+    AmiMetrics(registry)
+    AgentMetrics(registry, ["break"]).track_states(queues, dict, clock, 10)
+    WaitingMetrics(registry, queues)
     stats = QueueStats.build(registry, queues, clock)
     for capture in ("a_answered", "b_abandoned"):
         for message in ami_replay.events(capture):

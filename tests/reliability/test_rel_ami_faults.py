@@ -70,7 +70,9 @@ def test_case4_damaged_events_are_counted_and_the_state_stays_consistent():
     assert ignored(harness, "unknown_queue") == 1
     assert ignored(harness, "missing_header") == 3   # truncated, no Uniqueid, malformed
     assert ignored(harness, "bad_value") == 1
-    for reason in ("malformed_line", "no_type", "unknown_response"):
+    # the truncated block ends inside a line (`Chan...`, no colon) and the colon-less line
+    assert harness.sample("ccengine_ami_bad_events_total", reason="malformed_line") == 2
+    for reason in ("no_type", "unknown_response"):
         assert harness.sample("ccengine_ami_bad_events_total", reason=reason) == 1, reason
     assert harness.sample("ccengine_ami_bad_events_total", reason="handler_error") == 0
     assert harness.sample("ccengine_queue_offered_total", queue="no-such-queue") is None

@@ -1,0 +1,1 @@
+"""Outbound dialler: callbacks, complaint follow-ups and surveys (issue 6, docs/outbound.md)."""
