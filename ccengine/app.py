@@ -16,13 +16,14 @@ from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 log = Logger()
 
 # Order matters: a feature may offer parts to the ones after it through ctx.shared
-# (waiting offers the closed-hours callback offer to the hotline).
+# (waiting offers the closed-hours callback offer, complaints the repeat-complainant check,
+# to the hotline).
 FEATURES = [
     "ccengine.waiting.feature",
     "ccengine.agents.feature",
+    "ccengine.complaints.feature",
     "ccengine.calls.feature",
     "ccengine.stats.feature",
-    "ccengine.complaints.feature",
     "ccengine.outbound.feature",
 ]
 

@@ -16,6 +16,7 @@ from ccengine.config import ConfigError, load_config
 FEATURE_COMMANDS = [
     "ccengine.prompts.cli",
     "ccengine.agents.cli",
+    "ccengine.complaints.cli",
 ]
 
 

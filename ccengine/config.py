@@ -284,7 +284,6 @@ class ComplaintsConfig:
     wait_limit_seconds: int = 120
     repeat_days: int = 30
     repeat_priority: int = 5
-    supervisor_answer_timeout: int = 30
     complaint_queue: str = "complaint"          # where complainants wait (moved after wait_limit_seconds)
     wait_check_interval: float = 15.0           # seconds between two looks at the complaint queue
     supervisor_context: str = "ccengine-supervisor"   # Atxfer target (dialplans/extensions_ccengine.conf)

@@ -32,6 +32,19 @@ def retarget(msg: Message, **fields: str) -> Message:
     return Message([(k, fields.get(k, v)) for k, v in msg.items()])
 
 
+def first_of(a: Deferred, b: Deferred) -> Deferred:
+    """Fires with 0 or 1, whichever of `a`, `b` fires first; cancels neither."""
+    out: Deferred = Deferred()
+
+    def fire(result, index):
+        if not out.called:
+            out.callback(index)
+        return result
+    a.addBoth(fire, 0)
+    b.addBoth(fire, 1)
+    return out
+
+
 class SpyAmi:
     """Forwards to the harness client and fires `sent` when an action is handed over."""
 
@@ -72,7 +85,7 @@ class Rig:
 
     def __init__(self, redis_url: str, config: OutboundConfig | None = None, pool=None):
         # No keepalive Ping while the tests move the clock by minutes.
-        self.harness = ami_replay.ClientHarness(AmiSettings(ping_interval=10**7))
+        self.harness = ami_replay.ClientHarness(AmiSettings(ping_interval=10**11))
         self.harness.login()
         self.clock = self.harness.clock
         self.clock.advance(self.START)

@@ -18,5 +18,6 @@ def build(ctx: EngineContext) -> Feature:
                                queues=dict(config.queues))
     hotline = HotlineRoute(settings, customers, records, ctx.prompter,
                            HotlineMetrics(ctx.registry), ctx.clock,
-                           closed_offer=ctx.shared.get("closed_offer"))
+                           closed_offer=ctx.shared.get("closed_offer"),
+                           repeat=ctx.shared.get("repeat_complaints"))
     return Feature(routes={"hotline": hotline})

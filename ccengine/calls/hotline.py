@@ -13,9 +13,11 @@ Steps, in order:
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from ccengine.agi.channel import AgiChannel
@@ -35,6 +37,14 @@ class Prompter(Protocol):
 
     async def ask(self, channel: Any, name: str, lang: str, max_digits: int, timeout_ms: int,
                   **values: Any) -> str: ...
+
+
+class RepeatComplaints(Protocol):
+    """Finds a caller's open or recent complaint (the complaints feature provides it)."""
+    queue: str
+    priority: int
+
+    async def check(self, number: str) -> str | None: ...
 
 
 class ClosedHoursOffer(Protocol):
@@ -57,7 +67,8 @@ class HotlineRoute:
 
     def __init__(self, settings: HotlineSettings, customers: CustomerStore,
                  records: CallRecordStore, prompter: Prompter, metrics: HotlineMetrics,
-                 clock: Any, closed_offer: ClosedHoursOffer | None = None):
+                 clock: Any, closed_offer: ClosedHoursOffer | None = None,
+                 repeat: RepeatComplaints | None = None):
         self.settings = settings
         self.customers = customers
         self.records = records
@@ -65,13 +76,17 @@ class HotlineRoute:
         self.metrics = metrics
         self.clock = clock
         self.closed_offer = closed_offer
+        self.repeat = repeat
 
     # --- the route ------------------------------------------------------------------------
     async def handle(self, channel: AgiChannel) -> None:
         env = channel.env
         started = self.clock.seconds()
         number = routing.caller_number(env.caller_number)
+        # Recognition and the repeat-complaint check run at the same time: one round trip.
+        repeat_check = self._repeat_ticket(number)
         profile = await self._recognise(number)
+        ticket_id = await repeat_check
         lang = self._language(profile, env.dnid)
         await channel.set_language(lang)
         record = {"started": f"{started:.3f}", "caller": number, "tier": profile.tier,
@@ -84,6 +99,10 @@ class HotlineRoute:
             return
 
         decision, lang = await self._menu(channel, profile, lang)
+        if ticket_id:
+            # A caller with an open or recent complaint goes to the complaint queue, ahead.
+            decision = dataclasses.replace(decision, queue=self.repeat.queue,
+                                           priority=decision.priority + self.repeat.priority)
         queue = self.settings.queues[decision.queue]
         now = hours.local_now(self.clock.seconds(), self.settings.company.timezone)
         if not hours.is_open(queue, now):
@@ -97,6 +116,9 @@ class HotlineRoute:
             await self.prompter.play(channel, "goodbye", lang)
             return
 
+        if ticket_id:
+            await channel.set_variable("CC_TICKET_ID", ticket_id)
+            record["ticket"] = ticket_id
         await self._set_route(channel, decision, profile, lang)
         self.metrics.calls.labels("routed").inc()
         self.metrics.routed.labels(decision.queue, decision.kind).inc()
@@ -121,6 +143,19 @@ class HotlineRoute:
         except StoreUnavailable as exc:
             log.warn("caller lookup failed, treating the caller as new: {exc}", exc=exc)
             return CallerProfile(number=number)
+
+    def _repeat_ticket(self, number: str) -> Deferred:
+        """Deferred firing with the caller's complaint ticket id, or None (also on errors)."""
+        if self.repeat is None or not number:
+            return Deferred.fromCoroutine(_none())
+
+        async def check() -> str | None:
+            try:
+                return await self.repeat.check(number)
+            except StoreUnavailable as exc:
+                log.warn("repeat complainant check failed: {exc}", exc=exc)
+                return None
+        return Deferred.fromCoroutine(check())
 
     def _language(self, profile: CallerProfile, dialled: str) -> str:
         """The caller's saved preference, else the called number's language, else the default."""
@@ -195,3 +230,7 @@ class HotlineRoute:
     @staticmethod
     def _call_id(channel: AgiChannel) -> str:
         return routing.safe_call_id(channel.env.uniqueid)
+
+
+async def _none() -> None:
+    return None

@@ -42,6 +42,7 @@ REQUIRED_PROMPTS = frozenset({
     "agent_pause_ok", "agent_pause_refused_staffing", "agent_unpause_ok", "complaint_ticket",
     "complaint_escalated", "complaint_supervisor_transfer", "survey_question", "survey_thanks",
     "callback_stored_no_estimate", "callback_stored_when_open", "callback_unavailable_closed",
+    "complaint_followup_question", "complaint_followup_thanks",
 })
 
 
