@@ -14,12 +14,13 @@ import dataclasses
 import os
 import re
 import tomllib
-import typing
 from dataclasses import dataclass, field
 from datetime import date, time
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
+
+from ccengine import tomlclasses
 
 LANGUAGE_RE = re.compile(r"^[a-z]{2,3}$")
 QUEUE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -399,60 +400,6 @@ def _positive(obj: Any, *names: str) -> list[str]:
     return [f"{n}: must be greater than 0" for n in names if getattr(obj, n) <= 0]
 
 
-# --- generic TOML -> dataclass conversion with located errors -------------------------------
-
-def _convert(tp: Any, value: Any, where: str, problems: list[str]) -> Any:
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            problems.append(f"{where}: expected a table")
-            return tp()
-        return _build(tp, value, where, problems)
-    if origin in (Mapping, dict, typing.get_origin(Mapping[str, int])):
-        key_tp, val_tp = typing.get_args(tp)
-        if not isinstance(value, dict):
-            problems.append(f"{where}: expected a table")
-            return {}
-        return {str(k): _convert(val_tp, v, f"{where}.{k}", problems) for k, v in value.items()}
-    if origin is tuple:
-        if not isinstance(value, list):
-            problems.append(f"{where}: expected a list, got {value!r}")
-            return ()
-        item_tp = typing.get_args(tp)[0]
-        return tuple(_convert(item_tp, v, f"{where}[{i}]", problems) for i, v in enumerate(value))
-    expected = {str: str, int: int, float: (int, float), bool: bool}[tp]
-    if isinstance(value, bool) and tp is not bool or not isinstance(value, expected):
-        problems.append(f"{where}: expected {tp.__name__}, got {value!r}")
-        return tp()
-    return float(value) if tp is float else value
-
-
-def _build(cls: type, data: dict, where: str, problems: list[str]) -> Any:
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls) if f.name != "source"}
-    prefix = f"{where}." if where else ""
-    for key in data:
-        if key not in names:
-            problems.append(f"{prefix}{key}: unknown key")
-    before = len(problems)
-    kwargs = {k: _convert(hints[k], v, f"{prefix}{k}", problems) for k, v in data.items() if k in names}
-    obj = cls(**kwargs)
-    check = getattr(obj, "problems", None)
-    if check and len(problems) == before:  # value checks only make sense on well-typed input
-        problems.extend(f"{prefix}{p}" for p in check())
-    return obj
-
-
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def _defaults() -> dict:
     text = resources.files("ccengine").joinpath("defaults.toml").read_text(encoding="utf-8")
     return tomllib.loads(text)
@@ -461,13 +408,13 @@ def _defaults() -> dict:
 def parse_config(data: dict, source: str = "<dict>") -> Config:
     """Merge `data` over the embedded defaults and validate; raises ConfigError."""
     problems: list[str] = []
-    merged = _merge(_defaults(), data)
+    merged = tomlclasses.merge(_defaults(), data)
     for name, table in merged.get("queues", {}).items():
         if isinstance(table, dict):
             table.setdefault("name", name)
             if table["name"] != name:
                 problems.append(f"queues.{name}.name: must equal the table name")
-    config = _build(Config, merged, "", problems)
+    config = tomlclasses.build(Config, merged, "", problems)
     problems += _cross_checks(config)
     if problems:
         raise ConfigError([f"{source}: {p}" for p in problems])
