@@ -47,7 +47,7 @@ class CompanyConfig:
 
     def problems(self) -> list[str]:
         out = [f"languages: '{lang}' is not a language code" for lang in self.languages
-               if not LANGUAGE_RE.match(lang)]
+               if not LANGUAGE_RE.fullmatch(lang)]
         out += [f"language_by_number.{n}: '{lang}' is not in languages"
                 for n, lang in self.language_by_number.items() if lang not in self.languages]
         if self.default_language not in self.languages:
@@ -150,7 +150,7 @@ class MenuOption:
         out = []
         if self.kind not in KINDS:
             out.append(f"kind: must be one of {', '.join(KINDS)}")
-        if not CATEGORY_RE.match(self.category):
+        if not CATEGORY_RE.fullmatch(self.category):
             out.append("category: two digits, the first 1, 2, 3, 4 or 9 (see SERVICE-STANDARDS.md)")
         return out
 
@@ -171,7 +171,7 @@ class IvrConfig:
                 out.append(f"options.{digit}: a menu key is one digit, * or #")
         if self.language_key in self.options:
             out.append(f"language_key: '{self.language_key}' is also a menu option")
-        if not CATEGORY_RE.match(self.default_category):
+        if not CATEGORY_RE.fullmatch(self.default_category):
             out.append("default_category: two digits, the first 1, 2, 3, 4 or 9")
         return out
 
@@ -192,7 +192,7 @@ class QueueConfig:
 
     def problems(self) -> list[str]:
         out = _positive(self, "service_level_seconds", "announce_frequency")
-        if not QUEUE_NAME_RE.match(self.name):
+        if not QUEUE_NAME_RE.fullmatch(self.name):
             out.append("name: lower-case letters, digits and _ only (it goes into the dialplan)")
         for key in ("open", "close"):
             try:
@@ -299,7 +299,7 @@ class ComplaintsConfig:
         out += [f"deadline_hours: level '{m}' missing" for m in sorted(missing)]
         out += [f"deadline_hours.{k}: must be greater than 0"
                 for k, v in self.deadline_hours.items() if v <= 0]
-        if not QUEUE_NAME_RE.match(self.complaint_queue):
+        if not QUEUE_NAME_RE.fullmatch(self.complaint_queue):
             out.append("complaint_queue: lower-case letters, digits and _ only")
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", self.supervisor_context):
             out.append("supervisor_context: letters, digits, _ and - only")
@@ -354,7 +354,7 @@ class OutboundConfig:
             out.append("dial_template: like Local/{number}@ccengine-outbound/n "
                        "(one {number}; letters, digits, / @ . _ -)")
         out += [f"survey_queues: '{q}' is not a queue name" for q in self.survey_queues
-                if not QUEUE_NAME_RE.match(q)]
+                if not QUEUE_NAME_RE.fullmatch(q)]
         return out
 
 

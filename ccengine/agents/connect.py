@@ -47,7 +47,7 @@ class ConnectAnnouncements:
     async def announce(self, channel: Any) -> None:
         queue = await channel.get_variable("CCENGINE_QUEUE") or ""
         agent = await channel.get_variable("MEMBERNAME") or ""
-        if not self.announces(queue) or not _DIGITS.match(agent):
+        if not self.announces(queue) or not _DIGITS.fullmatch(agent):
             return
         lang = self.prompter.language(await channel.get_variable("CC_LANGUAGE"))
         await self.prompter.play(channel, "agent_number", lang, agent=agent)
@@ -58,7 +58,7 @@ class ConnectAnnouncements:
             return
         queue, since, now = args[0], args[1], args[2]
         config = self.queues.get(queue)
-        if config is None or not _DIGITS.match(since) or not _DIGITS.match(now):
+        if config is None or not _DIGITS.fullmatch(since) or not _DIGITS.fullmatch(now):
             return
         waited = int(now) - int(since)
         if waited <= config.service_level_seconds or waited > 86400:

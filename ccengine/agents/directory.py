@@ -36,14 +36,14 @@ class BadAgentValue(ValueError):
 
 
 def check_number(number: str) -> str:
-    if not isinstance(number, str) or not AGENT_NUMBER_RE.match(number):
+    if not isinstance(number, str) or not AGENT_NUMBER_RE.fullmatch(number):
         raise BadAgentValue("an agent number is 2 to 8 digits")
     return number
 
 
 def hash_pin(pin: str, *, salt: bytes | None = None, iterations: int = PIN_ITERATIONS) -> str:
     """`pbkdf2_sha256$<iterations>$<salt hex>$<hash hex>`; raises BadAgentValue for a bad PIN."""
-    if not isinstance(pin, str) or not PIN_RE.match(pin):
+    if not isinstance(pin, str) or not PIN_RE.fullmatch(pin):
         raise BadAgentValue("a PIN is 4 to 12 digits")
     salt = salt if salt is not None else secrets.token_bytes(16)
     digest = hashlib.pbkdf2_hmac("sha256", pin.encode(), salt, iterations)
@@ -54,7 +54,7 @@ def verify_pin(pin: str, stored: str) -> bool:
     """Constant-time check of `pin` against a `hash_pin` string; False for anything malformed."""
     try:
         scheme, iterations, salt, digest = stored.split("$")
-        if scheme != "pbkdf2_sha256" or not PIN_RE.match(pin):
+        if scheme != "pbkdf2_sha256" or not PIN_RE.fullmatch(pin):
             return False
         actual = hashlib.pbkdf2_hmac("sha256", pin.encode(), bytes.fromhex(salt), int(iterations))
     except ValueError:

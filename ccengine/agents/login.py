@@ -94,7 +94,7 @@ class FeatureCodes:
         if not number:
             self._attempt("no_input", "", phone)
             return await channel.set_variable("CC_ROUTE_OK", "1")
-        record = await self.directory.get(number) if AGENT_NUMBER_RE.match(number) else None
+        record = await self.directory.get(number) if AGENT_NUMBER_RE.fullmatch(number) else None
         if record is None:
             self._attempt("unknown_agent", number, phone)
             return await self._done(channel, "agent_login_unknown", lang)

@@ -8,10 +8,11 @@ from __future__ import annotations
 from typing import Callable, Protocol as TypingProtocol
 
 from twisted.internet.defer import Deferred, fail
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
+from ccengine.agi.timers import Deadline
 from ccengine.agi.wire import (
     HANGUP, AgiEnvironment, AgiError, AgiProtocolError, AgiReply, ReplyParser, parse_environment,
 )
@@ -48,12 +49,13 @@ class SessionHost(TypingProtocol):
 
 
 class _Command:
-    """One command in flight: its line, its Deferred, its timeout call."""
+    """One command in flight: its line and its Deferred."""
 
-    def __init__(self, line: bytes, deferred: Deferred, timer: IDelayedCall) -> None:
+    __slots__ = ("line", "deferred")
+
+    def __init__(self, line: bytes, deferred: Deferred) -> None:
         self.line = line
         self.deferred = deferred
-        self.timer = timer
 
 
 class FastAGIProtocol(Protocol):
@@ -62,7 +64,8 @@ class FastAGIProtocol(Protocol):
     def __init__(self) -> None:
         self._buffer = b""
         self._env_lines: list[bytes] | None = []
-        self._env_timer: IDelayedCall | None = None
+        # One deadline for the environment, then for each command in flight.
+        self._deadline: Deadline | None = None
         self._parser = ReplyParser()
         self._pending: _Command | None = None
         self._closing = False
@@ -75,12 +78,12 @@ class FastAGIProtocol(Protocol):
 
     # --- connection -------------------------------------------------------------------
     def connectionMade(self) -> None:
-        self._env_timer = self.factory.clock.callLater(
-            self.factory.env_timeout, self._abort, "env_timeout")
+        self._deadline = Deadline(self.factory.clock, self._deadline_passed)
+        self._deadline.set(self.factory.env_timeout)
 
     def connectionLost(self, reason: Failure) -> None:
         self._closing = True
-        self._cancel_env_timer()
+        self._stop_deadline()
         self._fail_pending(AgiConnectionLost(str(reason.value)))
         if self.session_active:
             self.session_active = False
@@ -90,7 +93,7 @@ class FastAGIProtocol(Protocol):
         """Close the connection; Asterisk then continues the dialplan (AGISTATUS=SUCCESS)."""
         if not self._closing:
             self._closing = True
-            self._cancel_env_timer()
+            self._stop_deadline()
             self._fail_pending(AgiConnectionLost("session closed by the engine"))
             self.transport.loseConnection()
 
@@ -133,9 +136,13 @@ class FastAGIProtocol(Protocol):
             return
         env = parse_environment(self._env_lines)
         self._env_lines = None
-        self._cancel_env_timer()
+        self._deadline.clear()
         self.session_active = True
         self.factory.session_started(self, env)
+        if not self._deadline.armed:
+            # No command was sent at once (the route awaits Redis first, or no route): leave
+            # no timer behind.
+            self._deadline.stop()
 
     def _reply_line(self, line: bytes) -> None:
         for item in self._parser.feed(line):
@@ -171,8 +178,8 @@ class FastAGIProtocol(Protocol):
         if self._closing or self._env_lines is not None:
             return fail(AgiConnectionLost("AGI session is not open"))
         deferred = Deferred(self._cancel_command)
-        timer = self.factory.clock.callLater(timeout, self._command_timed_out)
-        self._pending = _Command(line, deferred, timer)
+        self._deadline.set(timeout)
+        self._pending = _Command(line, deferred)
         self._notify_state(True)
         self.transport.write(line)
         return deferred
@@ -180,8 +187,7 @@ class FastAGIProtocol(Protocol):
     def _complete(self, fire: Callable[[Deferred], None]) -> None:
         command, self._pending = self._pending, None
         assert command is not None
-        if command.timer.active():
-            command.timer.cancel()
+        self._deadline.clear()
         # Report idle before firing: the callback may send the next command synchronously.
         self._notify_state(False)
         fire(command.deferred)
@@ -190,18 +196,18 @@ class FastAGIProtocol(Protocol):
         if self._pending is not None:
             self._complete(lambda d: d.errback(error))
 
-    def _command_timed_out(self) -> None:
-        command = self._pending
-        assert command is not None
-        self._abort("timeout", AgiTimeout(f"no reply to {command.line!r}"))
+    def _deadline_passed(self) -> None:
+        if self._env_lines is not None:
+            self._abort("env_timeout")
+        elif self._pending is not None:
+            self._abort("timeout", AgiTimeout(f"no reply to {self._pending.line!r}"))
 
     def _cancel_command(self, deferred: Deferred) -> None:
         # The caller gave up on the reply (handler cancelled): a late reply would be paired with
         # the next command, so the session cannot continue.
         if self._pending is not None and self._pending.deferred is deferred:
-            command, self._pending = self._pending, None
-            if command.timer.active():
-                command.timer.cancel()
+            self._pending = None
+            self._deadline.clear()
             self._notify_state(False)
         self._abort("cancelled")
 
@@ -212,19 +218,16 @@ class FastAGIProtocol(Protocol):
     # --- helpers ----------------------------------------------------------------------
     def _abort(self, kind: str, error: AgiError | None = None) -> None:
         """Give up on the connection: replies can no longer be paired with commands."""
-        if kind == "env_timeout":
-            self._env_timer = None
         if self._closing:
             return
         # Closing is set before the pending command fails, so a handler reacting to the
         # failure cannot write another command on this connection.
         self._closing = True
-        self._cancel_env_timer()
+        self._stop_deadline()
         self._fail_pending(error or AgiConnectionLost(f"session aborted: {kind}"))
         self.factory.connection_aborted(self, kind)
         self.transport.loseConnection()
 
-    def _cancel_env_timer(self) -> None:
-        timer, self._env_timer = self._env_timer, None
-        if timer is not None and timer.active():
-            timer.cancel()
+    def _stop_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.stop()

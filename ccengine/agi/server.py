@@ -17,6 +17,7 @@ from twisted.python.failure import Failure
 from ccengine.agi.channel import AgiChannel, CallerHungUp
 from ccengine.agi.metrics import AgiMetrics
 from ccengine.agi.protocol import AgiConnectionLost, AgiTimeout, FastAGIProtocol
+from ccengine.agi.timers import Deadline
 from ccengine.agi.wire import (
     AgiEnvironment, AgiInvalidCommand, AgiProtocolError, AgiUsageError,
 )
@@ -67,7 +68,8 @@ class _Session:
         self.state = "running"
         self._handler: Deferred | None = None
         self._rescue: Deferred | None = None
-        self._silence: IDelayedCall | None = None
+        # Moved on every command: a Deadline, not a callLater per command (agi/timers.py).
+        self._silence = Deadline(factory.clock, self._watchdog_fired)
         self._cap: IDelayedCall | None = None
 
     def start(self) -> None:
@@ -111,19 +113,16 @@ class _Session:
     # --- watchdog -------------------------------------------------------------------------
     def _command_state(self, in_flight: bool) -> None:
         if in_flight:
-            self._cancel_silence()
+            self._silence.clear()
         elif self.state == "running":
             self._arm_watchdog()
 
     def _arm_watchdog(self) -> None:
-        self._cancel_silence()
-        self._silence = self.factory.clock.callLater(
-            self.factory.settings.max_silence, self._watchdog_fired)
+        self._silence.set(self.factory.settings.max_silence)
 
     def _watchdog_fired(self) -> None:
         # No command in flight for max_silence (a Redis stall, a bug): the caller hears
         # silence. Stop the handler and let the route set its default quickly.
-        self._silence = None
         if self.state != "running":
             return
         self.state = "watchdog"
@@ -179,9 +178,7 @@ class _Session:
             self._handler.cancel()
 
     def _cancel_silence(self) -> None:
-        timer, self._silence = self._silence, None
-        if timer is not None and timer.active():
-            timer.cancel()
+        self._silence.stop()
 
     def finish(self, outcome: str) -> None:
         if self.state == "finished":
@@ -218,6 +215,13 @@ class FastAGIFactory(ServerFactory):
 
     # --- SessionHost (called by FastAGIProtocol) ------------------------------------------
     def session_started(self, protocol: FastAGIProtocol, env: AgiEnvironment) -> None:
+        if env.anomalies:
+            # Text smuggled into the environment (a newline in the caller ID name): nothing in
+            # it can be trusted, not even the script name. The dialplan fallback queues the call.
+            log.warn("AGI environment refused: {anomalies}", anomalies=", ".join(env.anomalies[:5]))
+            self.metrics.sessions_total.labels("unknown", "bad_environment").inc()
+            protocol.close()
+            return
         script = env.network_script
         route = self.routes.get(script)
         if route is None:

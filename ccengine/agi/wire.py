@@ -26,6 +26,7 @@ class AgiEnvironment:
     """The `agi_*` block Asterisk sends before the first command (keys lower-case, UTF-8)."""
 
     raw: Mapping[str, str]
+    anomalies: tuple[str, ...] = ()
 
     def get(self, key: str, default: str = "") -> str:
         return self.raw.get(key, default)
@@ -92,16 +93,31 @@ def _known(value: str) -> str:
 def parse_environment(lines: list[bytes]) -> AgiEnvironment:
     """Build the environment from its lines (without terminators, without the final blank line).
 
-    Each line is split on the first b': '; a line without it is skipped. A caller-controlled
-    value can never become two entries: lines were already split on b'\\n' only.
+    Each line is split on the first b': '. Asterisk writes the caller ID name raw into this
+    block (res_agi.c setup_env), so a name with a newline arrives as extra lines. A line that
+    is not `agi_<name>: value` is harmless and skipped. A line that would *override* the
+    environment is recorded in `anomalies`, and the server refuses such a session (the
+    dialplan fallback queues the call): a repeated key (the first value is kept), or an
+    `agi_arg_N` before `agi_threadid` (Asterisk sends the arguments last, agi3_env_args).
     """
     raw: dict[str, str] = {}
+    anomalies: list[str] = []
     for line in lines:
         key, sep, value = line.partition(b": ")
-        if not sep:
+        name = key.decode("utf-8", "replace").strip().lower()
+        if not sep or not _ENV_KEY_RE.fullmatch(name):
             continue
-        raw[key.decode("utf-8", "replace").strip().lower()] = value.decode("utf-8", "replace")
-    return AgiEnvironment(MappingProxyType(raw))
+        if name in raw:
+            anomalies.append(f"repeated {name}")
+            continue
+        if name.startswith("agi_arg_") and "agi_threadid" not in raw:
+            anomalies.append(f"{name} before agi_threadid")
+            continue
+        raw[name] = value.decode("utf-8", "replace")
+    return AgiEnvironment(MappingProxyType(raw), tuple(anomalies))
+
+
+_ENV_KEY_RE = re.compile(r"agi_[a-z0-9_]{1,40}")
 
 
 # --- replies -----------------------------------------------------------------------------

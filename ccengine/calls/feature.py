@@ -17,7 +17,7 @@ def build(ctx: EngineContext) -> Feature:
     settings = HotlineSettings(company=config.company, ivr=config.ivr, callers=config.callers,
                                queues=dict(config.queues))
     hotline = HotlineRoute(settings, customers, records, ctx.prompter,
-                           HotlineMetrics(ctx.registry), ctx.clock,
+                           HotlineMetrics(ctx.registry, config.queues), ctx.clock,
                            closed_offer=ctx.shared.get("closed_offer"),
                            repeat=ctx.shared.get("repeat_complaints"))
     return Feature(routes={"hotline": hotline})

@@ -1,8 +1,8 @@
 """The hotline route (agi://engine/hotline): greet, recognise, ask, route.
 
 Steps, in order:
-1. recognise the caller by number (one Redis round trip); Redis down = an unknown caller,
-   the call still goes on;
+1. recognise the caller by number (one Redis round trip, which also reads the size of the
+   caller's complaint index); Redis down = an unknown caller, the call still goes on;
 2. blocked numbers hear a polite message and are hung up (counted, recorded);
 3. greeting and menu (1 inquiry, 2 lookup, 3 complaint, 0 other; the language key switches
    language); no input or a wrong key plays the menu again, then the default route;
@@ -14,10 +14,10 @@ Steps, in order:
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
-from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from ccengine.agi.channel import AgiChannel
@@ -45,6 +45,10 @@ class RepeatComplaints(Protocol):
     priority: int
 
     async def check(self, number: str) -> str | None: ...
+
+    def index_read(self, number: str) -> Callable[[Any], None] | None: ...
+
+    async def check_index(self, number: str, indexed: int) -> str | None: ...
 
 
 class ClosedHoursOffer(Protocol):
@@ -77,16 +81,18 @@ class HotlineRoute:
         self.clock = clock
         self.closed_offer = closed_offer
         self.repeat = repeat
+        # Calls whose route the dialplan already has (CC_ROUTE_OK=1): the watchdog must not
+        # overwrite the caller's choice if a later step (the record write) stalls.
+        self._acknowledged: weakref.WeakSet = weakref.WeakSet()
 
     # --- the route ------------------------------------------------------------------------
     async def handle(self, channel: AgiChannel) -> None:
         env = channel.env
         started = self.clock.seconds()
         number = routing.caller_number(env.caller_number)
-        # Recognition and the repeat-complaint check run at the same time: one round trip.
-        repeat_check = self._repeat_ticket(number)
+        # The repeat-complaint index rides in the recognition pipeline: one round trip.
         profile = await self._recognise(number)
-        ticket_id = await repeat_check
+        ticket_id = await self._repeat_ticket(profile)
         lang = self._language(profile, env.dnid)
         await channel.set_language(lang)
         record = {"started": f"{started:.3f}", "caller": number, "tier": profile.tier,
@@ -128,6 +134,8 @@ class HotlineRoute:
 
     async def on_watchdog(self, channel: AgiChannel) -> None:
         """The engine stalled: route to the default queue at once (the dialplan would anyway)."""
+        if channel in self._acknowledged:
+            return
         self.metrics.calls.labels("default_route").inc()
         decision = routing.default_route(self.settings.ivr)
         for name, value in decision.variables() + [("CC_ACTION", "queue")]:
@@ -138,24 +146,23 @@ class HotlineRoute:
     async def _recognise(self, number: str) -> CallerProfile:
         if not number:
             return CallerProfile(number="")
+        extra = self.repeat.index_read(number) if self.repeat is not None else None
         try:
-            return await self.customers.lookup(number)
+            return await self.customers.lookup(number, extra)
         except StoreUnavailable as exc:
             log.warn("caller lookup failed, treating the caller as new: {exc}", exc=exc)
             return CallerProfile(number=number)
 
-    def _repeat_ticket(self, number: str) -> Deferred:
-        """Deferred firing with the caller's complaint ticket id, or None (also on errors)."""
-        if self.repeat is None or not number:
-            return Deferred.fromCoroutine(_none())
-
-        async def check() -> str | None:
-            try:
-                return await self.repeat.check(number)
-            except StoreUnavailable as exc:
-                log.warn("repeat complainant check failed: {exc}", exc=exc)
-                return None
-        return Deferred.fromCoroutine(check())
+    async def _repeat_ticket(self, profile: CallerProfile) -> str | None:
+        """The caller's complaint ticket id, or None (also on errors); Redis is read again
+        only when the index read with the lookup has entries."""
+        if self.repeat is None or not profile.extra:
+            return None
+        try:
+            return await self.repeat.check_index(profile.number, profile.extra[0])
+        except StoreUnavailable as exc:
+            log.warn("repeat complainant check failed: {exc}", exc=exc)
+            return None
 
     def _language(self, profile: CallerProfile, dialled: str) -> str:
         """The caller's saved preference, else the called number's language, else the default."""
@@ -210,12 +217,14 @@ class HotlineRoute:
         for var, value in variables:
             await channel.set_variable(var, value)
         await channel.set_variable("CC_ROUTE_OK", "1")
+        self._acknowledged.add(channel)
 
     async def _finish_without_queue(self, channel: AgiChannel, outcome: str,
                                     record: dict, started: float) -> None:
         self.metrics.calls.labels(outcome).inc()
         await channel.set_variable("CC_ACTION", "hangup")
         await channel.set_variable("CC_ROUTE_OK", "1")
+        self._acknowledged.add(channel)
         record["outcome"] = outcome
         await self._save(channel, started, record)
 
@@ -230,7 +239,3 @@ class HotlineRoute:
     @staticmethod
     def _call_id(channel: AgiChannel) -> str:
         return routing.safe_call_id(channel.env.uniqueid)
-
-
-async def _none() -> None:
-    return None

@@ -1,11 +1,23 @@
-"""Hotline metrics (bounded labels: outcome names, configured queues, category kinds)."""
+"""Hotline metrics (bounded labels: outcome names, configured queues, category kinds).
+
+Every labelled series is created at start (value 0) for each outcome and for each configured
+queue x kind, so rate() and the dashboards (complaint rate) have data before the first call and
+the number of series is fixed by the configuration.
+"""
 from __future__ import annotations
+
+from typing import Iterable
 
 from prometheus_client import CollectorRegistry, Counter
 
+from ccengine.calls.routing import KIND_BY_DIGIT
+
+OUTCOMES = ("routed", "blocked", "closed", "hangup", "default_route")
+KINDS = tuple(KIND_BY_DIGIT.values())
+
 
 class HotlineMetrics:
-    def __init__(self, registry: CollectorRegistry):
+    def __init__(self, registry: CollectorRegistry, queues: Iterable[str] = ()):
         self.calls = Counter(
             "ccengine_hotline_calls_total",
             "Hotline calls by outcome (routed, blocked, closed, hangup, default_route)",
@@ -16,3 +28,8 @@ class HotlineMetrics:
         self.language_switches = Counter(
             "ccengine_language_switches_total", "Callers who changed the IVR language",
             registry=registry)
+        for outcome in OUTCOMES:
+            self.calls.labels(outcome)
+        for queue in queues:
+            for kind in KINDS:
+                self.routed.labels(queue, kind)

@@ -27,7 +27,7 @@ class RouteDecision:
 def caller_number(raw: str) -> str:
     """The caller number if it is a plausible phone number, else '' (anonymous or hostile)."""
     candidate = raw.strip()
-    return candidate if _NUMBER_RE.match(candidate) else ""
+    return candidate if _NUMBER_RE.fullmatch(candidate) else ""
 
 
 def display_name(raw: str, limit: int = 48) -> str:
@@ -67,7 +67,7 @@ _CALL_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 def safe_call_id(uniqueid: str) -> str:
     """The channel's uniqueid as record id; anything odd is replaced by a digest of it."""
-    if _CALL_ID_RE.match(uniqueid):
+    if _CALL_ID_RE.fullmatch(uniqueid):
         return uniqueid
     import hashlib
     return "x-" + hashlib.sha256(uniqueid.encode("utf-8", "replace")).hexdigest()[:24]

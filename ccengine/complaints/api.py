@@ -77,7 +77,7 @@ class ComplaintsResource(ApiResource):
                 raise HttpError(405, f"method {method} not allowed")
             return self._list(request)
         ticket_id = path[0]
-        if not t.TICKET_ID_RE.match(ticket_id) or len(path) > 2:
+        if not t.TICKET_ID_RE.fullmatch(ticket_id) or len(path) > 2:
             raise HttpError(404, "no such ticket")
         if len(path) == 1:
             if method != "GET":

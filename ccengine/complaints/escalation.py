@@ -104,13 +104,13 @@ class WarmEscalation:
     # --- AGI route ------------------------------------------------------------------------
     async def handle(self, channel: Any) -> None:
         agent_channel = channel.env.channel
-        match = PHONE_CHANNEL_RE.match(agent_channel)
+        match = PHONE_CHANNEL_RE.fullmatch(agent_channel)
         if match is None:
             log.warn("escalate from {ch!r:.60}: not an agent phone channel", ch=agent_channel)
             return          # no CC_ROUTE_OK: the dialplan plays its error sound
         agent = await self._agent_of(match.group(1))
         caller_channel = (await channel.get_variable("BRIDGEPEER")) or ""
-        if not CHANNEL_RE.match(caller_channel):
+        if not CHANNEL_RE.fullmatch(caller_channel):
             log.warn("escalate by {agent}: no caller bridged ({peer!r:.60})", agent=agent,
                      peer=caller_channel)
             return
@@ -140,7 +140,7 @@ class WarmEscalation:
         return f"phone:{phone}"
 
     async def _call_record(self, call_id: str) -> dict:
-        if self.call_records is None or not _CALL_ID_RE.match(call_id):
+        if self.call_records is None or not _CALL_ID_RE.fullmatch(call_id):
             return {}
         try:
             return await self.call_records.get(call_id) or {}
@@ -150,13 +150,13 @@ class WarmEscalation:
 
     async def _ticket_for(self, record: dict, call_id: str, agent: str) -> str:
         number = record.get("caller", "")
-        number = number if _NUMBER_RE.match(number) else ""
+        number = number if _NUMBER_RE.fullmatch(number) else ""
         ticket_id = await self.repeat.active_ticket(number) if number else None
         if ticket_id is None:
             ticket = await self.complaints.open(
                 number=number, customer=record.get("customer", "")[:80],
                 queue=record.get("queue", ""), category=record.get("category", ""),
-                call_id=call_id if _CALL_ID_RE.match(call_id) else "",
+                call_id=call_id if _CALL_ID_RE.fullmatch(call_id) else "",
                 language=record.get("language", ""), agent=agent)
             ticket_id = ticket.id
         try:
@@ -217,7 +217,7 @@ class WarmEscalation:
             supervisor = event.get("TransferTargetCallerIDNum") or ""
             self.complaints.metrics.transfers.labels("connected").inc()
             await self._note(entry, "supervisor_connected",
-                             supervisor=supervisor if _DIGITS_RE.match(supervisor) else "")
+                             supervisor=supervisor if _DIGITS_RE.fullmatch(supervisor) else "")
         else:
             self.complaints.metrics.transfers.labels("no_supervisor").inc()
             await self._note(entry, "supervisor_unavailable",

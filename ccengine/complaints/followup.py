@@ -64,7 +64,7 @@ class FollowUpRoute:
     async def handle(self, channel: Any) -> None:
         args = channel.env.args
         ticket_id = args[0] if args else ""
-        if not TICKET_ID_RE.match(ticket_id):
+        if not TICKET_ID_RE.fullmatch(ticket_id):
             log.warn("followup without a valid ticket id ({arg!r:.30})", arg=ticket_id)
             return
         lang = channel.env.language

@@ -2,12 +2,18 @@
 `repeat_days` days, goes to the complaint queue with higher priority, and the agent gets the
 ticket id on the channel (CC_TICKET_ID). The hotline asks `check(number)`; it is offered to it
 as `ctx.shared["repeat_complaints"]`.
+
+On the hotline's critical path the caller's ticket index rides in the recognition pipeline
+(`index_read`), and the tickets are read only for a number that has any (`check_index`): a
+caller who never complained costs no round trip here.
 """
 from __future__ import annotations
 
 import re
+from typing import Any, Callable
 
 from ccengine.complaints.store import TicketStore
+from ccengine.store import keys
 
 _NUMBER_RE = re.compile(r"^\+?[0-9]{1,32}$")
 
@@ -25,7 +31,7 @@ class RepeatComplainants:
     async def check(self, number: str) -> str | None:
         """The ticket to put on the channel: the newest active ticket of the caller, else the
         newest opened in the last `repeat_days` days, else None. Raises StoreUnavailable."""
-        if not _NUMBER_RE.match(number or ""):
+        if not _NUMBER_RE.fullmatch(number or ""):
             return None
         since = self.clock.seconds() - self.repeat_days * 86400
         tickets = await self.store.recent_for_number(number, since)
@@ -37,9 +43,24 @@ class RepeatComplainants:
             self.metrics.repeat_callers.inc()
         return chosen.id
 
+    def index_read(self, number: str) -> Callable[[Any], None] | None:
+        """Queues the size of the caller's ticket index on a pipeline (for
+        CustomerStore.lookup); None for a number that cannot have tickets."""
+        if not _NUMBER_RE.fullmatch(number or ""):
+            return None
+        key = keys.complaints_by_number(number)
+        return lambda pipeline: pipeline.zcard(key)
+
+    async def check_index(self, number: str, indexed: int) -> str | None:
+        """`check(number)` when the index size read by `index_read` is already known: no Redis
+        access at all for a number without tickets. Raises StoreUnavailable."""
+        if not indexed:
+            return None
+        return await self.check(number)
+
     async def active_ticket(self, number: str) -> str | None:
         """The newest active ticket of the caller, or None."""
-        if not _NUMBER_RE.match(number or ""):
+        if not _NUMBER_RE.fullmatch(number or ""):
             return None
         tickets = await self.store.recent_for_number(number, self.clock.seconds())
         active = [t for t in tickets if t.active]

@@ -50,11 +50,11 @@ def user_event_fields(raw: str) -> dict[str, str]:
     fields = {"Ticket": str(data.get("ticket", "")), "Level": str(data.get("level", "")),
               "Reason": str(data.get("reason", "")), "Deadline": str(data.get("deadline", "")),
               "ChainEnd": "1" if data.get("chain_end") is True else "0"}
-    if not TICKET_ID_RE.match(fields["Ticket"]):
+    if not TICKET_ID_RE.fullmatch(fields["Ticket"]):
         raise BadNotification("ticket id")
     if fields["Level"] not in LEVELS or fields["Reason"] not in REASONS:
         raise BadNotification("level or reason")
-    if not _EPOCH_RE.match(fields["Deadline"]):
+    if not _EPOCH_RE.fullmatch(fields["Deadline"]):
         raise BadNotification("deadline")
     return fields
 

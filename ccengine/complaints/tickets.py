@@ -36,13 +36,13 @@ class TicketNotFound(LookupError):
 
 def check_ticket_id(value: Any) -> str:
     text = str(value)
-    if not TICKET_ID_RE.match(text):
+    if not TICKET_ID_RE.fullmatch(text):
         raise TicketError("a ticket id is 1 to 12 digits")
     return text
 
 
 def check_owner(value: Any) -> str:
-    if not isinstance(value, str) or not OWNER_RE.match(value):
+    if not isinstance(value, str) or not OWNER_RE.fullmatch(value):
         raise TicketError("owner: 1-40 letters, digits, _ . @ -")
     return value
 

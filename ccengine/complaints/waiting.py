@@ -95,7 +95,7 @@ class WaitingComplainants(Service):
         channel = entry.get("Channel") or ""
         uniqueid = entry.get("Uniqueid") or ""
         wait, priority = _int(entry.get("Wait")), _int(entry.get("Priority"))
-        if not CHANNEL_RE.match(channel) or not _UNIQUEID_RE.match(uniqueid) or wait is None:
+        if not CHANNEL_RE.fullmatch(channel) or not _UNIQUEID_RE.fullmatch(uniqueid) or wait is None:
             log.warn("QueueEntry with unusable fields skipped: {ch!r:.60}", ch=channel)
             return 0
         joined = await self.conn.call(

@@ -134,7 +134,7 @@ def split_text(name: str, text: str, literals: Mapping[str, str]) -> tuple[Part,
         if field in literals and not spec:
             buffer += literals[field]
             continue
-        if not SLOT_NAME_RE.match(field):
+        if not SLOT_NAME_RE.fullmatch(field):
             raise ValueError(f"{{{field}}}: not a placeholder name (a-z, 0-9, _)")
         kind = spec or "number"
         if kind not in numbers.KINDS:
@@ -172,7 +172,7 @@ def load_catalogue(overrides: Mapping[str, Mapping[str, str]] | None = None, *, 
     problems: list[str] = []
     langs = tuple(languages)
     for lang in langs:
-        if not LANGUAGE_RE.match(lang):
+        if not LANGUAGE_RE.fullmatch(lang):
             problems.append(f"languages: {lang!r} is not a language code")
     if default_language not in langs:
         problems.append(f"default_language: {default_language!r} is not in languages")
@@ -226,7 +226,7 @@ def _language(lang: str, spec: object, problems: list[str]) -> Language | None:
 def _prompt(name: str, per_lang: Mapping[str, object], langs: tuple[str, ...],
             literals: Mapping[str, str], problems: list[str]) -> dict[str, tuple[Part, ...]]:
     where = f"prompts.{name}"
-    if not PROMPT_NAME_RE.match(name) or name in RESERVED_NAMES:
+    if not PROMPT_NAME_RE.fullmatch(name) or name in RESERVED_NAMES:
         problems.append(f"{where}: not a prompt name (a-z, 0-9, _; not num, digit, word)")
         return {}
     out: dict[str, tuple[Part, ...]] = {}

@@ -47,7 +47,7 @@ def cardinal(value: object) -> int:
 def digit_string(value: object) -> str:
     """Digits of a phone or agent number; anything but 0-9 is refused (it may come from DTMF)."""
     text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-    if not isinstance(text, str) or not DIGIT_RE.match(text):
+    if not isinstance(text, str) or not DIGIT_RE.fullmatch(text):
         raise NumberError(f"{value!r} is not a digit string")
     return text
 

@@ -2,12 +2,18 @@
 
 `ccengine_queue_open{queue}` follows each queue's opening hours in the centre's time zone
 (calls/hours.py). After every AMI (re)login the waiting snapshot is rebuilt from QueueStatus.
+A timer closes the stays of callers who left between two hold-loop slices and neither came back
+nor hung up within `leave_grace` (queue_events.py), even when no AMI event arrives.
 """
 from __future__ import annotations
+
+from twisted.application.internet import TimerService
 
 from ccengine.calls.hours import is_open, local_now
 from ccengine.feature import EngineContext, Feature
 from ccengine.stats import QueueStats
+
+EXPIRE_INTERVAL = 5.0  # seconds between checks for callers who did not come back
 
 
 def build(ctx: EngineContext) -> Feature:
@@ -20,6 +26,9 @@ def build(ctx: EngineContext) -> Feature:
     stats = QueueStats.build(ctx.registry, queues, ctx.clock, queue_open)
     ctx.shared["queue_stats"] = stats
     feature = Feature()
+    expiry = TimerService(EXPIRE_INTERVAL, stats.consumer.expire)
+    expiry.clock = ctx.clock
+    feature.services.append(expiry)
     if ctx.ami is not None:
         stats.consumer.attach(ctx.ami)
         feature.on_ami_connected.append(lambda: stats.consumer.request_resync(ctx.ami))

@@ -7,18 +7,29 @@ Asterisk facts this relies on (captures in ../shared/asterisk/, copied to tests/
 - Answered call (a_answered): Join, then QueueCallerLeave *before* AgentConnect (same instant);
   AgentConnect `HoldTime` is whole seconds (2) while the Timestamps give 2.409 s.
 - Abandoned call (b_abandoned): QueueCallerAbandon (`HoldTime: 10`, a duration in whole seconds,
-  not an epoch time) then QueueCallerLeave.
+  not an epoch time), QueueCallerLeave, then the caller channel's Hangup.
 - QueueWithdrawCaller (ami6): QueueCallerAbandon, VarSet QUEUE_WITHDRAW_INFO (only when the
   action had a WithdrawInfo), QueueCallerLeave, VarSet QUEUESTATUS=WITHDRAW.
 - Exit with a key (ami7): no Abandon, no QUEUESTATUS; the Leave event's `Context` is already the
   queue's exit context, while the Join's was the dialplan context of the Queue() call.
 - Timeout / leaveempty / leaveunavail: Leave, then VarSet QUEUESTATUS (app_queue.c
   `queue_exec`: `leave_queue()` then `set_queue_result()`). VarSet needs the AMI `dialplan`
-  read class; without it these exits are counted as `other` after `leave_grace` seconds.
+  read class (optional, docs/operations.md).
+- Every Queue() call is a new queue entry: its HoldTime counts from that call's own join.
 
-Answer and abandon waits are `event Timestamp - join Timestamp` when both are known (sub-second,
-one clock: Asterisk's), else the event's `HoldTime`. No event can raise out of `handle`: a bad
-one is counted in `ccengine_stats_ignored_events_total{reason}`.
+The hold loop (dialplans/extensions_ccengine.conf, [ccengine-wait]) leaves and re-enters the same
+queue every announcement slice, so one caller makes many Join/Leave pairs with one Uniqueid. A
+caller is therefore tracked per Uniqueid: the first join in a queue is the offer and the start
+of the wait; a later join of the same Uniqueid in the same queue continues it. A Leave that is
+not an answer puts the caller *between slices* with a provisional exit reason; the exit is
+counted only when no re-join follows: at the channel's Hangup, at a join of another queue, or
+`leave_grace` seconds later (longer than an announcement; `expire()` runs on every event and on
+a timer, stats/feature.py). A withdraw to another queue (complaint -> supervisor) is an exit
+`withdraw` of the first queue and a new offer in the second, whose wait starts at that join.
+Answer and abandon waits are `event Timestamp - first join Timestamp` when both are known, else
+the event's HoldTime plus the engine-clock time between the first join and this slice's join.
+No event can raise out of `handle`: a bad one is counted in
+`ccengine_stats_ignored_events_total{reason}`.
 """
 from __future__ import annotations
 
@@ -30,8 +41,11 @@ from typing import Any, Iterable, Mapping
 from ccengine.stats.metrics import Clock, QueueMetrics, QueueSettings
 from ccengine.stats.waiting import WaitingCallers
 
+# QUEUESTATUS after a Leave. LEAVEEMPTY/LEAVEUNAVAIL end the caller's stay at once: the dialplan
+# never re-enters the same queue after them (it falls back to inbound or hangs up).
 QUEUESTATUS_EXITS = {"TIMEOUT": "timeout", "LEAVEEMPTY": "leaveempty",
                      "LEAVEUNAVAIL": "leaveunavail", "WITHDRAW": "withdraw"}
+FINAL_QUEUESTATUS = frozenset({"LEAVEEMPTY", "LEAVEUNAVAIL"})
 
 
 class BadEvent(Exception):
@@ -43,41 +57,46 @@ class BadEvent(Exception):
 
 
 @dataclass
-class _Join:
-    """What is remembered about one caller between QueueCallerJoin and the end of the call."""
+class _Caller:
+    """One caller's stay in one queue, from the first join to the exit (all slices)."""
     queue: str
-    timestamp: float | None
-    context: str | None
-    abandoned: bool = False
-    withdrawn: bool = False
+    first_ts: float | None        # Asterisk Timestamp of the first join (None: unknown)
+    first_seen: float             # engine clock at the first join (waiting gauges)
+    context: str | None = None    # Context of the current slice's join
+    slice_offset: float = 0.0     # engine seconds from the first join to this slice's join
+    abandon_wait: float | None = None  # set by QueueCallerAbandon (also sent for a withdraw)
+    withdrawn: bool = False       # VarSet QUEUE_WITHDRAW_INFO seen for this slice
+    between: bool = False         # left the queue, a re-join may follow
+    exit_reason: str = "other"    # the exit to count if no re-join follows
 
 
 class QueueEventConsumer:
     """Feeds QueueMetrics and WaitingCallers from AMI events (objects with `.get(header)`)."""
 
     EVENTS = ("QueueCallerJoin", "AgentConnect", "QueueCallerAbandon", "QueueCallerLeave",
-              "AgentComplete", "VarSet")
+              "AgentComplete", "VarSet", "Hangup")
 
     def __init__(self, metrics: QueueMetrics, waiting: WaitingCallers,
                  queues: Mapping[str, QueueSettings], clock: Clock,
-                 max_tracked: int = 10000, leave_grace: float = 10.0):
+                 max_tracked: int = 10000, leave_grace: float = 60.0):
         self.metrics = metrics
         self.waiting = waiting
         self.queues = queues
         self.clock = clock
         self.max_tracked = max_tracked
         self.leave_grace = leave_grace
-        self._joins: OrderedDict[str, _Join] = OrderedDict()  # by Uniqueid, oldest first
-        self._left: OrderedDict[str, float] = OrderedDict()   # left, exit not yet known
+        self._callers: OrderedDict[str, _Caller] = OrderedDict()  # by Uniqueid, least recent first
+        self._between: OrderedDict[str, float] = OrderedDict()    # Uniqueid -> left at, oldest first
         self._handlers = {
             "queuecallerjoin": self._on_join, "agentconnect": self._on_connect,
             "queuecallerabandon": self._on_abandon, "queuecallerleave": self._on_leave,
             "agentcomplete": self._on_complete, "varset": self._on_varset,
+            "hangup": self._on_hangup,
         }
 
     @property
     def tracked(self) -> int:
-        return len(self._joins)
+        return len(self._callers)
 
     def attach(self, client: Any) -> None:
         """Subscribe to the events this consumer reads on an ami.client.AmiClient."""
@@ -88,20 +107,21 @@ class QueueEventConsumer:
         handler = self._handlers.get((msg.get("Event") or "").lower())
         if handler is None:
             return
-        self.expire()
+        if self._between:
+            self.expire()
         try:
             handler(msg)
         except BadEvent as bad:
             self.metrics.ignore(bad.reason)
 
     def expire(self) -> None:
-        """Count as `other` the callers who left without a recognisable exit `leave_grace` ago."""
+        """Count the exits of callers between slices who did not come back within `leave_grace`."""
         deadline = self.clock.seconds() - self.leave_grace
-        while self._left:
-            uniqueid, left_at = next(iter(self._left.items()))
+        while self._between:
+            uniqueid, left_at = next(iter(self._between.items()))
             if left_at > deadline:
                 break
-            self._finish(uniqueid, "other")
+            self._close(uniqueid)
 
     # --- resync ---------------------------------------------------------------------------
 
@@ -112,13 +132,14 @@ class QueueEventConsumer:
     def resync(self, messages: Iterable[Any]) -> None:
         """Replace the waiting snapshot with the QueueEntry events of a QueueStatus answer.
 
-        QueueEntry has `Queue`, `Uniqueid` and `Wait` (whole seconds waited so far) but no
-        Timestamp (d_queuestatus_waiting_caller); join records created here therefore answer
-        with the events' HoldTime. Tracked callers that are gone left while the engine was not
-        listening: their exit is `other`.
+        QueueEntry has `Queue`, `Uniqueid` and `Wait` (whole seconds in the current slice) but
+        no Timestamp (d_queuestatus_waiting_caller); callers first seen here are not offered and
+        answer with the events' HoldTime. A tracked caller keeps its first join. Callers between
+        slices are not in any queue, so they are kept; tracked callers in a queue who are gone
+        left while the engine was not listening and are closed.
         """
         now = self.clock.seconds()
-        entries = []
+        present: dict[str, tuple[str, float]] = {}
         for msg in messages:
             if (msg.get("Event") or "").lower() != "queueentry":
                 continue
@@ -128,70 +149,90 @@ class QueueEventConsumer:
             except BadEvent as bad:
                 self.metrics.ignore(bad.reason)
                 continue
-            entries.append((uniqueid, queue, now - wait))
-        present = {uniqueid for uniqueid, _, _ in entries}
-        for uniqueid in [u for u in self._joins if u not in present and u not in self._left]:
-            self._finish(uniqueid, "other")
-        for uniqueid, queue, _ in entries:
-            if uniqueid not in self._joins:
-                self._track(uniqueid, _Join(queue, None, None))
-        self.waiting.replace(entries)
+            present[uniqueid] = (queue, now - wait)
+        for uniqueid in [u for u, c in self._callers.items() if u not in present and not c.between]:
+            self._close(uniqueid)
+        for uniqueid, (queue, joined_at) in present.items():
+            caller = self._callers.get(uniqueid)
+            if caller is None or caller.queue != queue:
+                if caller is not None:
+                    self._close(uniqueid)
+                self._track(uniqueid, _Caller(queue, None, joined_at))
+            elif caller.between:   # its re-join was missed
+                self._between.pop(uniqueid, None)
+                caller.between, caller.exit_reason = False, "other"
+        self.waiting.replace([(u, c.queue, c.first_seen) for u, c in self._callers.items()
+                              if not (c.between and c.abandon_wait is not None)])
 
     # --- events ---------------------------------------------------------------------------
 
     def _on_join(self, msg: Any) -> None:
         queue, uniqueid = self._queue(msg), _required(msg, "Uniqueid")
         timestamp = _timestamp(msg)
-        self.metrics.offered.labels(queue=queue).inc()
-        if uniqueid in self._left:  # the same channel joins again after an unknown exit
-            self._finish(uniqueid, "other")
-        self._track(uniqueid, _Join(queue, timestamp, msg.get("Context")))
-        if self.waiting.add(uniqueid, queue, self.clock.seconds()):
+        now = self.clock.seconds()
+        caller = self._callers.get(uniqueid)
+        if caller is not None and caller.queue == queue:
+            # The hold loop re-entering (or a withdraw back into the same queue): same wait.
+            self._between.pop(uniqueid, None)
+            caller.between, caller.exit_reason = False, "other"
+            caller.abandon_wait, caller.withdrawn = None, False
+            caller.context = msg.get("Context")
+            caller.slice_offset = max(0.0, now - caller.first_seen)
+            self._callers.move_to_end(uniqueid)
+        else:
+            if caller is not None:  # moved on to another queue: the first one's exit is final
+                self._close(uniqueid, moved=True)
+            self.metrics.offered.labels(queue=queue).inc()
+            caller = _Caller(queue, timestamp, now, msg.get("Context"))
+            self._track(uniqueid, caller)
+        if self.waiting.add(uniqueid, queue, caller.first_seen):
             self.metrics.ignore("evicted")
 
     def _on_connect(self, msg: Any) -> None:
         queue, uniqueid = self._queue(msg), _required(msg, "Uniqueid")
-        join = self._joins.get(uniqueid)
-        wait = self._wait(msg, join)
-        self.waiting.remove(uniqueid)
+        caller = self._callers.get(uniqueid)
+        wait = self._wait(msg, caller)
         self.metrics.answered.labels(queue=queue).inc()
         self.metrics.answer_time.labels(queue=queue).observe(wait)
         if wait <= self.queues[queue].service_level_seconds:
             self.metrics.answered_within_sl.labels(queue=queue).inc()
         self.metrics.exit(queue, "answered")
         self._forget(uniqueid)
-        if join is None:
+        if caller is None:
             self.metrics.ignore("join_not_seen")
 
     def _on_abandon(self, msg: Any) -> None:
+        # Counted when the exit is final: Asterisk also sends this event for a withdraw.
         queue, uniqueid = self._queue(msg), _required(msg, "Uniqueid")
-        join = self._joins.get(uniqueid)
-        wait = self._wait(msg, join)
-        self.metrics.abandoned.labels(queue=queue).inc()
-        self.metrics.abandon_wait.labels(queue=queue).observe(wait)
-        if wait < self.queues[queue].short_abandon_seconds:
-            self.metrics.short_abandoned.labels(queue=queue).inc()
-        if join is None:
-            # Keep a record so the Leave that follows can still tell abandon from withdraw.
+        caller = self._callers.get(uniqueid)
+        wait = self._wait(msg, caller)
+        if caller is None:
             self.metrics.ignore("join_not_seen")
-            join = _Join(queue, None, None)
-            self._track(uniqueid, join)
-        join.abandoned = True
+            caller = _Caller(queue, None, self.clock.seconds())
+            self._track(uniqueid, caller)
+        caller.abandon_wait = wait
 
     def _on_leave(self, msg: Any) -> None:
         _, uniqueid = self._queue(msg), _required(msg, "Uniqueid")
-        self.waiting.remove(uniqueid)
-        join = self._joins.get(uniqueid)
-        if join is None:
+        caller = self._callers.get(uniqueid)
+        if caller is None:
+            self.waiting.remove(uniqueid)
             raise BadEvent("join_not_seen")
         context = msg.get("Context")
-        if join.abandoned:
-            self._finish(uniqueid, "withdraw" if join.withdrawn else "abandon")
-        elif join.context is not None and context is not None and context != join.context:
-            self._finish(uniqueid, "exitkey")
-        else:  # answered (AgentConnect follows), or a QUEUESTATUS VarSet may follow
-            self._left.pop(uniqueid, None)
-            self._left[uniqueid] = self.clock.seconds()
+        if caller.withdrawn:
+            caller.exit_reason = "withdraw"
+        elif caller.abandon_wait is not None:
+            # A hang-up, or a withdraw whose VarSet is not delivered: the Hangup that follows
+            # confirms the abandon, a re-join shows a withdraw.
+            caller.exit_reason = "abandon"
+            self.waiting.remove(uniqueid)
+        elif caller.context is not None and context is not None and context != caller.context:
+            caller.exit_reason = "exitkey"
+        else:  # answered (AgentConnect follows), timeout (QUEUESTATUS may follow), ...
+            caller.exit_reason = "other"
+        caller.between = True
+        self._between.pop(uniqueid, None)
+        self._between[uniqueid] = self.clock.seconds()
 
     def _on_complete(self, msg: Any) -> None:
         queue, uniqueid = self._queue(msg), _required(msg, "Uniqueid")
@@ -205,13 +246,24 @@ class QueueEventConsumer:
         if variable not in ("QUEUESTATUS", "QUEUE_WITHDRAW_INFO"):
             return
         uniqueid = msg.get("Uniqueid")
-        join = self._joins.get(uniqueid) if uniqueid else None
-        if join is None:
+        caller = self._callers.get(uniqueid) if uniqueid else None
+        if caller is None:
             return
+        value = msg.get("Value")
         if variable == "QUEUE_WITHDRAW_INFO":
-            join.withdrawn = True
-        elif uniqueid in self._left and msg.get("Value") in QUEUESTATUS_EXITS:
-            self._finish(uniqueid, QUEUESTATUS_EXITS[msg.get("Value")])
+            caller.withdrawn = True
+            if caller.between:
+                caller.exit_reason = "withdraw"
+        elif caller.between and value in QUEUESTATUS_EXITS:
+            caller.exit_reason = QUEUESTATUS_EXITS[value]
+            if value in FINAL_QUEUESTATUS:
+                self._close(uniqueid)
+
+    def _on_hangup(self, msg: Any) -> None:
+        # Every channel hangs up: only tracked callers matter, and the channel is gone for good.
+        uniqueid = msg.get("Uniqueid")
+        if uniqueid and uniqueid in self._callers:
+            self._close(uniqueid)
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -221,34 +273,49 @@ class QueueEventConsumer:
             raise BadEvent("unknown_queue")
         return queue
 
-    def _wait(self, msg: Any, join: _Join | None) -> float:
-        """Seconds from join to this event: Timestamps when both are known, else HoldTime."""
-        if join is not None and join.timestamp is not None:
+    def _wait(self, msg: Any, caller: _Caller | None) -> float:
+        """Seconds from the first join to this event (Timestamps, else HoldTime + earlier slices)."""
+        if caller is not None and caller.first_ts is not None:
             now = _timestamp(msg)
-            if now is not None and now >= join.timestamp:
-                return now - join.timestamp
-        return _seconds(_required(msg, "HoldTime"))
+            if now is not None and now >= caller.first_ts:
+                return now - caller.first_ts
+        hold = _seconds(_required(msg, "HoldTime"))
+        return hold + (caller.slice_offset if caller is not None else 0.0)
 
-    def _track(self, uniqueid: str, join: _Join) -> None:
-        self._joins.pop(uniqueid, None)
-        self._joins[uniqueid] = join
-        while len(self._joins) > self.max_tracked:
-            oldest = next(iter(self._joins))
-            if oldest in self._left:
-                self._finish(oldest, "other")
+    def _track(self, uniqueid: str, caller: _Caller) -> None:
+        self._callers.pop(uniqueid, None)
+        self._callers[uniqueid] = caller
+        while len(self._callers) > self.max_tracked:
+            oldest, record = next(iter(self._callers.items()))
+            if record.between:
+                self._close(oldest)
             else:
                 self._forget(oldest)
                 self.metrics.ignore("evicted")
 
-    def _finish(self, uniqueid: str, reason: str) -> None:
-        join = self._joins.get(uniqueid)
-        if join is not None:
-            self.metrics.exit(join.queue, reason)
+    def _close(self, uniqueid: str, moved: bool = False) -> None:
+        """Count the final exit of a caller (no re-join can follow any more) and forget them."""
+        caller = self._callers.get(uniqueid)
+        if caller is None:
+            return
+        reason = caller.exit_reason if caller.between else "other"
+        if moved and caller.abandon_wait is not None:
+            reason = "withdraw"   # left with an Abandon and joined another queue: transferred
+        elif reason != "withdraw" and caller.abandon_wait is not None and not caller.withdrawn:
+            reason = "abandon"
+        if reason == "abandon":
+            queue, wait = caller.queue, caller.abandon_wait
+            self.metrics.abandoned.labels(queue=queue).inc()
+            self.metrics.abandon_wait.labels(queue=queue).observe(wait)
+            if wait < self.queues[queue].short_abandon_seconds:
+                self.metrics.short_abandoned.labels(queue=queue).inc()
+        self.metrics.exit(caller.queue, reason)
         self._forget(uniqueid)
 
     def _forget(self, uniqueid: str) -> None:
-        self._joins.pop(uniqueid, None)
-        self._left.pop(uniqueid, None)
+        self._callers.pop(uniqueid, None)
+        self._between.pop(uniqueid, None)
+        self.waiting.remove(uniqueid)
 
 
 def _required(msg: Any, header: str) -> str:

@@ -6,8 +6,10 @@ and each record hash expires `records.ttl_days` after it was last written.
 """
 from __future__ import annotations
 
+import hashlib
 from typing import Mapping
 
+from redis.exceptions import NoScriptError
 from twisted.internet.defer import Deferred
 
 from ccengine.store import keys
@@ -23,6 +25,7 @@ for _, id in ipairs(old) do redis.call('DEL', ARGV[2] .. id) end
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, n - 1)
 return n
 """
+_TRIM_SHA = hashlib.sha1(_TRIM.encode()).hexdigest()
 
 
 class CallRecordStore:
@@ -30,21 +33,33 @@ class CallRecordStore:
         self.conn = conn
         self.max_calls = max_calls
         self.ttl = ttl_days * 86400
-        self._trim = conn.client.register_script(_TRIM)
 
     def save(self, call_id: str, started: float, fields: Mapping[str, str | int | float]) -> Deferred:
         """Create or extend a record and index it; trims the index in the same round trip."""
         key = keys.call(call_id)
         mapping = {k: str(v) for k, v in fields.items()}
+        trim_args = (keys.CALLS, self.max_calls, keys.PREFIX + "call:")
 
         async def op(r):
-            async with r.pipeline(transaction=True) as p:
-                p.hset(key, mapping=mapping)
-                p.expire(key, self.ttl)
-                p.zadd(keys.CALLS, {call_id: started}, nx=True)
-                await self._trim(keys=[keys.CALLS], args=[self.max_calls, keys.PREFIX + "call:"], client=p)
-                await p.execute()
+            # EVALSHA with the sha computed here: redis-py's registered Script would send
+            # SCRIPT EXISTS before every pipeline (an extra round trip per call). Redis only
+            # lacks the script after a restart or SCRIPT FLUSH; then the whole transaction is
+            # run again with EVAL, which also caches the script (HSET, EXPIRE and ZADD NX are
+            # idempotent, so running them twice changes nothing).
+            try:
+                await self._save(r, key, mapping, call_id, started, "evalsha", _TRIM_SHA, trim_args)
+            except NoScriptError:
+                await self._save(r, key, mapping, call_id, started, "eval", _TRIM, trim_args)
         return self.conn.call(op)
+
+    async def _save(self, r, key: str, mapping: dict, call_id: str, started: float,
+                    command: str, script: str, trim_args: tuple) -> None:
+        async with r.pipeline(transaction=True) as p:
+            p.hset(key, mapping=mapping)
+            p.expire(key, self.ttl)
+            p.zadd(keys.CALLS, {call_id: started}, nx=True)
+            getattr(p, command)(script, 1, *trim_args)
+            await p.execute()
 
     def update(self, call_id: str, fields: Mapping[str, str | int | float]) -> Deferred:
         """Add fields to an existing record (outcome, agent, notes); no-op for an unknown id."""

@@ -1,8 +1,8 @@
 """Customers, VIPs and the blocklist: who is calling."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
 
 from twisted.internet.defer import Deferred
 
@@ -17,14 +17,24 @@ class CallerProfile:
     name: str = ""
     language: str = ""
     blocked: bool = False
+    # Replies of the reads another feature queued in the lookup's pipeline (see lookup).
+    extra: tuple = field(default=(), compare=False, repr=False)
+
+
+# Queues further reads on the lookup's pipeline (redis-py Pipeline), e.g. the caller's complaint
+# index, so that they cost the call no round trip of their own.
+PipelineReads = Callable[[Any], None]
 
 
 class CustomerStore:
     def __init__(self, conn: RedisConnection):
         self.conn = conn
 
-    def lookup(self, number: str) -> Deferred:
-        """CallerProfile for a validated number, in one round trip (a pipeline)."""
+    def lookup(self, number: str, extra: PipelineReads | None = None) -> Deferred:
+        """CallerProfile for a validated number, in one round trip (a pipeline).
+
+        `extra(pipeline)` may queue more reads in the same pipeline; their replies are the
+        profile's `extra`, in order."""
         key = keys.customer(number)
 
         async def op(r):
@@ -32,14 +42,17 @@ class CustomerStore:
                 p.hgetall(key)
                 p.sismember(keys.BLOCKLIST, number)
                 p.sismember(keys.VIP, number)
-                record, blocked, vip = await p.execute()
+                if extra is not None:
+                    extra(p)
+                record, blocked, vip, *more = await p.execute()
             # A hash holding only a language preference does not make a caller "known".
             if vip or record.get("tier") == "vip":
                 tier = "vip"
             else:
                 tier = "known" if record.get("tier") == "known" or record.get("name") else "new"
             return CallerProfile(number=number, tier=tier, name=record.get("name", ""),
-                                 language=record.get("language", ""), blocked=bool(blocked))
+                                 language=record.get("language", ""), blocked=bool(blocked),
+                                 extra=tuple(more))
         return self.conn.call(op)
 
     def put_customer(self, number: str, name: str = "", tier: str = "known",

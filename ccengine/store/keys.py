@@ -17,13 +17,13 @@ class BadKeyPart(ValueError):
 
 
 def number_part(number: str) -> str:
-    if not _NUMBER_RE.match(number):
+    if not _NUMBER_RE.fullmatch(number):
         raise BadKeyPart(f"not a phone number: {number[:40]!r}")
     return number
 
 
 def id_part(value: str) -> str:
-    if not _ID_RE.match(value):
+    if not _ID_RE.fullmatch(value):
         raise BadKeyPart(f"not an id: {value[:70]!r}")
     return value
 

@@ -25,7 +25,9 @@ def hold_at(prompt: bytes) -> tuple:
     def answer(command: bytes):
         if prompt in command:
             if not reached.called:
-                reached.callback(command)
+                # resume the test on the next reactor turn, not inside the harness's pump
+                from twisted.internet import reactor
+                reactor.callLater(0, reached.callback, command)
             return HOLD
         return None
     return answer, reached

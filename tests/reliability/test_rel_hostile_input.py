@@ -147,10 +147,6 @@ async def test_case1_blank_line_in_caller_name_leaves_the_call_to_the_fallback(r
     await conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect in ccengine/agi/wire.py parse_environment: a later duplicate key overrides the "
-    "real one, so a caller name `x\\nagi_uniqueid: <id>` (written raw by res_agi setup_env) "
-    "picks another call's record id / route; fix described in docs/reliability.md"))
 @pytest.mark.parametrize("injected", [
     b"x\nagi_uniqueid: victim-call",
     b"x\nagi_network_script: decoy",

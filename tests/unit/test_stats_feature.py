@@ -62,3 +62,21 @@ def test_feature_without_ami_still_exports_the_configured_queues():
     registry, _, built = build(datetime(2026, 1, 5, 10, 0, tzinfo=ZoneInfo("UTC")))
     assert built.on_ami_connected == []
     assert registry.get_sample_value("ccengine_queue_offered_total", {"queue": "complaint"}) == 0
+
+
+def test_timer_closes_callers_who_did_not_come_back_without_any_event():
+    """A caller who left a slice (b_abandoned Join/Leave, no Abandon) and never returns is closed by the timer."""
+    registry, ctx, built = build(datetime(2026, 1, 5, 10, 0, tzinfo=ZoneInfo("UTC")))
+    consumer = ctx.shared["queue_stats"].consumer
+    for event in ami_replay.events("b_abandoned", "QueueCallerJoin", "QueueCallerLeave"):
+        consumer.handle(event)
+    for service in built.services:
+        service.startService()
+    try:
+        ctx.clock.advance(consumer.leave_grace + feature.EXPIRE_INTERVAL)
+        assert registry.get_sample_value("ccengine_queue_exits_total",
+                                         {"queue": "complaint", "reason": "other"}) == 1
+        assert consumer.tracked == 0
+    finally:
+        for service in built.services:
+            service.stopService()

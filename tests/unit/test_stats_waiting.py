@@ -10,6 +10,7 @@ from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 
 import ami_replay
+from ccengine.ami.wire import Message
 from ccengine.stats import QueueStats, WaitingCallers
 from ccengine.stats.metrics import DEFAULT_WAIT_BUCKETS, wait_buckets
 
@@ -63,6 +64,48 @@ def test_answered_caller_leaves_the_snapshot():
     assert gauge(registry, "ccengine_queue_waiting_calls", "complaint") == 0
 
 
+def test_caller_between_slices_still_waits_from_the_first_join():
+    """b_abandoned's Join/Leave as hold-loop slices (no capture has a queue timeout; app_queue.c
+    sends Leave then QUEUESTATUS=TIMEOUT): in the announcement the caller still counts as waiting,
+    with the wait since the first join, until the channel hangs up."""
+    clock, registry, stats = build()
+    join, = ami_replay.events("b_abandoned", "QueueCallerJoin")
+    leave, = ami_replay.events("b_abandoned", "QueueCallerLeave")
+    hangup = [m for m in ami_replay.events("b_abandoned", "Hangup")
+              if m.get("Uniqueid") == join.get("Uniqueid")][-1]
+    timeout = Message({"Event": "VarSet", "Uniqueid": join.get("Uniqueid"),
+                       "Variable": "QUEUESTATUS", "Value": "TIMEOUT"})
+    stats.consumer.handle(join)
+    clock.advance(30)
+    stats.consumer.handle(leave)
+    stats.consumer.handle(timeout)
+    clock.advance(10)
+    assert gauge(registry, "ccengine_queue_waiting_calls", "complaint") == 1
+    assert gauge(registry, "ccengine_queue_longest_wait_seconds", "complaint") == 40
+    clock.advance(5)
+    stats.consumer.handle(join)  # back into the queue after the announcement
+    clock.advance(5)
+    assert gauge(registry, "ccengine_queue_waiting_calls", "complaint") == 1
+    assert gauge(registry, "ccengine_queue_longest_wait_seconds", "complaint") == 50
+    stats.consumer.handle(leave)
+    stats.consumer.handle(hangup)
+    assert gauge(registry, "ccengine_queue_waiting_calls", "complaint") == 0
+
+
+def test_resync_keeps_callers_between_slices():
+    """A QueueStatus taken while a caller hears the announcement (not in any queue) keeps them waiting."""
+    clock, registry, stats = build()
+    join, = ami_replay.events("b_abandoned", "QueueCallerJoin")
+    leave, = ami_replay.events("b_abandoned", "QueueCallerLeave")
+    stats.consumer.handle(join)
+    clock.advance(30)
+    stats.consumer.handle(leave)
+    stats.consumer.resync(ami_replay.events("d_queuestatus_waiting_caller"))
+    assert gauge(registry, "ccengine_queue_waiting_calls", "complaint") == 1
+    assert gauge(registry, "ccengine_queue_longest_wait_seconds", "complaint") == 30
+    assert gauge(registry, "ccengine_queue_waiting_calls", "inbound") == 1
+
+
 def test_resync_replaces_the_snapshot_from_queue_entries():
     """d_queuestatus_waiting_caller: one QueueEntry (inbound, Wait 3) replaces a stale waiting caller."""
     clock, registry, stats = build()
@@ -110,7 +153,7 @@ def test_attach_subscribes_the_queue_events():
     stats.consumer.attach(Client())
     assert {name for name, _ in subscribed} == {"QueueCallerJoin", "AgentConnect",
                                                 "QueueCallerAbandon", "QueueCallerLeave",
-                                                "AgentComplete", "VarSet"}
+                                                "AgentComplete", "VarSet", "Hangup"}
     assert all(callback == stats.consumer.handle for _, callback in subscribed)
 
 
