@@ -58,7 +58,6 @@ def build_service(config, reactor, redis_url: str):
     """The engine's MultiService and its context (separated from run() for tests)."""
     from prometheus_client import CollectorRegistry
     from twisted.application import internet, service
-    from twisted.web.server import Site
 
     from ccengine.agi.metrics import AgiMetrics
     from ccengine.agi.server import AgiSettings, FastAGIFactory
@@ -67,7 +66,7 @@ def build_service(config, reactor, redis_url: str):
     from ccengine.prompts.metrics import PromptMetrics
     from ccengine.prompts.player import Prompter
     from ccengine.store.base import RedisConnection, StoreMetrics
-    from ccengine.web import Health, build_root
+    from ccengine.web import Health, build_root, build_site
 
     registry = CollectorRegistry()
     top = service.MultiService()
@@ -112,8 +111,8 @@ def build_service(config, reactor, redis_url: str):
             if ami is not None:
                 ami.on_connected(callback)
     factory.routes.update(routes)
-    internet.TCPServer(config.http.port, Site(root), interface=config.http.bind
-                       ).setServiceParent(top)
+    internet.TCPServer(config.http.port, build_site(root, config.http.max_body_bytes),
+                       interface=config.http.bind).setServiceParent(top)
     internet.TimerService(5.0, _ping_redis, redis).setServiceParent(top)
     return top, ctx
 

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from twisted.web.resource import Resource
-from twisted.web.server import Request
+from twisted.web.server import Request, Site
 
 
 @dataclass
@@ -100,6 +100,8 @@ class ApiResource(Resource):
             raise HttpError(403, "wrong token")
 
     def read_json(self, request: Request) -> Any:
+        if getattr(request, "body_too_large", False):
+            raise HttpError(413, f"body larger than {self.max_body_bytes} bytes")
         length = request.getHeader(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
             raise HttpError(413, f"body larger than {self.max_body_bytes} bytes")
@@ -112,10 +114,46 @@ class ApiResource(Resource):
             raise HttpError(400, f"body is not JSON: {exc}") from None
 
 
+class NotFound(Resource):
+    isLeaf = True
+
+    def render(self, request: Request) -> bytes:
+        request.setResponseCode(404)
+        return json_body(request, {"error": "no such resource"})
+
+
+class ApiRoot(Resource):
+    """/api: feature resources are its children; anything else is a JSON 404."""
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        return NotFound()
+
+    def render(self, request: Request) -> bytes:
+        return NotFound().render(request)
+
+
+class BoundedRequest(Request):
+    """A request that stops storing its body past `max_body_bytes` while it streams in
+    (Twisted would otherwise buffer all of it before the resource can answer 413)."""
+    max_body_bytes = 65536
+    body_too_large = False
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self.body_too_large or self.content.tell() + len(data) > self.max_body_bytes:
+            self.body_too_large = True
+            return
+        super().handleContentChunk(data)
+
+
+def build_site(root: Resource, max_body_bytes: int) -> Site:
+    site = Site(root)
+    site.requestFactory = type("Request", (BoundedRequest,), {"max_body_bytes": max_body_bytes})
+    return site
+
+
 def build_root(registry: CollectorRegistry, health: Health) -> Resource:
     root = Resource()
     root.putChild(b"metrics", MetricsResource(registry))
     root.putChild(b"healthz", HealthResource(health))
-    api = Resource()
-    root.putChild(b"api", api)
+    root.putChild(b"api", ApiRoot())
     return root

@@ -17,7 +17,7 @@ from twisted.web.server import Site
 
 from ccengine import app
 from ccengine.config import load_config
-from ccengine.web import ApiResource, Health, HttpError, build_root
+from ccengine.web import ApiResource, Health, HttpError, build_root, build_site
 
 TOKEN = "t0ken-for-tests-only"
 
@@ -48,7 +48,9 @@ def site_with(notes: NotesResource, redis_up: float = 1):
                     fastagi_listening=lambda: True)
     root = build_root(registry, health)
     root.children[b"api"].putChild(b"notes", notes)
-    return Site(root, timeout=None)
+    site = build_site(root, notes.max_body_bytes)
+    site.timeOut = None
+    return site
 
 
 def request(site: Site, method: str, path: str, headers: dict[str, str] | None = None,
@@ -176,3 +178,30 @@ def test_case5_http_and_fastagi_listen_on_loopback_by_default(redis_url):
     listeners = [s for s in top if type(s).__name__.endswith("Server")]
     assert {s.args[0] for s in listeners} == {config.http.port, config.fastagi.port}
     assert all(s.kwargs.get("interface") == "127.0.0.1" for s in listeners)
+
+
+def test_case5_an_oversized_chunked_body_is_not_stored_past_the_limit():
+    """Case 5: the engine's Site stops storing a body past http.max_body_bytes while it streams
+    in (the request is marked too large and answered 413), instead of buffering all of it."""
+    notes = NotesResource(TOKEN, max_body_bytes=64)
+    site = site_with(notes)
+    seen = []
+    original = site.requestFactory.handleContentChunk
+
+    def spy(self, data):
+        original(self, data)
+        seen.append(self.content.tell())
+    site.requestFactory.handleContentChunk = spy
+    status, _, _ = request(site, "POST", "/api/notes", {"Authorization": f"Bearer {TOKEN}"},
+                           body=b"x" * 100_000, chunked=True)
+    assert status == 413
+    assert max(seen) <= 64
+    assert notes.notes == []
+
+
+def test_case5_unknown_api_paths_get_a_json_404():
+    """Case 5: an unknown path under /api answers 404 with a JSON error, not an HTML page."""
+    status, headers, body = request(site_with(NotesResource(TOKEN)), "GET", "/api/nope",
+                                    {"Authorization": f"Bearer {TOKEN}"})
+    assert status == 404
+    assert json.loads(body) == {"error": "no such resource"}
