@@ -90,6 +90,9 @@ class ApiResource(Resource):
     def handle(self, method: str, request: Request, body: Any) -> tuple[int, Any]:
         raise HttpError(405, f"method {method} not allowed")
 
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        return NotFound()
+
     def check_token(self, request: Request) -> None:
         if not self.token:
             raise HttpError(403, "the API is disabled: no API token is configured")
@@ -123,7 +126,7 @@ class NotFound(Resource):
 
 
 class ApiRoot(Resource):
-    """/api: feature resources are its children; anything else is a JSON 404."""
+    """A directory (/ and /api): its children, anything else is a JSON 404."""
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         return NotFound()
@@ -152,7 +155,7 @@ def build_site(root: Resource, max_body_bytes: int) -> Site:
 
 
 def build_root(registry: CollectorRegistry, health: Health) -> Resource:
-    root = Resource()
+    root = ApiRoot()
     root.putChild(b"metrics", MetricsResource(registry))
     root.putChild(b"healthz", HealthResource(health))
     root.putChild(b"api", ApiRoot())
