@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import re
 import subprocess
 import sys
 import tempfile
@@ -22,6 +23,7 @@ from bench.loadgen import Workload, closed_loop  # noqa: E402
 from bench.redis_calls import seed_callers  # noqa: E402
 
 PY_SPY = Path(PYTHON).parent / "py-spy"
+_LINE_NO = re.compile(r":\d+\)$")
 
 
 def summarise(raw: Path, top: int) -> list[str]:
@@ -35,7 +37,8 @@ def summarise(raw: Path, top: int) -> list[str]:
             continue
         n = int(count)
         total += n
-        frames = stack.split(";")
+        # Frames as `function (file)`: line numbers would split one function into many rows.
+        frames = [_LINE_NO.sub(")", frame) for frame in stack.split(";")]
         own[frames[-1]] += n
         for frame in set(frames):
             cumulative[frame] += n

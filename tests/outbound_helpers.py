@@ -132,4 +132,16 @@ class Rig:
         return self.registry.get_sample_value(name, labels)
 
 
-__all__ = ["Rig", "recorded", "retarget", "replace"]
+
+
+def channels_list(action_id: str, *channels: tuple[str, str]) -> list[Message]:
+    """CoreShowChannels answer (Asterisk 22 docs): ack, one CoreShowChannel per channel, end."""
+    items = [Message([("Response", "Success"), ("ActionID", action_id), ("EventList", "start"),
+                      ("Message", "Channels will follow")])]
+    for uniqueid, state in channels:
+        items.append(Message([("Event", "CoreShowChannel"), ("ActionID", action_id),
+                              ("Channel", "Local/13800000001@ccengine-outbound-00000001;1"),
+                              ("ChannelState", state), ("Uniqueid", uniqueid)]))
+    items.append(Message([("Event", "CoreShowChannelsComplete"), ("ActionID", action_id),
+                          ("EventList", "Complete"), ("ListItems", str(len(channels)))]))
+    return items

@@ -162,11 +162,11 @@ class AmiProtocol(Protocol):
                 self._finish(action_id, pending.messages)
 
     def _event_received(self, message: Message) -> None:
-        action_id = message.action_id
-        pending = self._pending.get(action_id) if action_id is not None else None
         # Only list items are collected; other events that echo an ActionID (UserEvent,
-        # OriginateResponse) are ordinary events.
+        # OriginateResponse) are ordinary events. Nothing pending (most events): no lookup.
+        pending = self._pending.get(message.action_id) if self._pending else None
         if pending is not None and pending.is_list and pending.messages:
+            action_id = message.action_id
             pending.messages.append(message)
             if (message.get("EventList") or "").lower() == "complete":
                 self._finish(action_id, pending.messages)

@@ -7,12 +7,18 @@ line after it (transcripts2 AMI note 1; the banner and the first response may sh
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from itertools import repeat
+from operator import itemgetter
 
 MAX_BLOCK_SIZE = 1024 * 1024
 BLOCK_END = b"\r\n\r\n"
 
 FieldValue = str | int | bool
 Fields = Mapping[str, FieldValue] | Iterable[tuple[str, FieldValue]]
+
+
+_NAME = itemgetter(0)
+_VALUE = itemgetter(1)
 
 
 class UnsafeAmiValue(ValueError):
@@ -31,52 +37,58 @@ class Message:
     Lines without a colon are kept in `malformed` rather than raising.
     """
 
-    __slots__ = ("_headers", "_index", "malformed")
+    __slots__ = ("_headers", "_first", "malformed")
 
     def __init__(self, headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
                  malformed: Iterable[str] = ()):
         pairs = headers.items() if isinstance(headers, Mapping) else headers
         self._headers: list[tuple[str, str]] = [(str(k), str(v)) for k, v in pairs]
-        self._index: dict[str, list[str]] = {}
-        for name, value in self._headers:
-            self._index.setdefault(name.lower(), []).append(value)
+        self._first = _first_values(self._headers)
         self.malformed: list[str] = list(malformed)
 
     @classmethod
     def parse(cls, block: bytes) -> Message:
         """Parse one block (without its terminating blank line)."""
-        headers: list[tuple[str, str]] = []
-        malformed: list[str] = []
-        # Split on LF and drop one trailing CR: handles CRLF and bare LF, and keeps a stray CR
-        # inside a value (Asterisk echoes `Command: NOOP\r` from a CRLF AGI probe, AGI note 2).
-        for raw in block.split(b"\n"):
-            if raw.endswith(b"\r"):
-                raw = raw[:-1]
-            if not raw:
-                continue
-            line = raw.decode("utf-8", errors="replace")
-            name, sep, value = line.partition(":")
-            name = name.strip()
-            if not sep or not name:
-                malformed.append(line)
-                continue
-            # Asterisk writes `Name: value`; only that one space is framing (CLI output lines in
-            # `Output:` headers may start with significant spaces).
-            headers.append((name, value[1:] if value.startswith(" ") else value))
-        return cls(headers, malformed)
+        # Decoded once per block (a UTF-8 error never spans a LF, so this equals decoding line by
+        # line). Lines end at LF with one trailing CR dropped: handles CRLF and bare LF, and keeps
+        # a stray CR inside a value (Asterisk echoes `Command: NOOP\r` from a CRLF AGI probe, AGI
+        # note 2). Replacing CRLF by LF drops exactly that CR from every line but the last.
+        text = block.decode("utf-8", errors="replace")
+        if "\r" in text:
+            text = text.replace("\r\n", "\n")
+            if text.endswith("\r"):
+                text = text[:-1]
+        lines = text.split("\n")
+        # Fast path, one comprehension: every line is `Name: value` with a colon-free name
+        # without surrounding blanks, which is what Asterisk sends (partitioning at ": " then
+        # gives the same name and value as at the first ":" minus the one framing space).
+        # Anything else (empty, blank-named, colon-less or `Name:value` lines) takes the
+        # line-by-line path.
+        headers = [(name, value) for name, sep, value in map(str.partition, lines, repeat(": "))
+                   if sep and ":" not in name and name == name.strip() and name]
+        if len(headers) == len(lines):
+            malformed: list[str] = []
+        else:
+            headers, malformed = _parse_lines(lines)
+        # The header storage is filled here directly: __init__ would copy every pair again.
+        message = cls.__new__(cls)
+        message._headers = headers
+        message._first = _first_values(headers)
+        message.malformed = malformed
+        return message
 
     def __getitem__(self, name: str) -> str:
-        return self._index[name.lower()][0]
+        return self._first[name.lower()]
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        values = self._index.get(name.lower())
-        return values[0] if values else default
+        return self._first.get(name.lower(), default)
 
     def getall(self, name: str) -> list[str]:
-        return list(self._index.get(name.lower(), ()))
+        key = name.lower()
+        return [value for header, value in self._headers if header.lower() == key]
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._index
+        return isinstance(name, str) and name.lower() in self._first
 
     def __iter__(self) -> Iterator[str]:
         return iter(name for name, _ in self._headers)
@@ -114,6 +126,28 @@ class Message:
         kind = next((f"{k}={self.get(k)}" for k in ("Event", "Response", "Action") if k in self),
                     "untyped")
         return f"<Message {kind} ActionID={self.action_id} {len(self._headers)} headers>"
+
+
+def _first_values(headers: list[tuple[str, str]]) -> dict[str, str]:
+    """Lower-case name -> first value (later repeats are only in `getall`)."""
+    backwards = headers[::-1]
+    return dict(zip(map(str.lower, map(_NAME, backwards)), map(_VALUE, backwards)))
+
+
+def _parse_lines(lines: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """Line by line, for blocks with empty, blank-named or colon-less lines."""
+    headers: list[tuple[str, str]] = []
+    malformed: list[str] = []
+    for line in lines:
+        if not line:
+            continue
+        name, sep, value = line.partition(":")
+        name = name.strip()
+        if not sep or not name:
+            malformed.append(line)
+            continue
+        headers.append((name, value[1:] if value[:1] == " " else value))
+    return headers, malformed
 
 
 class BlockSplitter:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import weakref
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from twisted.logger import Logger
 
@@ -46,7 +46,7 @@ class RepeatComplaints(Protocol):
 
     async def check(self, number: str) -> str | None: ...
 
-    def index_read(self, number: str) -> Callable[[Any], None] | None: ...
+    def index_key(self, number: str) -> str | None: ...
 
     async def check_index(self, number: str, indexed: int) -> str | None: ...
 
@@ -146,9 +146,9 @@ class HotlineRoute:
     async def _recognise(self, number: str) -> CallerProfile:
         if not number:
             return CallerProfile(number="")
-        extra = self.repeat.index_read(number) if self.repeat is not None else None
+        index = self.repeat.index_key(number) if self.repeat is not None else None
         try:
-            return await self.customers.lookup(number, extra)
+            return await self.customers.lookup(number, (index,) if index else ())
         except StoreUnavailable as exc:
             log.warn("caller lookup failed, treating the caller as new: {exc}", exc=exc)
             return CallerProfile(number=number)

@@ -3,14 +3,13 @@
 ticket id on the channel (CC_TICKET_ID). The hotline asks `check(number)`; it is offered to it
 as `ctx.shared["repeat_complaints"]`.
 
-On the hotline's critical path the caller's ticket index rides in the recognition pipeline
-(`index_read`), and the tickets are read only for a number that has any (`check_index`): a
-caller who never complained costs no round trip here.
+On the hotline's critical path the size of the caller's ticket index is read with the
+recognition (`index_key`, CustomerStore.lookup), and the tickets are read only for a number
+that has any (`check_index`): a caller who never complained costs no round trip here.
 """
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
 
 from ccengine.complaints.store import TicketStore
 from ccengine.store import keys
@@ -43,16 +42,15 @@ class RepeatComplainants:
             self.metrics.repeat_callers.inc()
         return chosen.id
 
-    def index_read(self, number: str) -> Callable[[Any], None] | None:
-        """Queues the size of the caller's ticket index on a pipeline (for
-        CustomerStore.lookup); None for a number that cannot have tickets."""
+    def index_key(self, number: str) -> str | None:
+        """The key of the caller's ticket index (a sorted set) for CustomerStore.lookup to
+        count; None for a number that cannot have tickets."""
         if not _NUMBER_RE.fullmatch(number or ""):
             return None
-        key = keys.complaints_by_number(number)
-        return lambda pipeline: pipeline.zcard(key)
+        return keys.complaints_by_number(number)
 
     async def check_index(self, number: str, indexed: int) -> str | None:
-        """`check(number)` when the index size read by `index_read` is already known: no Redis
+        """`check(number)` when the size of the index at `index_key` is already known: no Redis
         access at all for a number without tickets. Raises StoreUnavailable."""
         if not indexed:
             return None

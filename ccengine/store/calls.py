@@ -15,17 +15,24 @@ from twisted.internet.defer import Deferred
 from ccengine.store import keys
 from ccengine.store.base import RedisConnection
 
-# Trimming is done by a Lua script so that the ids dropped from the index and their hashes
-# go in the same step (no orphans, one round trip).
-_TRIM = """
-local n = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[1])
+# The whole save is one Lua script: the record, its TTL, its index entry, and the trimming of
+# the index together with the hashes of the ids it drops (no orphans). A script runs atomically
+# like MULTI/EXEC, and one EVALSHA is far cheaper for redis-py to pack and parse than a
+# six-command transaction (bench/README.md).
+# KEYS: record hash, index. ARGV: call id, start time, ttl seconds, max_calls, record key
+# prefix, then the record's field/value pairs.
+_SAVE = """
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1])
+local n = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])
 if n <= 0 then return 0 end
-local old = redis.call('ZRANGE', KEYS[1], 0, n - 1)
-for _, id in ipairs(old) do redis.call('DEL', ARGV[2] .. id) end
-redis.call('ZREMRANGEBYRANK', KEYS[1], 0, n - 1)
+local old = redis.call('ZRANGE', KEYS[2], 0, n - 1)
+for _, id in ipairs(old) do redis.call('DEL', ARGV[5] .. id) end
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, n - 1)
 return n
 """
-_TRIM_SHA = hashlib.sha1(_TRIM.encode()).hexdigest()
+_SAVE_SHA = hashlib.sha1(_SAVE.encode()).hexdigest()
 
 
 class CallRecordStore:
@@ -36,30 +43,20 @@ class CallRecordStore:
 
     def save(self, call_id: str, started: float, fields: Mapping[str, str | int | float]) -> Deferred:
         """Create or extend a record and index it; trims the index in the same round trip."""
-        key = keys.call(call_id)
-        mapping = {k: str(v) for k, v in fields.items()}
-        trim_args = (keys.CALLS, self.max_calls, keys.PREFIX + "call:")
+        args = [keys.call(call_id), keys.CALLS, call_id, started, self.ttl, self.max_calls,
+                keys.PREFIX + "call:"]
+        for name, value in fields.items():
+            args += (name, str(value))
 
         async def op(r):
-            # EVALSHA with the sha computed here: redis-py's registered Script would send
-            # SCRIPT EXISTS before every pipeline (an extra round trip per call). Redis only
-            # lacks the script after a restart or SCRIPT FLUSH; then the whole transaction is
-            # run again with EVAL, which also caches the script (HSET, EXPIRE and ZADD NX are
-            # idempotent, so running them twice changes nothing).
+            # EVALSHA with the sha computed here (redis-py's registered Script would send SCRIPT
+            # EXISTS first: an extra round trip). Redis lacks the script only after a restart
+            # or SCRIPT FLUSH; EVAL then runs it and caches it again.
             try:
-                await self._save(r, key, mapping, call_id, started, "evalsha", _TRIM_SHA, trim_args)
+                return await r.evalsha(_SAVE_SHA, 2, *args)
             except NoScriptError:
-                await self._save(r, key, mapping, call_id, started, "eval", _TRIM, trim_args)
+                return await r.eval(_SAVE, 2, *args)
         return self.conn.call(op)
-
-    async def _save(self, r, key: str, mapping: dict, call_id: str, started: float,
-                    command: str, script: str, trim_args: tuple) -> None:
-        async with r.pipeline(transaction=True) as p:
-            p.hset(key, mapping=mapping)
-            p.expire(key, self.ttl)
-            p.zadd(keys.CALLS, {call_id: started}, nx=True)
-            getattr(p, command)(script, 1, *trim_args)
-            await p.execute()
 
     def update(self, call_id: str, fields: Mapping[str, str | int | float]) -> Deferred:
         """Add fields to an existing record (outcome, agent, notes); no-op for an unknown id."""

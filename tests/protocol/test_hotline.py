@@ -190,7 +190,7 @@ async def test_stalled_lookup_triggers_the_watchdog_default_route(redis_url):
     from twisted.internet.defer import Deferred
     factory, registry, conn = build(redis_url)
     hotline = factory.routes["hotline"]
-    hotline.customers.lookup = lambda number, extra=None: Deferred()  # a stall, not an error
+    hotline.customers.lookup = lambda number, count=(): Deferred()  # a stall, not an error
     asterisk = ScriptedAsterisk(factory)
     asterisk.dial("hotline", callerid="13700000005")
     assert not asterisk.closed

@@ -8,8 +8,11 @@ test extra), the schema `docker compose config` validates with; it is not copied
 """
 from __future__ import annotations
 
+import ipaddress
 import json
+import os
 import re
+import subprocess
 from importlib import resources
 from pathlib import Path
 
@@ -151,3 +154,93 @@ def test_prometheus_scrapes_the_engine_service():
     config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert jobs["ccengine"]["static_configs"][0]["targets"] == ["engine:9480"]
+
+
+# --- the engine in its own container: AMI and FastAGI across the compose network ---------------
+
+RENDER = ROOT / "deploy" / "asterisk" / "render-manager-conf.sh"
+TEMPLATE = ROOT / "deploy" / "asterisk" / "manager.conf"
+GOOD_SECRET = "lab-only-secret-0123456789"
+
+
+def render(tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess, Path, Path]:
+    manager, local = tmp_path / "manager.conf", tmp_path / "ccengine_globals_local.conf"
+    result = subprocess.run(["sh", str(RENDER), str(TEMPLATE), str(manager), str(local)],
+                            env={"PATH": os.environ["PATH"], "CCENGINE_AMI_SECRET": GOOD_SECRET,
+                                 **env},
+                            capture_output=True, text=True, timeout=30)
+    return result, manager, local
+
+
+def conf_lines(path: Path) -> list[str]:
+    return [line for line in path.read_text().splitlines() if line and not line.startswith(";")]
+
+
+def test_compose_wires_ami_and_agi_to_the_engine_container():
+    """Asterisk's AMI binds inside its container and permits only the engine's fixed address, and
+    CCENGINE_AGI names the engine's address and FastAGI port, inside the fixed compose subnet."""
+    from ccengine.config import load_config
+
+    asterisk, engine = SERVICES["asterisk"], SERVICES["engine"]
+    subnet = ipaddress.ip_network(COMPOSE["networks"]["ccengine"]["ipam"]["config"][0]["subnet"])
+    engine_ip = ipaddress.ip_address(engine["networks"]["ccengine"]["ipv4_address"])
+    assert engine_ip in subnet
+    assert ipaddress.ip_address(asterisk["networks"]["ccengine"]["ipv4_address"]) in subnet
+    env = asterisk["environment"]
+    assert env["CCENGINE_AMI_BINDADDR"] == "0.0.0.0"
+    assert env["CCENGINE_AMI_PERMIT"] == f"{engine_ip}/255.255.255.255"
+    config = load_config(ROOT / "deploy" / "ccengine" / "ccengine.toml")
+    assert env["CCENGINE_AGI"] == f"{engine_ip}:{config.fastagi.port}"
+    assert config.fastagi.bind == "0.0.0.0"
+    # the entrypoint writes the override file that extensions.conf includes inside [globals]
+    entrypoint = " ".join(asterisk["entrypoint"])
+    assert "/etc/asterisk/ccengine_globals_local.conf" in entrypoint
+    extensions = (ROOT / "deploy" / "asterisk" / "extensions.conf").read_text().splitlines()
+    globals_at = extensions.index("[globals]")
+    includes = [line for line in extensions[globals_at:] if line.startswith("#include")]
+    assert includes[:2] == ['#include "ccengine/globals_ccengine.conf"',
+                            '#include "ccengine_globals_local.conf"']
+    assert all(not str(p).startswith("5038") for p in asterisk.get("ports", ()))
+
+
+def test_render_writes_the_compose_network_settings(tmp_path):
+    """With the compose environment, manager.conf binds 0.0.0.0, permits the engine alone, and the
+    globals override sets CCENGINE_AGI (a later [globals] line wins: pbx_config.c sets each in order)."""
+    result, manager, local = render(tmp_path, CCENGINE_AMI_BINDADDR="0.0.0.0",
+                                    CCENGINE_AMI_PERMIT="172.28.0.20/255.255.255.255",
+                                    CCENGINE_AGI="172.28.0.20:4573")
+    assert result.returncode == 0, result.stderr
+    lines = conf_lines(manager)
+    assert "bindaddr = 0.0.0.0" in lines and "bindaddr = 127.0.0.1" not in lines
+    assert [line for line in lines if line.startswith(("permit", "deny"))] == [
+        "deny = 0.0.0.0/0.0.0.0", "permit = 172.28.0.20/255.255.255.255"]
+    assert f"secret = {GOOD_SECRET}" in lines
+    assert conf_lines(local) == ["CCENGINE_AGI=172.28.0.20:4573"]
+
+
+def test_render_defaults_stay_on_loopback(tmp_path):
+    """Without the optional variables, AMI stays on loopback and the override sets nothing."""
+    result, manager, local = render(tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = conf_lines(manager)
+    assert "bindaddr = 127.0.0.1" in lines and "permit = 127.0.0.1/255.255.255.255" in lines
+    assert conf_lines(local) == []
+
+
+@pytest.mark.parametrize("env", [
+    {"CCENGINE_AMI_PERMIT": "172.28.0.20"},
+    {"CCENGINE_AMI_PERMIT": "172.28.0.20/255.255.255.255\npermit = 0.0.0.0/0.0.0.0"},
+    {"CCENGINE_AMI_PERMIT": "172.28.0.256/255.255.255.255"},
+    {"CCENGINE_AMI_BINDADDR": "0.0.0.0;x"},
+    {"CCENGINE_AMI_BINDADDR": "::"},
+    {"CCENGINE_AGI": "172.28.0.20"},
+    {"CCENGINE_AGI": "${ENV(HOME)}:4573"},
+    {"CCENGINE_AGI": "engine:4573,x"},
+    {"CCENGINE_AGI": "engine:70000"},
+], ids=["no-mask", "extra-line", "bad-octet", "semicolon", "ipv6", "no-port", "variable",
+        "comma", "port-range"])
+def test_render_refuses_malformed_network_values(tmp_path, env):
+    """A value that is not exactly an IPv4 address / ADDRESS/NETMASK / host:port writes nothing."""
+    result, manager, local = render(tmp_path, **env)
+    assert result.returncode == 2
+    assert not manager.exists() and not local.exists()
