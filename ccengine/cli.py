@@ -14,9 +14,11 @@ from ccengine.config import ConfigError, load_config
 
 # module path -> a function register(subparsers) that adds that feature's commands
 FEATURE_COMMANDS = [
+    "ccengine.calls.cli",
     "ccengine.prompts.cli",
     "ccengine.agents.cli",
     "ccengine.complaints.cli",
+    "ccengine.outbound.cli",
 ]
 
 

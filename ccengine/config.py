@@ -384,8 +384,9 @@ class Config:
     def ami_secret(self, environ: Mapping[str, str] = os.environ) -> str | None:
         """The AMI secret from the environment or the secret file; None when neither is set."""
         if self.ami.secret_file:
-            text = Path(self.ami.secret_file).read_text(encoding="utf-8").splitlines()
-            return text[0].strip() if text else None
+            # First line only, split on \n (splitlines() would also cut at \x0b or U+2028).
+            first = Path(self.ami.secret_file).read_text(encoding="utf-8").split("\n", 1)[0]
+            return first.strip() or None
         return environ.get(self.ami.secret_env) or None
 
     def api_token(self, environ: Mapping[str, str] = os.environ) -> str | None:

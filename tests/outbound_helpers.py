@@ -3,7 +3,6 @@ dialler on a ClientHarness AMI client, and recorded ami5_originate messages reta
 the ChannelId/ActionID the engine used (tests/fixtures/ami/ami5_originate.ami.txt)."""
 from __future__ import annotations
 
-from dataclasses import replace
 
 from prometheus_client import CollectorRegistry
 from twisted.internet.defer import Deferred, ensureDeferred, gatherResults

@@ -1,9 +1,16 @@
-"""Wiring of the caller's path: the hotline route and its stores."""
+"""Wiring of the caller's path: the hotline route, its stores, the caller lists from files."""
 from __future__ import annotations
+
+from twisted.application.service import Service
+from twisted.logger import Logger
+
+from ccengine.calls.sources import read_list
+from ccengine.config import CallersConfig
 
 from ccengine.calls.hotline import HotlineRoute, HotlineSettings
 from ccengine.calls.metrics import HotlineMetrics
 from ccengine.feature import EngineContext, Feature
+from ccengine.store.base import StoreUnavailable
 from ccengine.store.calls import CallRecordStore
 from ccengine.store.customers import CustomerStore
 
@@ -20,4 +27,47 @@ def build(ctx: EngineContext) -> Feature:
                            HotlineMetrics(ctx.registry, config.queues), ctx.clock,
                            closed_offer=ctx.shared.get("closed_offer"),
                            repeat=ctx.shared.get("repeat_complaints"))
-    return Feature(routes={"hotline": hotline})
+    return Feature(routes={"hotline": hotline},
+                   services=[CallerListsLoader(config.callers, customers)])
+
+
+class CallerListsLoader(Service):
+    """Loads callers.blocklist_file and callers.vip_file into Redis when the engine starts.
+
+    Bad lines are logged with their line numbers and skipped; a Redis that is down at start is
+    logged too (the lists are additive and already in Redis from earlier starts)."""
+    log = Logger()
+
+    def __init__(self, callers: CallersConfig, customers: CustomerStore):
+        self.callers = callers
+        self.customers = customers
+        self.done = None
+
+    def startService(self) -> None:
+        super().startService()
+        self.done = self.load()
+
+    def load(self):
+        from twisted.internet.defer import Deferred
+        return Deferred.fromCoroutine(self._load())
+
+    async def _load(self) -> dict[str, int]:
+        loaded = {}
+        for kind, path in (("blocklist", self.callers.blocklist_file), ("vip", self.callers.vip_file)):
+            if not path:
+                continue
+            parsed = read_list(path, with_names=(kind == "vip"))
+            for problem in parsed.problems:
+                self.log.warn("caller list: {problem}", problem=problem)
+            try:
+                if kind == "blocklist":
+                    await self.customers.block([n for n, _ in parsed.entries])
+                else:
+                    await self.customers.mark_vips(parsed.entries)
+            except (StoreUnavailable, ValueError) as exc:   # reported, not fatal
+                self.log.error("caller list {path} not loaded: {exc}", path=path, exc=exc)
+                continue
+            loaded[kind] = len(parsed.entries)
+            self.log.info("caller list {path}: {n} {kind} entries", path=path,
+                          n=len(parsed.entries), kind=kind)
+        return loaded

@@ -28,7 +28,7 @@ class OutboundAnswerRoute:
     async def handle(self, channel: Any) -> None:
         job_id = await channel.get_variable("CCENGINE_JOB") or ""
         job = None
-        if JOB_ID_RE.match(job_id):
+        if JOB_ID_RE.fullmatch(job_id):
             try:
                 job = await self.jobs.get(job_id)
             except StoreUnavailable as exc:

@@ -56,7 +56,7 @@ ANSWERED_HOLD_SECONDS = 20    # the agent stays reserved this long after the cus
 
 def new_channel_id() -> str:
     channel_id = str(uuid.uuid4())
-    assert CHANNEL_ID_RE.match(channel_id)
+    assert CHANNEL_ID_RE.fullmatch(channel_id)
     return channel_id
 
 
@@ -116,7 +116,7 @@ class Dialler:
     def originate_fields(self, job: Job, channel_id: str, queue: str) -> list[tuple[str, str]]:
         """The Originate action for one attempt (number and queue are validated upstream:
         digits only, a configured queue name)."""
-        if not CHANNEL_ID_RE.match(channel_id) or not DIAL_NUMBER_RE.match(job.number):
+        if not CHANNEL_ID_RE.fullmatch(channel_id) or not DIAL_NUMBER_RE.fullmatch(job.number):
             raise ValueError("refusing to originate with an unchecked ChannelId or number")
         variables = [f"CCENGINE_JOB={job.id}", f"CCENGINE_QUEUE={queue}"]
         if job.kind == "survey":
@@ -167,7 +167,7 @@ class Dialler:
 
     async def on_originate_response(self, msg: Any) -> None:
         channel_id = (msg.get("Uniqueid") or "").strip()
-        if not CHANNEL_ID_RE.match(channel_id):
+        if not CHANNEL_ID_RE.fullmatch(channel_id):
             return            # not one of ours (another AMI client's Originate)
         await self.conclude(channel_id, outcome_of(msg.get("Reason")))
 

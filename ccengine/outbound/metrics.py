@@ -27,6 +27,8 @@ class OutboundMetrics:
                                "Originates sent whose outcome is not known yet", registry=registry)
         self.survey = Histogram("ccengine_survey_score", "Satisfaction survey scores (1-5)",
                                 ["queue"], buckets=SURVEY_BUCKETS, registry=registry)
+        for queue in (*sorted(self.queues), "other"):
+            self.survey.labels(queue)
         for kind in KINDS:
             self.waiting.labels(kind)
             self.outside.labels(kind)
@@ -38,6 +40,8 @@ class OutboundMetrics:
 
     def snapshot(self, counts: Counts) -> None:
         """Gauges from a Redis snapshot (recomputed every round, never inc/dec)."""
+        for queue in (*sorted(self.queues), "other"):
+            self.survey.labels(queue)
         for kind in KINDS:
             self.waiting.labels(kind).set(counts.waiting.get(kind, 0))
             self.outside.labels(kind).set(counts.outside.get(kind, 0))

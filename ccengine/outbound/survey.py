@@ -46,7 +46,7 @@ class SurveyRoute:
     async def handle(self, channel: Any) -> None:
         args = channel.env.args
         queue = args[0] if args and args[0] in self.queues else ""
-        job_id = args[1] if len(args) > 1 and JOB_ID_RE.match(args[1]) else ""
+        job_id = args[1] if len(args) > 1 and JOB_ID_RE.fullmatch(args[1]) else ""
         if not self.wanted(queue, job_id):
             return
         lang = self.prompter.language(channel.env.language)

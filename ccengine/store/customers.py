@@ -79,6 +79,19 @@ class CustomerStore:
                 await p.execute()
         return self.conn.call(op)
 
+    def mark_vips(self, entries: Iterable[tuple[str, str]]) -> Deferred:
+        """Make (number, name) pairs VIP customers, keeping their other fields; one round trip."""
+        entries = [(keys.number_part(n), name) for n, name in entries]
+
+        async def op(r):
+            async with r.pipeline(transaction=False) as p:
+                for number, name in entries:
+                    p.hset(keys.customer(number), mapping={"tier": "vip", **({"name": name} if name else {})})
+                    p.sadd(keys.VIP, number)
+                await p.execute()
+            return len(entries)
+        return self.conn.call(op)
+
     def set_language(self, number: str, language: str) -> Deferred:
         return self.conn.call(lambda r: r.hset(keys.customer(number), "language", language))
 

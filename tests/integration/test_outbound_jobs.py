@@ -8,6 +8,8 @@ import pytest_twisted
 import redis
 from twisted.internet.defer import ensureDeferred
 
+from outbound_helpers import channels_list, first_of
+
 from ccengine.outbound.jobs import new_job
 from ccengine.store import keys
 from outbound_helpers import Rig, recorded
@@ -21,7 +23,7 @@ async def add(rig: Rig, job_id="sv-1", number="13800000001", kind="survey", tz="
 async def round_with_one_originate(rig: Rig, service) -> None:
     """Run one service round that sends an Originate; answer it `queued` (ami5 #1)."""
     d = ensureDeferred(service.round())
-    await rig.ami.sent
+    assert await first_of(rig.ami.sent, d) == 0, "the round ended without an Originate"
     rig.harness.answer(recorded("orig-ok"))
     await d
 
@@ -45,8 +47,15 @@ async def test_worker_dying_after_the_claim_gets_the_job_redelivered_once_and_di
     assert rig.ami.originates() == 1
     assert await rig.dialler.dial(dead, None, "inbound") == ("stale", 0.0)
     await service.round()
-    rig.clock.advance(rig.config.redelivery_seconds + 5)
-    await service.round()
+    # The dial's own lease ends without an OriginateResponse: the service asks Asterisk about
+    # the ChannelId (still ringing here) instead of dialling again.
+    rig.clock.advance(rig.config.originate_timeout + 31)
+    d = ensureDeferred(service.round())
+    assert await first_of(rig.ami.sent, d) == 0
+    listing = [m for m in rig.harness.written() if m.get("Action") == "CoreShowChannels"][-1]
+    channel_id = (await rig.jobs.get("sv-1")).channel_id
+    rig.harness.receive(channels_list(listing.action_id, (channel_id, "5")))
+    await d
     stored = await rig.jobs.get("sv-1")
     assert (stored.deliveries, stored.attempts, stored.state) == (2, 1, "dialling")
     assert rig.ami.originates() == 1
@@ -140,4 +149,40 @@ async def test_per_number_interval_spaces_two_jobs_for_one_number(redis_url):
     assert second.state == "waiting"
     assert second.due == pytest.approx(rig.START + 3600, abs=1)
     assert rig.ami.originates() == 1
+    await rig.conn.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_paused_kind_is_not_claimed(redis_url):
+    """While `survey` (or `all`) is paused no survey job is claimed or dialled."""
+    rig = Rig(redis_url)
+    service = rig.service()
+    await add(rig)
+    r = redis.Redis.from_url(redis_url)
+    r.sadd(keys.OUTBOUND_PAUSED, "all")
+    await service.round()
+    assert rig.ami.originates() == 0
+    assert (await rig.jobs.get("sv-1")).state == "waiting"
+    r.close()
+    await rig.conn.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_complaint_followups_become_followup_jobs_once(redis_url):
+    """A follow-up scheduled by complaints/followup.py (its real format) becomes one followup
+    job with the ticket as origin and its not-before time; importing again adds nothing."""
+    from ccengine.complaints.followup import FollowUpScheduler
+    from ccengine.complaints.tickets import ComplaintTicket
+    from ccengine.outbound.sources import Sources
+    rig = Rig(redis_url)
+    ticket = ComplaintTicket(id="42", number="13800000001", queue="complaint", state="resolved",
+                             resolved_at=rig.clock.seconds())
+    job_id = await FollowUpScheduler(rig.conn, rig.clock, 24).schedule(ticket)
+    sources = Sources(rig.conn, rig.jobs, "Asia/Shanghai")
+    assert await sources.import_followups(rig.clock.seconds()) == 1
+    assert await sources.import_followups(rig.clock.seconds()) == 0
+    job = await rig.jobs.get(job_id)
+    assert (job.kind, job.origin, job.number, job.queue) == ("followup", "ticket:42",
+                                                             "13800000001", "complaint")
+    assert job.due == pytest.approx(rig.START + 24 * 3600, abs=0.01)
     await rig.conn.close()

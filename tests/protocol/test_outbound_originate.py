@@ -19,7 +19,7 @@ from twisted.internet.defer import ensureDeferred
 
 from ccengine.ami.wire import Message
 from ccengine.outbound.dialler import CHANNEL_ID_RE
-from outbound_helpers import Rig, recorded, retarget
+from outbound_helpers import Rig, channels_list, recorded, retarget
 
 NOW_PLUS_10_MIN = 600
 
@@ -120,19 +120,6 @@ async def test_duplicate_originate_response_is_counted_once(redis_url):
     assert rig.sample("ccengine_outbound_attempts_total", kind="survey", outcome="answered") == 1
     assert len(await rig.jobs.attempts(job.id)) == 1
     await rig.conn.close()
-
-
-def channels_list(action_id: str, *channels: tuple[str, str]) -> list[Message]:
-    """CoreShowChannels answer (Asterisk 22 docs): ack, one CoreShowChannel per channel, end."""
-    items = [Message([("Response", "Success"), ("ActionID", action_id), ("EventList", "start"),
-                      ("Message", "Channels will follow")])]
-    for uniqueid, state in channels:
-        items.append(Message([("Event", "CoreShowChannel"), ("ActionID", action_id),
-                              ("Channel", "Local/13800000001@ccengine-outbound-00000001;1"),
-                              ("ChannelState", state), ("Uniqueid", uniqueid)]))
-    items.append(Message([("Event", "CoreShowChannelsComplete"), ("ActionID", action_id),
-                          ("EventList", "Complete"), ("ListItems", str(len(channels)))]))
-    return items
 
 
 async def reconnect_and_check(rig: Rig, *channels) -> dict:

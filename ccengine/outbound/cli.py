@@ -1,0 +1,172 @@
+"""`ccengine outbound load|list|pause|resume|stats` (synchronous Redis client, no reactor).
+
+`load FILE.csv` reads a campaign: a header row, then one customer per row with the columns
+`number` (required), `due` (ISO date-time with offset, or empty = now), `timezone` (empty =
+the customer record's, else the centre's), `queue`, `language`. Every row is checked like a
+callback number (waiting.numbers) before it becomes a job; refused rows are listed with their
+line and reason and nothing else about them is written.
+"""
+from __future__ import annotations
+
+import csv
+import sys
+import time
+from datetime import datetime
+
+import redis
+
+from ccengine.config import ConfigError, load_config
+from ccengine.outbound import lua
+from ccengine.outbound.jobs import KINDS, add_args, new_job
+from ccengine.outbound.windows import valid_zone
+from ccengine.store import keys
+from ccengine.waiting.numbers import NumberRejected, check_callback_number
+
+LOADABLE = ("survey", "callback")      # follow-ups come from the complaints feature only
+PREFIX = {"survey": "sv", "callback": "cl"}
+MAX_ROWS = 100_000
+
+
+class CampaignError(ValueError):
+    pass
+
+
+def register(subparsers, config_arg) -> None:
+    outbound = subparsers.add_parser("outbound", help="outbound dialler: campaigns and jobs")
+    sub = outbound.add_subparsers(dest="outbound_command", required=True)
+
+    def command(name, func, help_text):
+        p = sub.add_parser(name, help=help_text)
+        config_arg(p)
+        p.add_argument("--redis-url", help="Redis URL (default: redis.url of the configuration)")
+        p.set_defaults(func=_run(func))
+        return p
+
+    p = command("load", cmd_load, "load a campaign CSV (number,due,timezone,queue,language)")
+    p.add_argument("file")
+    p.add_argument("--kind", choices=LOADABLE, default="survey")
+    p.add_argument("--campaign", default="csv", help="campaign name recorded as the origin")
+    p = command("list", cmd_list, "list waiting jobs, earliest first")
+    p.add_argument("--kind", choices=KINDS)
+    p.add_argument("--limit", type=int, default=50)
+    for name, func in (("pause", cmd_pause), ("resume", cmd_resume)):
+        p = command(name, func, f"{name} dialling (one kind or all)")
+        p.add_argument("kind", choices=(*KINDS, "all"))
+    command("stats", cmd_stats, "jobs waiting, outside the window, in flight; paused kinds")
+
+
+def _run(func):
+    def wrapped(args) -> int:
+        try:
+            config = load_config(args.config)
+            url = args.redis_url or config.redis.url or "redis://127.0.0.1:6379"
+            return func(args, redis.Redis.from_url(url, decode_responses=True), config)
+        except (CampaignError, ConfigError, OSError) as exc:
+            print(f"ccengine outbound: {exc}", file=sys.stderr)
+            return 2
+        except redis.RedisError as exc:
+            print(f"ccengine outbound: Redis: {exc}", file=sys.stderr)
+            return 3
+    return wrapped
+
+
+def parse_row(row: dict, line: int, config, now: float) -> dict:
+    """The checked values of one CSV row; raises CampaignError naming the line."""
+    number = (row.get("number") or "").strip()
+    try:
+        check_callback_number(number, config.waiting)
+    except NumberRejected as exc:
+        raise CampaignError(f"line {line}: number refused ({exc.reason})") from None
+    due_text = (row.get("due") or "").strip()
+    try:
+        due = datetime.fromisoformat(due_text).timestamp() if due_text else now
+    except ValueError:
+        raise CampaignError(f"line {line}: due is not an ISO date-time") from None
+    if due_text and datetime.fromisoformat(due_text).tzinfo is None:
+        raise CampaignError(f"line {line}: due needs a UTC offset (e.g. +08:00)")
+    tz = (row.get("timezone") or "").strip()
+    if tz and not valid_zone(tz):
+        raise CampaignError(f"line {line}: unknown time zone")
+    queue = (row.get("queue") or "").strip() or "outbound"
+    if queue not in config.queues:
+        raise CampaignError(f"line {line}: queue is not configured")
+    language = (row.get("language") or "").strip()
+    if language and language not in config.company.languages:
+        raise CampaignError(f"line {line}: language is not configured")
+    return {"number": number, "due": due, "tz": tz, "queue": queue, "language": language}
+
+
+def cmd_load(args, r: redis.Redis, config) -> int:
+    now = time.time()
+    campaign = args.campaign.strip()
+    if not campaign or not all(c.isalnum() or c in "_-" for c in campaign) or len(campaign) > 40:
+        raise CampaignError("--campaign: letters, digits, _ and - (max 40)")
+    rows, refused = [], []
+    with open(args.file, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if not reader.fieldnames or "number" not in reader.fieldnames:
+            raise CampaignError("the CSV needs a header row with a `number` column")
+        for line, row in enumerate(reader, start=2):
+            if line > MAX_ROWS + 1:
+                raise CampaignError(f"more than {MAX_ROWS} rows")
+            try:
+                rows.append(parse_row(row, line, config, now))
+            except CampaignError as exc:
+                refused.append(str(exc))
+    add = r.register_script(lua.ADD)
+    loaded = 0
+    for values in rows:
+        tz = values["tz"] or r.hget(keys.customer(values["number"]), "timezone") or ""
+        if not valid_zone(tz):
+            tz = config.company.timezone
+        job_id = f"{PREFIX[args.kind]}-{r.incr(keys.OUTBOUND_SEQ)}"
+        job = new_job(job_id, args.kind, values["number"], values["due"], tz,
+                      origin=f"campaign:{campaign}", queue=values["queue"],
+                      language=values["language"])
+        keys_, argv = add_args(job)
+        loaded += int(add(keys=keys_, args=argv))
+    for message in refused:
+        print(f"refused: {message}", file=sys.stderr)
+    print(f"loaded {loaded} {args.kind} job(s) from {args.file}; refused {len(refused)}")
+    return 0 if not refused else 1
+
+
+def cmd_list(args, r: redis.Redis, config) -> int:
+    kinds = [args.kind] if args.kind else list(KINDS)
+    found = []
+    for kind in kinds:
+        for job_id, due in r.zrange(keys.outbound_due(kind), 0, args.limit - 1, withscores=True):
+            found.append((due, kind, job_id))
+    print(f"{'due (UTC)':<20} {'kind':<9} {'id':<16} {'number':<16} attempts last")
+    for due, kind, job_id in sorted(found)[:args.limit]:
+        h = r.hgetall(keys.outbound_job(job_id))
+        when = datetime.utcfromtimestamp(due).strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{when:<20} {kind:<9} {job_id:<16} {h.get('number', ''):<16} "
+              f"{h.get('attempts', '0'):>8} {h.get('last_outcome', '')}")
+    return 0
+
+
+def cmd_pause(args, r: redis.Redis, config) -> int:
+    r.sadd(keys.OUTBOUND_PAUSED, args.kind)
+    print(f"outbound dialling paused: {args.kind} (calls in progress finish normally)")
+    return 0
+
+
+def cmd_resume(args, r: redis.Redis, config) -> int:
+    if args.kind == "all":
+        r.delete(keys.OUTBOUND_PAUSED)
+    else:
+        r.srem(keys.OUTBOUND_PAUSED, args.kind)
+    paused = sorted(r.smembers(keys.OUTBOUND_PAUSED))
+    print(f"outbound dialling resumed: {args.kind}; still paused: {', '.join(paused) or 'none'}")
+    return 0
+
+
+def cmd_stats(args, r: redis.Redis, config) -> int:
+    for kind in KINDS:
+        print(f"{kind:<9} waiting {r.zcard(keys.outbound_due(kind)):>6}   outside window "
+              f"{r.zcard(keys.outbound_outside(kind)):>6}")
+    print(f"claimed/dialling {r.zcard(keys.OUTBOUND_PROCESSING)}, Originates without outcome "
+          f"{r.hlen(keys.OUTBOUND_INFLIGHT)}, finished (kept 30 days) {r.zcard(keys.OUTBOUND_DONE)}")
+    print(f"paused: {', '.join(sorted(r.smembers(keys.OUTBOUND_PAUSED))) or 'none'}")
+    return 0
