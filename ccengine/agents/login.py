@@ -51,7 +51,7 @@ class FeatureCodes:
     # --- helpers ----------------------------------------------------------------------------
     def phone_of(self, channel: Any, check_arg: bool = True) -> str | None:
         """The phone the channel belongs to; with check_arg, agi_arg_1 must name the same one."""
-        match = self._channel_re.match(channel.env.channel)
+        match = self._channel_re.fullmatch(channel.env.channel)
         if match is None:
             return None
         args = channel.env.args

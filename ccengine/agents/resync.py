@@ -85,7 +85,7 @@ def plan(sessions: Mapping[str, Any], states: Mapping[str, Mapping[str, MemberSt
     for member in members:
         if (member.queue, member.interface) in wanted:
             continue
-        if phone_re.match(member.interface) and member.name in agent_numbers:
+        if phone_re.fullmatch(member.interface) and member.name in agent_numbers:
             out.removes.append((member.queue, member.interface))
     return out
 

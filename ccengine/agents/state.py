@@ -174,7 +174,7 @@ class StateTracker:
             ami.subscribe(name, lambda msg: serial.run(self.handle, msg))
 
     async def handle(self, msg: Any) -> None:
-        match = self._phone.match(msg.get("Interface") or "")
+        match = self._phone.fullmatch(msg.get("Interface") or "")
         queue = msg.get("Queue") or ""
         if match is None or not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", queue):
             return
