@@ -90,12 +90,17 @@ class Sources:
             if existing is not None:
                 if existing.state in ("done", "failed", "cancelled"):
                     await self.finish_job(existing, existing.state, now)
+                else:
+                    await self.callbacks.hand_over(request.id, now)
                 continue
             job = new_job(job_id, "callback", request.number, now,
                           await self.customer_tz(request.number), origin=f"callback:{request.id}",
                           queue=request.queue, language=request.language,
                           priority=request.priority)
             created += int(await self.jobs.add(job))
+            # The job is durable now; its retries may take hours, so the callback leaves the
+            # claim re-delivery (which is for a dialler that died before this point).
+            await self.callbacks.hand_over(request.id, now)
         return created
 
     async def finish_job(self, job: Job, final_state: str, now: float) -> None:

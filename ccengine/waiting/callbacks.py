@@ -243,6 +243,23 @@ class CallbackStore:
             return bool(await self._requeue(keys=[keys.CALLBACKS_PROCESSING], args=args))
         return self.conn.call(op)
 
+    def hand_over(self, callback_id: str, now: float) -> Deferred:
+        """The dialler has stored its own durable job for this claim: take it out of
+        re-delivery (the job's retries can outlast any claim timeout). The callback stays
+        `claimed`, in the caller's line, until `complete`; fires True if it was claimed."""
+        key = keys.callback(keys.id_part(callback_id))
+
+        async def op(r):
+            async with r.pipeline(transaction=True) as p:
+                p.zrem(keys.CALLBACKS_PROCESSING, callback_id)
+                p.hget(key, "state")
+                removed, state = await p.execute()
+            if state != "claimed":
+                return False
+            await r.hset(key, "handed_over_at", f"{now:.3f}")
+            return bool(removed)
+        return self.conn.call(op)
+
     def redeliver(self, now: float, claim_timeout: float) -> Deferred:
         """Return claims older than `claim_timeout` seconds to ready; fires with a count."""
         args = [f"{now - claim_timeout:.3f}", _PREFIXES["cb"], _PREFIXES["ready"]]

@@ -86,3 +86,18 @@ async def test_answered_callback_completes_the_request(redis_url):
     assert (await rig.jobs.get("cb-1")).state == "done"
     assert (await callbacks.get(stored.id)).state == "completed"
     await rig.conn.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_imported_callback_is_handed_over_and_not_redelivered_during_retries(redis_url):
+    """Once the dialler stored its job, the callback leaves claim re-delivery: a long retry
+    span (hours) does not hand it back to ready, and completing it still works."""
+    rig, service, callbacks, _ = await setup(redis_url, agents=())
+    stored = await request(callbacks, rig, "13800000001", "u1")
+    now = rig.clock.seconds()
+    assert await service.sources.import_callbacks(now) == 1
+    assert await callbacks.redeliver(now + 6 * 3600, claim_timeout=300) == 0
+    assert (await callbacks.get(stored.id)).state == "claimed"
+    assert await callbacks.ready("inbound") == []
+    assert await callbacks.complete(stored.id, "completed", now + 7 * 3600) is True
+    await rig.conn.close()
