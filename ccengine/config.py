@@ -189,6 +189,9 @@ class QueueConfig:
     close: str = "21:00"
     days: tuple[str, ...] = DAYS
     closed_dates: tuple[str, ...] = ()
+    # language -> queue for callers of that language (agents who speak it), used while it has
+    # an available agent; docs/prompts.md, "Language and routing".
+    language_queues: Mapping[str, str] = field(default_factory=dict)
 
     def problems(self) -> list[str]:
         out = _positive(self, "service_level_seconds", "announce_frequency")
@@ -435,6 +438,12 @@ def _cross_checks(config: Config) -> list[str]:
     if config.complaints.supervisor_queue not in queues:
         out.append(f"complaints.supervisor_queue: queue '{config.complaints.supervisor_queue}' "
                    "is not configured")
+    for name, queue in config.queues.items():
+        for lang, target in queue.language_queues.items():
+            if lang not in config.company.languages:
+                out.append(f"queues.{name}.language_queues.{lang}: not in company.languages")
+            if target not in queues:
+                out.append(f"queues.{name}.language_queues.{lang}: queue '{target}' is not configured")
     for name in ("inbound",):
         if name not in queues:
             out.append(f"queues.{name}: required (the dialplan's fallback queue)")

@@ -26,7 +26,8 @@ def build(ctx: EngineContext) -> Feature:
     hotline = HotlineRoute(settings, customers, records, ctx.prompter,
                            HotlineMetrics(ctx.registry, config.queues), ctx.clock,
                            closed_offer=ctx.shared.get("closed_offer"),
-                           repeat=ctx.shared.get("repeat_complaints"))
+                           repeat=ctx.shared.get("repeat_complaints"),
+                           availability=ctx.shared.get("agent_availability"))
     return Feature(routes={"hotline": hotline},
                    services=[CallerListsLoader(config.callers, customers)])
 

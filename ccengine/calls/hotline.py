@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import weakref
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from twisted.logger import Logger
 
@@ -72,7 +72,8 @@ class HotlineRoute:
     def __init__(self, settings: HotlineSettings, customers: CustomerStore,
                  records: CallRecordStore, prompter: Prompter, metrics: HotlineMetrics,
                  clock: Any, closed_offer: ClosedHoursOffer | None = None,
-                 repeat: RepeatComplaints | None = None):
+                 repeat: RepeatComplaints | None = None,
+                 availability: Callable[[str], int] | None = None):
         self.settings = settings
         self.customers = customers
         self.records = records
@@ -81,6 +82,7 @@ class HotlineRoute:
         self.clock = clock
         self.closed_offer = closed_offer
         self.repeat = repeat
+        self.availability = availability      # queue -> agents available (agents feature)
         # Calls whose route the dialplan already has (CC_ROUTE_OK=1): the watchdog must not
         # overwrite the caller's choice if a later step (the record write) stalls.
         self._acknowledged: weakref.WeakSet = weakref.WeakSet()
@@ -109,6 +111,7 @@ class HotlineRoute:
             # A caller with an open or recent complaint goes to the complaint queue, ahead.
             decision = dataclasses.replace(decision, queue=self.repeat.queue,
                                            priority=decision.priority + self.repeat.priority)
+        decision = self._by_language(decision, lang)
         queue = self.settings.queues[decision.queue]
         now = hours.local_now(self.clock.seconds(), self.settings.company.timezone)
         if not hours.is_open(queue, now):
@@ -163,6 +166,13 @@ class HotlineRoute:
         except StoreUnavailable as exc:
             log.warn("repeat complainant check failed: {exc}", exc=exc)
             return None
+
+    def _by_language(self, decision: routing.RouteDecision, lang: str) -> routing.RouteDecision:
+        """The queue's language queue for this caller, while it has an available agent."""
+        target = self.settings.queues[decision.queue].language_queues.get(lang)
+        if target and self.availability is not None and self.availability(target) > 0:
+            return dataclasses.replace(decision, queue=target)
+        return decision
 
     def _language(self, profile: CallerProfile, dialled: str) -> str:
         """The caller's saved preference, else the called number's language, else the default."""

@@ -223,3 +223,23 @@ async def test_language_follows_called_number_and_saved_preference(redis_url):
     assert b'SET VARIABLE CHANNEL(language) "en"' == \
         [c for c in again.commands if c.startswith(b"SET VARIABLE CHANNEL")][0]
     await conn.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_language_queue_is_used_while_it_has_an_available_agent(redis_url):
+    """An English caller goes to the configured English queue while an agent is available
+    there, and to the main queue when none is (a caller never waits for nobody)."""
+    config = parse_config({"queues": {"inbound": {"language_queues": {"en": "inbound_en"}},
+                                      "inbound_en": {}},
+                           "company": {"language_by_number": {"4001": "en"}}})
+    available = {"inbound_en": 1}
+    factory, registry, conn = build(redis_url, config=config)
+    factory.routes["hotline"].availability = lambda queue: available.get(queue, 0)
+    english = await call(factory, press_on_menu("1"), callerid="13500000010", dnid="4001")
+    chinese = await call(factory, press_on_menu("1"), callerid="13500000011")
+    available["inbound_en"] = 0
+    nobody = await call(factory, press_on_menu("1"), callerid="13500000012", dnid="4001")
+    assert english.variables["CC_QUEUE"] == "inbound_en"
+    assert chinese.variables["CC_QUEUE"] == "inbound"
+    assert nobody.variables["CC_QUEUE"] == "inbound"
+    await conn.close()

@@ -80,3 +80,12 @@ def test_secret_comes_from_environment_or_file(tmp_path):
     secret.write_text("fromfile\n")
     config = parse_config({"ami": {"secret_file": str(secret)}})
     assert config.ami_secret({"CCENGINE_AMI_SECRET": "s3"}) == "fromfile"
+
+
+def test_language_queues_must_name_configured_queues_and_languages():
+    """A language queue that is not configured, or a language the company does not serve,
+    is named as a problem."""
+    problems = problems_of({"queues": {"inbound": {"language_queues": {"en": "inbound_en",
+                                                                       "fr": "inbound"}}}})
+    assert "bad.toml: queues.inbound.language_queues.en: queue 'inbound_en' is not configured" in problems
+    assert "bad.toml: queues.inbound.language_queues.fr: not in company.languages" in problems
