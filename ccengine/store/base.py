@@ -55,7 +55,9 @@ class RedisConnection:
         """Run `op(client)` with the timeout; failures become StoreUnavailable."""
         started = time.perf_counter()
         try:
-            result = await asyncio.wait_for(op(self.client), self.timeout)
+            # asyncio.timeout (3.11) rather than wait_for, which makes an extra task per call.
+            async with asyncio.timeout(self.timeout):
+                result = await op(self.client)
         except (RedisError, OSError, asyncio.TimeoutError) as exc:
             if self.metrics:
                 self.metrics.errors.inc()

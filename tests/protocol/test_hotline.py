@@ -243,3 +243,37 @@ async def test_language_queue_is_used_while_it_has_an_available_agent(redis_url)
     assert chinese.variables["CC_QUEUE"] == "inbound"
     assert nobody.variables["CC_QUEUE"] == "inbound"
     await conn.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_repeat_complainant_goes_to_the_complaint_queue_with_their_ticket(redis_url):
+    """A caller with an open complaint is routed to the complaint queue with higher priority
+    and the ticket id on the channel, whatever they press; also after Redis lost its script
+    cache (SCRIPT FLUSH); a caller without tickets is routed by the menu as usual."""
+    from ccengine.complaints import feature as complaints_feature
+    config = load_config(None)
+    registry = CollectorRegistry()
+    conn = RedisConnection(redis_url)
+    catalogue = load_catalogue(config.prompts, company=config.company.name,
+                               languages=config.company.languages,
+                               default_language=config.company.default_language)
+    factory, clock, _ = agi_factory({}, registry=registry)
+    clock.advance(MONDAY_10AM)
+    ctx = EngineContext(config=config, clock=clock, registry=registry, redis=conn, ami=None,
+                        prompter=Prompter(catalogue, PromptMetrics(registry)))
+    complaints_feature.build(ctx)
+    factory.routes.update(calls_feature.build(ctx).routes)
+    ticket = await ctx.shared["complaints"].open(number="13400000000", queue="complaint",
+                                                 category="10", agent="1003")
+    repeat = await call(factory, press_on_menu("1"), callerid="13400000000")
+    v = repeat.variables
+    assert (v["CC_QUEUE"], v["CC_TICKET_ID"]) == ("complaint", ticket.id)
+    assert int(v["CC_PRIORITY"]) == config.complaints.repeat_priority
+    sync = sync_redis(redis_url)
+    sync.script_flush()
+    again = await call(factory, press_on_menu("2"), callerid="13400000000")
+    assert (again.variables["CC_QUEUE"], again.variables["CC_TICKET_ID"]) == ("complaint", ticket.id)
+    other = await call(factory, press_on_menu("1"), callerid="13400000001")
+    assert other.variables["CC_QUEUE"] == "inbound" and "CC_TICKET_ID" not in other.variables
+    sync.close()
+    await conn.close()
