@@ -18,9 +18,6 @@ import re
 import uuid
 from typing import Any
 
-from twisted.application.service import Service
-from twisted.internet.defer import Deferred
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from ccengine.ami.client import AmiNotConnected
@@ -28,6 +25,7 @@ from ccengine.ami.protocol import AmiError
 from ccengine.complaints.service import Complaints
 from ccengine.complaints.tickets import LEVELS, REASONS, TICKET_ID_RE, TicketError, TicketNotFound
 from ccengine.store.base import StoreUnavailable
+from ccengine.periodic import PeriodicService
 
 log = Logger()
 USER_EVENT = "CCTicketEscalated"
@@ -59,37 +57,20 @@ def user_event_fields(raw: str) -> dict[str, str]:
     return fields
 
 
-class DeadlineSweeper(Service):
+class DeadlineSweeper(PeriodicService):
     name = "complaints-sweeper"
+    run_at_start = True
 
     def __init__(self, complaints: Complaints, ami: Any, clock: Any, interval: float,
                  batch: int = 100):
+        super().__init__(clock, interval)
         self.complaints = complaints
         self.store = complaints.store
         self.ami = ami
-        self.clock = clock
-        self.interval = interval
         self.batch = batch
-        self._loop: LoopingCall | None = None
-        self.last_run: Deferred | None = None
 
-    def startService(self) -> None:
-        super().startService()
-        self._loop = LoopingCall(self._tick)
-        self._loop.clock = self.clock
-        self._loop.start(self.interval, now=True)
-
-    def stopService(self) -> Deferred | None:
-        super().stopService()
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        return None
-
-    def _tick(self) -> Deferred:
-        d = Deferred.fromCoroutine(self.sweep())
-        d.addErrback(lambda f: log.error("complaint sweep failed: {f}", f=f.getTraceback()))
-        self.last_run = d
-        return d
+    async def round(self) -> int:
+        return await self.sweep()
 
     async def sweep(self, max_batches: int | None = None) -> int:
         """One sweep; returns the number of tickets escalated (or marked chain end)."""

@@ -21,9 +21,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from twisted.application.service import Service
-from twisted.internet.defer import Deferred
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from ccengine.ami.protocol import AmiError
@@ -31,43 +28,28 @@ from ccengine.complaints.metrics import ComplaintMetrics
 from ccengine.complaints.escalation import CHANNEL_RE
 from ccengine.store import keys
 from ccengine.store.base import RedisConnection, StoreUnavailable
+from ccengine.periodic import PeriodicService
 
 log = Logger()
 _UNIQUEID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 MOVED_TTL = 3600
 
 
-class WaitingComplainants(Service):
+class WaitingComplainants(PeriodicService):
     name = "complaints-waiting"
 
     def __init__(self, conn: RedisConnection, ami: Any, clock: Any, metrics: ComplaintMetrics,
                  queue: str, target_queue: str, wait_limit: float, interval: float):
+        super().__init__(clock, interval)
         self.conn = conn
         self.ami = ami
-        self.clock = clock
         self.metrics = metrics
         self.queue = queue
         self.target_queue = target_queue
         self.wait_limit = wait_limit
-        self.interval = interval
-        self._loop: LoopingCall | None = None
 
-    def startService(self) -> None:
-        super().startService()
-        self._loop = LoopingCall(self._tick)
-        self._loop.clock = self.clock
-        self._loop.start(self.interval, now=False)
-
-    def stopService(self) -> None:
-        super().stopService()
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-
-    def _tick(self) -> Deferred:
-        d = Deferred.fromCoroutine(self.check())
-        d.addErrback(lambda f: log.error("waiting complainants check failed: {f}",
-                                         f=f.getTraceback()))
-        return d
+    async def round(self) -> int:
+        return await self.check()
 
     async def check(self) -> int:
         """One look at the complaint queue; returns how many callers were moved."""

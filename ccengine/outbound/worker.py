@@ -10,9 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.application.service import Service
-from twisted.internet.defer import Deferred
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from ccengine.ami.protocol import AmiError
@@ -20,17 +17,20 @@ from ccengine.outbound.dialler import VERIFY_GRACE, Dialler
 from ccengine.outbound.jobs import KINDS, Job, JobStore
 from ccengine.outbound.pacing import NEEDS_AGENT
 from ccengine.outbound.windows import CallingWindow, valid_zone
-from ccengine.store.base import StoreUnavailable
+from ccengine.periodic import PeriodicService
 from ccengine.waiting.numbers import NumberRejected, check_callback_number
 
 log = Logger()
 NO_AGENT_RETRY = 30.0          # seconds before a callback without a free agent is looked at again
 
 
-class DiallerService(Service):
+class DiallerService(PeriodicService):
+    name = "outbound-dialler"
+
     def __init__(self, jobs: JobStore, dialler: Dialler, sources: Any, pool: Any,
                  window: CallingWindow, config: Any, number_rules: Any, metrics: Any,
                  clock: Any, default_tz: str):
+        super().__init__(clock, config.poll_interval)
         self.jobs = jobs
         self.dialler = dialler
         self.sources = sources
@@ -39,30 +39,7 @@ class DiallerService(Service):
         self.config = config            # OutboundConfig
         self.number_rules = number_rules  # WaitingConfig: the same number checks as callbacks
         self.metrics = metrics
-        self.clock = clock
         self.default_tz = default_tz
-        self._loop: LoopingCall | None = None
-
-    def startService(self) -> None:
-        super().startService()
-        self._loop = LoopingCall(self.run_once)
-        self._loop.clock = self.clock
-        self._loop.start(self.config.poll_interval, now=False).addErrback(
-            lambda f: log.failure("outbound dialler stopped", f))
-
-    def stopService(self) -> None:
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        return super().stopService()
-
-    def run_once(self) -> Deferred:
-        return Deferred.fromCoroutine(self._round())
-
-    async def _round(self) -> None:
-        try:
-            await self.round()
-        except StoreUnavailable as exc:
-            log.warn("outbound round skipped: {exc}", exc=exc)
 
     async def round(self) -> None:
         now = self.clock.seconds()

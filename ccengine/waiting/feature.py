@@ -5,13 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.application.service import Service
-from twisted.internet.defer import Deferred
-from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
-
 from ccengine.feature import EngineContext, Feature
-from ccengine.store.base import StoreUnavailable
+from ccengine.periodic import PeriodicService
 from ccengine.waiting.announce import AnnounceParts, ClosedHoursOffer, QueueAnnounceRoute
 from ccengine.waiting.callbacks import CallbackStore
 from ccengine.waiting.events import EstimateLedger, StaffingTracker, WaitingEvents
@@ -19,54 +14,34 @@ from ccengine.waiting.line import WaitingLine
 from ccengine.waiting.metrics import WaitingMetrics
 from ccengine.waiting.offer import CallbackDialog
 
-log = Logger()
-
 # A waiting caller is announced every announce_frequency seconds (plus a ring cycle, the
 # announcement itself and a possible callback dialog); one not seen for this many periods
 # has left without the engine noticing.
 STALE_PERIODS = 4
 
 
-class WaitingSweeper(Service):
+class WaitingSweeper(PeriodicService):
+    name = "waiting-sweeper"
+
     """Every `interval`: expire callbacks, re-deliver stale claims, sweep the lines, refresh
     the pending gauge. One failed round (Redis down) is logged; the next one retries."""
 
     def __init__(self, callbacks: CallbackStore, line: WaitingLine, metrics: WaitingMetrics,
                  clock: Any, interval: float, claim_timeout: float, stale_after: dict[str, float]):
+        super().__init__(clock, interval)
         self.callbacks = callbacks
         self.line = line
         self.metrics = metrics
-        self.clock = clock
-        self.interval = interval
         self.claim_timeout = claim_timeout
         self.stale_after = stale_after
-        self._loop: LoopingCall | None = None
 
-    def startService(self) -> None:
-        super().startService()
-        self._loop = LoopingCall(self.run_once)
-        self._loop.clock = self.clock
-        self._loop.start(self.interval, now=False).addErrback(
-            lambda f: log.failure("waiting sweeper stopped", f))
-
-    def stopService(self) -> None:
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        return super().stopService()
-
-    def run_once(self) -> Deferred:
-        return Deferred.fromCoroutine(self._round())
-
-    async def _round(self) -> None:
+    async def round(self) -> None:
         now = self.clock.seconds()
-        try:
-            await self.callbacks.expire(now)
-            await self.callbacks.redeliver(now, self.claim_timeout)
-            for queue, stale in self.stale_after.items():
-                await self.line.sweep(queue, now - stale)
-            self.metrics.set_pending(await self.callbacks.pending_counts())
-        except StoreUnavailable as exc:
-            log.warn("waiting sweep skipped: {exc}", exc=exc)
+        await self.callbacks.expire(now)
+        await self.callbacks.redeliver(now, self.claim_timeout)
+        for queue, stale in self.stale_after.items():
+            await self.line.sweep(queue, now - stale)
+        self.metrics.set_pending(await self.callbacks.pending_counts())
 
 
 def build(ctx: EngineContext) -> Feature:
