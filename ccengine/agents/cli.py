@@ -18,6 +18,7 @@ from ccengine.agents.directory import (AgentRecord, AgentSession, BadAgentValue,
 from ccengine.agents.state import MemberState, effective
 from ccengine.config import ConfigError, load_config
 from ccengine.store import keys
+from ccengine import cli_support
 
 
 def register(subparsers, config_arg) -> None:
@@ -27,7 +28,7 @@ def register(subparsers, config_arg) -> None:
     def command(name: str, func, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         config_arg(p)
-        p.add_argument("--redis-url", help="Redis URL (default: redis.url of the configuration)")
+        cli_support.add_redis_option(p)
         p.set_defaults(func=func)
         return p
 
@@ -54,7 +55,7 @@ def register(subparsers, config_arg) -> None:
 
 def _open(args) -> tuple[redis.Redis, object]:
     config = load_config(args.config)
-    url = args.redis_url or config.redis.url or "redis://127.0.0.1:6379"
+    url = cli_support.redis_url(args, config)
     return redis.Redis.from_url(url, decode_responses=True), config
 
 

@@ -12,6 +12,7 @@ import redis
 from ccengine.calls.sources import NUMBER_RE, read_list
 from ccengine.config import ConfigError, load_config
 from ccengine.store import keys
+from ccengine import cli_support
 
 
 def register(subparsers, config_arg) -> None:
@@ -21,7 +22,7 @@ def register(subparsers, config_arg) -> None:
     def command(name, func, help_text):
         p = sub.add_parser(name, help=help_text)
         config_arg(p)
-        p.add_argument("--redis-url", help="Redis URL (default: redis.url of the configuration)")
+        cli_support.add_redis_option(p)
         p.set_defaults(func=func)
         return p
 
@@ -48,7 +49,7 @@ def _open(args):
     except ConfigError as exc:
         print("\n".join(exc.problems), file=sys.stderr)
         raise SystemExit(2) from None
-    url = args.redis_url or config.redis.url or "redis://127.0.0.1:6379/0"
+    url = cli_support.redis_url(args, config)
     return redis.Redis.from_url(url, decode_responses=True), config
 
 

@@ -2,7 +2,7 @@
 cli.FEATURE_COMMANDS). Runs outside the engine: a short asyncio loop with the same store and
 service code as the engine (so the same checks and the same atomic transitions), no reactor.
 
-Redis: `--redis-url`, else `redis.url` from the config, else redis://127.0.0.1:6379/0.
+Redis: as every CLI finds it (ccengine/cli_support.py).
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from ccengine.complaints.store import TicketStore
 from ccengine.complaints.tickets import LEVELS, STATES, TicketError, TicketNotFound
 from ccengine.config import ConfigError, load_config
 from ccengine.store.base import RedisConnection, StoreUnavailable
+from ccengine import cli_support
 
 
 class _WallClock:
@@ -40,7 +41,7 @@ def register(subparsers: Any, config_arg: Any) -> None:
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         parser = sub.add_parser(name, help=help_text)
         config_arg(parser)
-        parser.add_argument("--redis-url", default=None)
+        cli_support.add_redis_option(parser)
         parser.add_argument("--json", action="store_true", help="print JSON")
         parser.set_defaults(func=run)
         return parser
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print("\n".join(exc.problems), file=sys.stderr)
         return 2
-    url = args.redis_url or config.redis.url or "redis://127.0.0.1:6379/0"
+    url = cli_support.redis_url(args, config)
     try:
         return asyncio.run(_run(args, config, url))
     except (TicketError, TicketNotFound) as exc:

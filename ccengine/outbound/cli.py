@@ -21,6 +21,7 @@ from ccengine.outbound.jobs import KINDS, add_args, new_job
 from ccengine.outbound.windows import valid_zone
 from ccengine.store import keys
 from ccengine.waiting.numbers import NumberRejected, check_callback_number
+from ccengine import cli_support
 
 LOADABLE = ("survey", "callback")      # follow-ups come from the complaints feature only
 PREFIX = {"survey": "sv", "callback": "cl"}
@@ -38,7 +39,7 @@ def register(subparsers, config_arg) -> None:
     def command(name, func, help_text):
         p = sub.add_parser(name, help=help_text)
         config_arg(p)
-        p.add_argument("--redis-url", help="Redis URL (default: redis.url of the configuration)")
+        cli_support.add_redis_option(p)
         p.set_defaults(func=_run(func))
         return p
 
@@ -59,7 +60,7 @@ def _run(func):
     def wrapped(args) -> int:
         try:
             config = load_config(args.config)
-            url = args.redis_url or config.redis.url or "redis://127.0.0.1:6379"
+            url = cli_support.redis_url(args, config)
             return func(args, redis.Redis.from_url(url, decode_responses=True), config)
         except (CampaignError, ConfigError, OSError) as exc:
             print(f"ccengine outbound: {exc}", file=sys.stderr)

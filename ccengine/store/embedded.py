@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+URL_FILE = "url"     # in data_dir while the server runs: its redis:// URL
+
+
 class EmbeddedRedisError(RuntimeError):
     """redis-server is missing or did not come up."""
 
@@ -71,6 +74,8 @@ class EmbeddedRedis:
                 raise EmbeddedRedisError(
                     f"redis-server exited with {self.process.returncode}; see {self.data_dir}/redis.log")
             if redis_answers(self.host, self.port, 0.2):
+                # Recorded so that the CLI finds the engine's private Redis (cli_support.py).
+                (self.data_dir / URL_FILE).write_text(self.url + "\n", encoding="utf-8")
                 return self
             time.sleep(0.05)
         self.stop()
@@ -83,6 +88,7 @@ class EmbeddedRedis:
             self.process.wait(5)
 
     def stop(self) -> None:
+        (self.data_dir / URL_FILE).unlink(missing_ok=True)
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:

@@ -71,3 +71,24 @@ def test_callers_cli_blocks_adds_vips_and_refuses_hostile_numbers(redis_url, tmp
     assert imported.returncode == 0 and "1 blocklist entry loaded" in imported.stdout
     assert sync.smembers("cc:blocklist") == {"13900000005"}
     sync.close()
+
+
+def test_cli_finds_the_engines_private_redis_server(tmp_path):
+    """With no redis.url configured, the CLI uses the redis-server the engine started under its
+    state directory (the embedded default), not a Redis on 6379 that is not there."""
+    from ccengine.store.embedded import EmbeddedRedis
+    state = tmp_path / "state"
+    config = tmp_path / "c.toml"
+    config.write_text(f'[engine]\nstate_dir = "{state}"\n')
+    server = EmbeddedRedis(state / "redis").start()
+    try:
+        done = subprocess.run([sys.executable, "-m", "ccengine.cli", "callers", "block",
+                               "13900000077", "--config", str(config)],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        r = redis.Redis(host=server.host, port=server.port, decode_responses=True)
+        assert r.sismember("cc:blocklist", "13900000077")
+        r.close()
+    finally:
+        server.stop()
+    assert not (state / "redis" / "url").exists()
