@@ -19,6 +19,7 @@ FEATURE_COMMANDS = [
     "ccengine.agents.cli",
     "ccengine.complaints.cli",
     "ccengine.outbound.cli",
+    "ccengine.amicheck",
 ]
 
 

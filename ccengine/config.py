@@ -239,7 +239,8 @@ class Config:
         """The AMI secret from the environment or the secret file; None when neither is set."""
         if self.ami.secret_file:
             # First line only, split on \n (splitlines() would also cut at \x0b or U+2028).
-            first = Path(self.ami.secret_file).read_text(encoding="utf-8").split("\n", 1)[0]
+            raw = Path(self.ami.secret_file).read_bytes().decode("utf-8")   # no newline translation
+            first = raw.split("\n", 1)[0]
             return first.strip() or None
         return environ.get(self.ami.secret_env) or None
 
