@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
 import statistics
 import subprocess
@@ -106,6 +105,8 @@ def ingest(mode: str, port: int, expect: int) -> None:
             # The wiring of AmiClient._build_protocol: events to dispatch, bad input counted.
             protocol = Ingest(reactor, "bench")
             protocol.on_event = client.dispatch
+            protocol.event_wanted = client.wants_event
+            protocol.on_unparsed_event = client.count_unparsed
             protocol.on_bad_message = lambda reason, detail: metrics.bad(reason)
             return protocol
 

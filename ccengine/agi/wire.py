@@ -104,8 +104,14 @@ def parse_environment(lines: list[bytes]) -> AgiEnvironment:
     anomalies: list[str] = []
     for line in lines:
         key, sep, value = line.partition(b": ")
-        name = key.decode("utf-8", "replace").strip().lower()
-        if not sep or not _ENV_KEY_RE.fullmatch(name):
+        # The keys Asterisk always sends are looked up as they are; any other key takes the
+        # full path (decode, strip, lower-case, pattern), which gives the same name for these.
+        name = _STANDARD_KEYS.get(key)
+        if name is None:
+            name = key.decode("utf-8", "replace").strip().lower()
+            if not _ENV_KEY_RE.fullmatch(name):
+                continue
+        if not sep:
             continue
         if name in raw:
             anomalies.append(f"repeated {name}")
@@ -118,6 +124,14 @@ def parse_environment(lines: list[bytes]) -> AgiEnvironment:
 
 
 _ENV_KEY_RE = re.compile(r"agi_[a-z0-9_]{1,40}")
+# res_agi.c setup_env, in the order Asterisk 22 sends them (transcripts2/agi1_suite), and the
+# first arguments (agi3_env_args).
+_STANDARD_KEYS: dict[bytes, str] = {name.encode(): name for name in (
+    "agi_network", "agi_network_script", "agi_request", "agi_channel", "agi_language",
+    "agi_type", "agi_uniqueid", "agi_version", "agi_callerid", "agi_calleridname",
+    "agi_callingpres", "agi_callingani2", "agi_callington", "agi_callingtns", "agi_dnid",
+    "agi_rdnis", "agi_context", "agi_extension", "agi_priority", "agi_enhanced",
+    "agi_accountcode", "agi_threadid", *(f"agi_arg_{n}" for n in range(1, 10)))}
 
 
 # --- replies -----------------------------------------------------------------------------
@@ -183,6 +197,12 @@ HANGUP = _Hangup()
 _REPLY_200 = re.compile(r"200 result=(\S*)(?: \((.*)\))?(?: endpos=(-?\d+))?")
 _USAGE_END = "520 "
 _MAX_USAGE_LINES = 200
+# The same few replies answer most commands (`200 result=1` every SET VARIABLE, `200 result=0
+# endpos=N` a prompt played to its end). AgiReply is immutable, so each such line is parsed
+# once and its reply shared. Only replies without data are kept (no caller text), and at most
+# a bounded number of distinct lines.
+_PLAIN_REPLIES: dict[bytes, "AgiReply"] = {}
+_MAX_PLAIN_REPLIES = 512
 
 class ReplyParser:
     """Feed it lines (terminator removed); it returns the items each line completes."""
@@ -191,6 +211,10 @@ class ReplyParser:
         self._usage: list[str] | None = None
 
     def feed(self, line: bytes) -> list:
+        if self._usage is None:
+            reply = _PLAIN_REPLIES.get(line)
+            if reply is not None:
+                return [reply]
         text = line.decode("utf-8", "replace")
         if self._usage is not None:
             # Multi-line 520 (AGI note 3): usage lines carry no prefix and may hold raw XML.
@@ -215,7 +239,10 @@ class ReplyParser:
             if match is None:
                 return [AgiProtocolError(f"malformed 200 reply: {text[:200]!r}")]
             result, data, endpos = match.groups()
-            return [AgiReply(200, result, data, int(endpos) if endpos is not None else None)]
+            reply = AgiReply(200, result, data, int(endpos) if endpos is not None else None)
+            if data is None and len(_PLAIN_REPLIES) < _MAX_PLAIN_REPLIES:
+                _PLAIN_REPLIES[line] = reply
+            return [reply]
         if code == "510":
             return [AgiInvalidCommand(rest)]
         if code == "511":
@@ -239,6 +266,7 @@ _DIGITS = re.compile(r"[0-9*#]{1,255}")
 # Last line of defence for anything written unquoted: no space, quote, backslash or control.
 _WORD = re.compile(r"[A-Za-z0-9_./()*#-]{1,255}")
 _VERB = re.compile(r"[A-Z]+(?: [A-Z]+)*")
+_VERBS: set[str] = set()
 
 
 class Word:
@@ -263,6 +291,10 @@ class Word:
 
 def check_text(text: str) -> str:
     """Return `text` if it holds no character that could end or split an AGI command line."""
+    if text.isascii() and text.isprintable():
+        # The only unsafe ASCII characters are the controls (Cc: 0-31, 127), exactly the
+        # ones isprintable() refuses; one C call instead of a category lookup per character.
+        return text
     for ch in text:
         if unicodedata.category(ch) in _UNSAFE_CATEGORIES:
             raise UnsafeAgiText(f"control character U+{ord(ch):04X} in AGI text")
@@ -277,9 +309,21 @@ def quote(text: str) -> str:
 
 def identifier(name: str) -> Word:
     """A variable, function, sound file or application name, e.g. `CALLERID(num)`."""
+    # Names are mostly constants of the code and the prompt catalogue: each is validated once
+    # (two patterns) and its immutable Word reused; the cache is bounded.
+    word = _IDENTIFIERS.get(name) if type(name) is str else None
+    if word is not None:
+        return word
     if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name) or ".." in name:
         raise UnsafeAgiText(f"not a safe AGI identifier: {name!r:.100}")
-    return Word(name)
+    word = Word(name)
+    if len(_IDENTIFIERS) < _MAX_IDENTIFIERS:
+        _IDENTIFIERS[name] = word
+    return word
+
+
+_IDENTIFIERS: dict[str, Word] = {}
+_MAX_IDENTIFIERS = 1024
 
 
 def digit_string(digits: str) -> Word:
@@ -293,8 +337,11 @@ def format_command(verb: str, *args: object) -> bytes:
     """One command line: `verb` is a trusted literal such as "SET VARIABLE"; ints are written as
     numbers, `Word`s as they are, every `str` quoted. Terminated by b"\\n" only: Asterisk
     rejects b"\\r\\n" (AGI note 2)."""
-    if not _VERB.fullmatch(verb):
-        raise ValueError(f"not an AGI verb: {verb!r}")
+    if verb not in _VERBS:
+        if not isinstance(verb, str) or not _VERB.fullmatch(verb):
+            raise ValueError(f"not an AGI verb: {verb!r}")
+        if len(_VERBS) < 64:
+            _VERBS.add(verb)    # verbs are literals of the code: a handful
     parts = [verb]
     for arg in args:
         if isinstance(arg, bool):

@@ -131,9 +131,25 @@ class AmiClient(Service):
     def dispatch(self, message: Message) -> None:
         """Hand one event to its subscribers (the protocol's `on_event`; replay helpers too)."""
         self._metrics.events.inc()
-        name = (message.event or "").lower()
-        for callback in (*self._subscribers.get(name, ()), *self._subscribers.get("*", ())):
-            self._call_isolated(callback, message.event, message)
+        named = self._subscribers.get((message.event or "").lower())
+        everything = self._subscribers.get("*")
+        # Two plain loops: no tuple built per event (most events have one subscriber or none).
+        if named:
+            for callback in named:
+                self._call_isolated(callback, message.event, message)
+        if everything:
+            for callback in everything:
+                self._call_isolated(callback, message.event, message)
+
+    def wants_event(self, event_name: str) -> bool:
+        """Whether any subscriber takes events named `event_name` (the protocol's
+        `event_wanted`: events nobody takes are not parsed)."""
+        return bool(self._subscribers.get(event_name.lower()) or self._subscribers.get("*"))
+
+    def count_unparsed(self, event_name: str) -> None:
+        """An event nobody takes, dropped unparsed (the protocol's `on_unparsed_event`): counted
+        as dispatch counts every event."""
+        self._metrics.events.inc()
 
     # -- service ---------------------------------------------------------------------------
     def startService(self) -> None:
@@ -149,6 +165,8 @@ class AmiClient(Service):
     def _build_protocol(self) -> AmiProtocol:
         protocol = AmiProtocol(self._clock, f"cc{next(self._connection_numbers)}")
         protocol.on_event = self.dispatch
+        protocol.event_wanted = self.wants_event
+        protocol.on_unparsed_event = self.count_unparsed
         protocol.on_bad_message = lambda reason, detail: self._metrics.bad(reason)
         protocol.on_lost = self._connection_lost
         return protocol
@@ -241,6 +259,8 @@ class AmiClient(Service):
             log.exception("AMI %s handler %r failed", what, callback)
             self._metrics.bad("handler_error")
             return
+        if result is None:
+            return  # most handlers are plain functions
         if inspect.iscoroutine(result):
             result = Deferred.fromCoroutine(result)
         if isinstance(result, Deferred):

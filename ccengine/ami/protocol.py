@@ -16,7 +16,8 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
-from ccengine.ami.wire import Action, AmiFrameTooLarge, BlockSplitter, Message
+from ccengine.ami.wire import (Action, AmiFrameTooLarge, BlockSplitter, Message,
+                              is_plain_block, peek_event)
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,11 @@ class AmiProtocol(Protocol):
         self.on_event: Callable[[Message], object] | None = None
         self.on_bad_message: Callable[[str, object], object] | None = None
         self.on_lost: Callable[[AmiProtocol, Failure], object] | None = None
+        # Optional: `event_wanted(name)` False lets an event nobody wants go unparsed (when no
+        # action is pending and the block is well-formed); it is then only reported to
+        # `on_unparsed_event(name)`.
+        self.event_wanted: Callable[[str], bool] | None = None
+        self.on_unparsed_event: Callable[[str], object] | None = None
         self.lost = False
         self._splitter = BlockSplitter()
         self._ids = itertools.count(1)
@@ -131,7 +137,14 @@ class AmiProtocol(Protocol):
         if self.banner is None and self._splitter.banner is not None:
             self.banner = self._splitter.banner
             self.banner_received.callback(self.banner)
+        wanted, unparsed = self.event_wanted, self.on_unparsed_event
         for block in blocks:
+            # With an action pending, an event may be an item of its list: always parsed.
+            if wanted is not None and unparsed is not None and not self._pending:
+                name = peek_event(block)
+                if name is not None and not wanted(name) and is_plain_block(block):
+                    unparsed(name)
+                    continue
             self._message_received(Message.parse(block))
 
     def _message_received(self, message: Message) -> None:

@@ -6,6 +6,7 @@ line after it (transcripts2 AMI note 1; the banner and the first response may sh
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from itertools import repeat
 from operator import itemgetter
@@ -108,15 +109,15 @@ class Message:
 
     @property
     def event(self) -> str | None:
-        return self.get("Event")
+        return self._first.get("event")   # read several times per event: no .lower()
 
     @property
     def response(self) -> str | None:
-        return self.get("Response")
+        return self._first.get("response")   # read several times per event: no .lower()
 
     @property
     def action_id(self) -> str | None:
-        return self.get("ActionID")
+        return self._first.get("actionid")   # read several times per event: no .lower()
 
     def to_bytes(self) -> bytes:
         """The packet as Asterisk would send it (used to replay captures and in tests)."""
@@ -126,6 +127,32 @@ class Message:
         kind = next((f"{k}={self.get(k)}" for k in ("Event", "Response", "Action") if k in self),
                     "untyped")
         return f"<Message {kind} ActionID={self.action_id} {len(self._headers)} headers>"
+
+
+_EVENT_PREFIX = b"Event: "
+# A block in which every line is `Name: value` (or `Name:value`) whose name starts with an ASCII
+# letter or digit: Message.parse finds no malformed line in it (those are empty, colon-less or
+# blank-named lines, which this pattern refuses).
+_PLAIN_BLOCK = re.compile(rb"[A-Za-z0-9][^:\n]*:[^\n]*(?:\n[A-Za-z0-9][^:\n]*:[^\n]*)*")
+
+
+def peek_event(block: bytes) -> str | None:
+    """The event name of a block whose first line is `Event: <name>`, without parsing it: the
+    `.event` Message.parse would give (decoded, one trailing CR dropped); None otherwise.
+
+    Most of the AMI stream is events nobody subscribes to (Newexten, DeviceStateChange, ...):
+    building a Message only to drop it was most of their cost."""
+    if not block.startswith(_EVENT_PREFIX):
+        return None
+    end = block.find(b"\n")
+    name = block[len(_EVENT_PREFIX):end] if end >= 0 else block[len(_EVENT_PREFIX):]
+    return name.removesuffix(b"\r").decode("utf-8", errors="replace")
+
+
+def is_plain_block(block: bytes) -> bool:
+    """True when Message.parse would find no malformed line in `block` (a block may be dropped
+    unparsed only then: a malformed line is always reported)."""
+    return _PLAIN_BLOCK.fullmatch(block) is not None
 
 
 def _first_values(headers: list[tuple[str, str]]) -> dict[str, str]:
