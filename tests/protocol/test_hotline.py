@@ -8,34 +8,20 @@ from zoneinfo import ZoneInfo
 import pytest
 import pytest_twisted
 import redis
-from prometheus_client import CollectorRegistry
 
-from agi_harness import ScriptedAsterisk, agi_factory, digit_code_reply
+from agi_harness import ScriptedAsterisk, digit_code_reply
+from engine_context import engine_context
 from ccengine.calls import feature as calls_feature
 from ccengine.config import load_config, parse_config
-from ccengine.feature import EngineContext
-from ccengine.prompts.catalogue import load_catalogue
-from ccengine.prompts.metrics import PromptMetrics
-from ccengine.prompts.player import Prompter
-from ccengine.store.base import RedisConnection
 
 MONDAY_10AM = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
 MONDAY_11PM = datetime(2026, 11, 23, 23, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
 
 
 def build(redis_url, config=None, now=MONDAY_10AM):
-    config = config or load_config(None)
-    registry = CollectorRegistry()
-    conn = RedisConnection(redis_url)
-    catalogue = load_catalogue(config.prompts, company=config.company.name,
-                               languages=config.company.languages,
-                               default_language=config.company.default_language)
-    factory, clock, _ = agi_factory({}, registry=registry)
-    clock.advance(now)
-    ctx = EngineContext(config=config, clock=clock, registry=registry, redis=conn, ami=None,
-                        prompter=Prompter(catalogue, PromptMetrics(registry)))
+    factory, ctx = engine_context(redis_url, now=now, config=config)
     factory.routes.update(calls_feature.build(ctx).routes)
-    return factory, registry, conn
+    return factory, ctx.registry, ctx.redis
 
 
 def press_on_menu(digit):
@@ -252,15 +238,8 @@ async def test_repeat_complainant_goes_to_the_complaint_queue_with_their_ticket(
     cache (SCRIPT FLUSH); a caller without tickets is routed by the menu as usual."""
     from ccengine.complaints import feature as complaints_feature
     config = load_config(None)
-    registry = CollectorRegistry()
-    conn = RedisConnection(redis_url)
-    catalogue = load_catalogue(config.prompts, company=config.company.name,
-                               languages=config.company.languages,
-                               default_language=config.company.default_language)
-    factory, clock, _ = agi_factory({}, registry=registry)
-    clock.advance(MONDAY_10AM)
-    ctx = EngineContext(config=config, clock=clock, registry=registry, redis=conn, ami=None,
-                        prompter=Prompter(catalogue, PromptMetrics(registry)))
+    factory, ctx = engine_context(redis_url, now=MONDAY_10AM)
+    conn = ctx.redis
     complaints_feature.build(ctx)
     factory.routes.update(calls_feature.build(ctx).routes)
     ticket = await ctx.shared["complaints"].open(number="13400000000", queue="complaint",

@@ -8,17 +8,12 @@ import dataclasses
 
 import pytest_twisted
 import redis
-from prometheus_client import CollectorRegistry
 
-from agi_harness import ScriptedAsterisk, agi_factory, digit_code_reply
+from agi_harness import ScriptedAsterisk, digit_code_reply
+from engine_context import engine_context
 from ccengine.config import load_config
-from ccengine.feature import EngineContext
 from ccengine.outbound import feature as outbound_feature
 from ccengine.outbound.jobs import JobStore, new_job
-from ccengine.prompts.catalogue import load_catalogue
-from ccengine.prompts.metrics import PromptMetrics
-from ccengine.prompts.player import Prompter
-from ccengine.store.base import RedisConnection
 from ccengine.store.calls import CallRecordStore
 
 NOW = 1_748_916_000.0
@@ -28,17 +23,9 @@ def build(redis_url, survey_queues=("inbound",)):
     config = load_config(None)
     config = dataclasses.replace(config, outbound=dataclasses.replace(
         config.outbound, survey_queues=survey_queues))
-    registry = CollectorRegistry()
-    conn = RedisConnection(redis_url)
-    catalogue = load_catalogue(config.prompts, company=config.company.name,
-                               languages=config.company.languages,
-                               default_language=config.company.default_language)
-    factory, clock, _ = agi_factory({}, registry=registry)
-    clock.advance(NOW)
-    ctx = EngineContext(config=config, clock=clock, registry=registry, redis=conn, ami=None,
-                        prompter=Prompter(catalogue, PromptMetrics(registry)))
+    factory, ctx = engine_context(redis_url, now=NOW, config=config)
     factory.routes.update(outbound_feature.build(ctx).routes)
-    return factory, registry, conn
+    return factory, ctx.registry, ctx.redis
 
 
 def press_on(prompt: str, *digits: str):

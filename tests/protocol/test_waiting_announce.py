@@ -10,17 +10,13 @@ import re
 
 import pytest_twisted
 import redis
-from prometheus_client import CollectorRegistry
 from twisted.internet.defer import fail
 
-from agi_harness import ScriptedAsterisk, agi_factory, digit_code_reply, split_args
+from agi_harness import ScriptedAsterisk, digit_code_reply, split_args
+from engine_context import engine_context
 from ccengine.ami.wire import Message
 from ccengine.config import load_config
-from ccengine.feature import EngineContext
-from ccengine.prompts.catalogue import load_catalogue
-from ccengine.prompts.metrics import PromptMetrics
-from ccengine.prompts.player import Prompter
-from ccengine.store.base import RedisConnection, StoreUnavailable
+from ccengine.store.base import StoreUnavailable
 from ccengine.store.embedded import free_port
 from ccengine.waiting import feature as waiting_feature
 
@@ -77,15 +73,8 @@ class Caller:
 
 def build(redis_url, config=None, staffing=None, talk_times=()):
     config = config or load_config(None)
-    registry = CollectorRegistry()
-    conn = RedisConnection(redis_url, timeout=0.5)
-    catalogue = load_catalogue(config.prompts, company=config.company.name,
-                               languages=config.company.languages,
-                               default_language=config.company.default_language)
-    factory, clock, _ = agi_factory({}, registry=registry)
-    clock.advance(1_800_000_000)
-    ctx = EngineContext(config=config, clock=clock, registry=registry, redis=conn, ami=None,
-                        prompter=Prompter(catalogue, PromptMetrics(registry)))
+    factory, ctx = engine_context(redis_url, now=1_800_000_000, config=config, redis_timeout=0.5)
+    registry, conn = ctx.registry, ctx.redis
     feature = waiting_feature.build(ctx)
     factory.routes.update(feature.routes)
     route = feature.routes["queue-announce"]

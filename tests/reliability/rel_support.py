@@ -9,26 +9,13 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from prometheus_client import CollectorRegistry
 from twisted.internet.protocol import ClientFactory, Factory, Protocol
 
-from agi_harness import ScriptedAsterisk, agi_factory, digit_code_reply
+from agi_harness import ScriptedAsterisk, digit_code_reply
 from ccengine.calls import feature as calls_feature
-from ccengine.config import load_config
-from ccengine.feature import EngineContext
-from ccengine.prompts.catalogue import load_catalogue
-from ccengine.prompts.metrics import PromptMetrics
-from ccengine.prompts.player import Prompter
-from ccengine.store.base import RedisConnection, StoreMetrics
+from engine_context import engine_context
 
 MONDAY_10AM = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
-
-
-def prompter_for(config, registry: CollectorRegistry) -> Prompter:
-    catalogue = load_catalogue(config.prompts, company=config.company.name,
-                               languages=config.company.languages,
-                               default_language=config.company.default_language)
-    return Prompter(catalogue, PromptMetrics(registry))
 
 
 def hotline_factory(redis_url: str, *, clock=None, now: float = MONDAY_10AM, config=None,
@@ -37,17 +24,11 @@ def hotline_factory(redis_url: str, *, clock=None, now: float = MONDAY_10AM, con
 
     `clock`: a task.Clock (default, advanced to `now`) or the real reactor. Returns
     (factory, registry, conn)."""
-    config = config or load_config(None)
-    registry = CollectorRegistry()
-    conn = RedisConnection(redis_url, redis_timeout, StoreMetrics(registry))
-    factory, clock, _ = agi_factory({}, clock=clock, registry=registry, **agi_settings)
-    if hasattr(clock, "advance"):
-        clock.advance(now)
-    ctx = EngineContext(config=config, clock=clock, registry=registry, redis=conn, ami=None,
-                        prompter=prompter_for(config, registry))
+    factory, ctx = engine_context(redis_url, now=now, config=config, clock=clock,
+                                  redis_timeout=redis_timeout, **agi_settings)
     factory.routes.update(calls_feature.build(ctx).routes)
     factory.routes.update(extra_routes or {})
-    return factory, registry, conn
+    return factory, ctx.registry, ctx.redis
 
 
 def press_on_menu(digit: str):

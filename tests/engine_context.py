@@ -1,0 +1,39 @@
+"""The engine's shared context for route tests: real Redis, the real prompt catalogue and
+player, a fresh metrics registry, and a FastAGIFactory on a task.Clock (tests/agi_harness.py).
+
+    factory, ctx = engine_context(redis_url, now=MONDAY_10AM)
+    factory.routes.update(calls_feature.build(ctx).routes)
+"""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry
+
+from agi_harness import agi_factory
+from ccengine.config import Config, load_config
+from ccengine.feature import EngineContext
+from ccengine.prompts.catalogue import load_catalogue
+from ccengine.prompts.metrics import PromptMetrics
+from ccengine.prompts.player import Prompter
+from ccengine.store.base import RedisConnection, StoreMetrics
+
+
+def prompter_for(config: Config, registry: CollectorRegistry) -> Prompter:
+    catalogue = load_catalogue(config.prompts, company=config.company.name,
+                               languages=config.company.languages,
+                               default_language=config.company.default_language)
+    return Prompter(catalogue, PromptMetrics(registry))
+
+
+def engine_context(redis_url: str, *, now: float, config: Config | None = None,
+                   redis_timeout: float = 2.0, clock=None, ami=None, **agi_settings):
+    """(factory, ctx) with a task.Clock advanced to `now` (or `clock`, e.g. the real reactor,
+    left as it is); no feature built yet."""
+    config = config or load_config(None)
+    registry = CollectorRegistry()
+    conn = RedisConnection(redis_url, redis_timeout, StoreMetrics(registry))
+    factory, clock, _ = agi_factory({}, clock=clock, registry=registry, **agi_settings)
+    if hasattr(clock, "advance"):
+        clock.advance(now - clock.seconds())
+    ctx = EngineContext(config=config, clock=clock, registry=registry, redis=conn, ami=ami,
+                        prompter=prompter_for(config, registry))
+    return factory, ctx
