@@ -1,0 +1,64 @@
+"""The engine as `ccengine run` wires it: Redis resolution with the embedded default, every
+feature built, and every AGI script the dialplans call served by a route."""
+import re
+from pathlib import Path
+
+import redis
+from twisted.internet import reactor
+
+from ccengine import app
+from ccengine.config import parse_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def dialplan_scripts() -> set[str]:
+    """AGI scripts named in dialplans/: literal `agi://.../<script>` and the agent feature
+    codes' `Set(CCENGINE_AGENT_SCRIPT=<script>)`."""
+    text = "\n".join(p.read_text("utf-8") for p in (ROOT / "dialplans").glob("*.conf"))
+    literal = set(re.findall(r"agi://\$\{GLOBAL\(CCENGINE_AGI\)\}/([a-z0-9-]+)", text))
+    indirect = set(re.findall(r"Set\(CCENGINE_AGENT_SCRIPT=([a-z0-9-]+)\)", text))
+    return literal | indirect
+
+
+def test_every_agi_script_of_the_dialplans_has_a_route(tmp_path, redis_url):
+    """A script the dialplan calls but the engine does not serve would send every such call
+    to the fallback: each one is routed by the fully wired engine."""
+    config = parse_config({"engine": {"state_dir": str(tmp_path)}})
+    top, ctx = app.build_service(config, reactor, redis_url)
+    factory = next(s.args[1] for s in top if getattr(s, "args", None) and
+                   hasattr(s.args[1], "routes"))
+    scripts = dialplan_scripts()
+    assert {"hotline", "queue-announce", "agent-login", "escalate", "survey"} <= scripts
+    assert scripts - set(factory.routes) == set()
+
+
+def test_embedded_redis_is_started_under_the_state_dir_when_none_answers(tmp_path, monkeypatch):
+    """No redis.url and nothing on 127.0.0.1:6379: a private redis-server with AOF starts under
+    <state_dir>/redis, its URL recorded for the CLI, and it stops cleanly."""
+    from ccengine.store import embedded
+    real = embedded.redis_answers
+    monkeypatch.setattr(embedded, "redis_answers",
+                        lambda host, port, timeout=0.5: port != 6379 and real(host, port, timeout))
+    config = parse_config({"engine": {"state_dir": str(tmp_path)}})
+    url, embedded = app.resolve_redis(config)
+    try:
+        assert embedded is not None and url == embedded.url
+        assert embedded.data_dir == tmp_path / "redis"
+        assert (tmp_path / "redis" / "url").read_text().strip() == url
+        r = redis.Redis.from_url(url, decode_responses=True)
+        assert r.config_get("appendonly") == {"appendonly": "yes"}
+        r.close()
+    finally:
+        embedded.stop()
+    assert not (tmp_path / "redis" / "url").exists()
+
+
+def test_configured_redis_url_is_used_as_is():
+    """A configured redis.url is used without probing or starting anything."""
+    config = parse_config({"redis": {"url": "redis://10.0.0.5:6380/2"}})
+    assert app.resolve_redis(config, embedded_factory=_never) == ("redis://10.0.0.5:6380/2", None)
+
+
+def _never(*args, **kwargs):
+    raise AssertionError("no redis-server may be started when redis.url is configured")
