@@ -17,7 +17,6 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from ccengine.complaints.metrics import ComplaintMetrics
 from ccengine.outbound.metrics import OutboundMetrics
 from ccengine.stats import QueueStats
 from ccengine.waiting.metrics import WaitingMetrics
+from ccengine.config import QueueConfig as Queue  # the real per-queue settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS = ROOT / "deploy" / "grafana" / "dashboards"
@@ -47,13 +47,6 @@ QUEUE = "complaint"  # the queue both captures use; substituted for $queue
 PLANNED: dict[str, str] = {}
 
 pytestmark = pytest.mark.skipif(not Path(PROMETHEUS).exists(), reason="prometheus not installed")
-
-
-@dataclass(frozen=True)
-class Queue:
-    name: str
-    service_level_seconds: int = 15
-    short_abandon_seconds: int = 5
 
 
 def panel_expressions() -> list[tuple[str, str, str]]:

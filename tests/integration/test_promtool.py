@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,19 +15,13 @@ from ccengine.agents.metrics import AgentMetrics
 from ccengine.ami.metrics import AmiMetrics
 from ccengine.stats import QueueStats
 from ccengine.waiting.metrics import WaitingMetrics
+from ccengine.config import QueueConfig as Queue  # the real per-queue settings
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "deploy" / "prometheus"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 
 pytestmark = pytest.mark.skipif(not Path(PROMTOOL).exists(), reason="promtool not installed")
-
-
-@dataclass(frozen=True)
-class Queue:
-    name: str
-    service_level_seconds: int = 15
-    short_abandon_seconds: int = 5
 
 
 def promtool(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:

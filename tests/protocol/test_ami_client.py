@@ -8,28 +8,12 @@ from __future__ import annotations
 
 import logging
 
-from twisted.python.failure import Failure
 
 import ami_replay
 from ami_replay import ClientHarness
 from ccengine.ami import (AmiConnectionLost, AmiNotConnected, AmiSettings, Message,
                           UnsafeAmiValue)
-
-
-def _result(deferred):
-    results = []
-    deferred.addBoth(results.append)
-    assert results, "Deferred has not fired"
-    if isinstance(results[0], Failure):
-        results[0].raiseException()
-    return results[0]
-
-
-def _failure(deferred) -> Failure:
-    results = []
-    deferred.addBoth(results.append)
-    assert results and isinstance(results[0], Failure), f"expected a failure, got {results}"
-    return results[0]
+from deferred_results import failure_of as _failure, result_of as _result
 
 
 def test_login_sends_credentials_after_the_banner_and_connects():

@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 import ami_replay
 from ccengine.ami.protocol import AmiActionError, AmiConnectionLost, AmiProtocol, AmiTimeout
 from ccengine.ami.wire import Action, Message
+from deferred_results import failure_of as _failure, result_of as _result
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 
@@ -67,22 +68,6 @@ def test_responses_are_matched_by_action_id():
     assert _result(first)["Timestamp"] == pong_a["Timestamp"]
     assert _result(second)["Timestamp"] == pong_b["Timestamp"]
     assert wired.protocol.pending_count == 0 and wired.bad == []
-
-
-def _result(deferred):
-    results = []
-    deferred.addBoth(results.append)
-    assert results, "Deferred has not fired"
-    if isinstance(results[0], Failure):
-        results[0].raiseException()
-    return results[0]
-
-
-def _failure(deferred) -> Failure:
-    results = []
-    deferred.addBoth(results.append)
-    assert results and isinstance(results[0], Failure), f"expected a failure, got {results}"
-    return results[0]
 
 
 def test_error_response_fails_with_the_message():

@@ -2,7 +2,6 @@
 ../shared/asterisk/transcripts{,2}/), compared with values computed by hand from the captures."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import pytest
 from hypothesis import given, settings
@@ -13,20 +12,11 @@ from twisted.internet.task import Clock
 import ami_replay
 from ccengine.ami.wire import Message
 from ccengine.stats import QueueEventConsumer, QueueStats
+from ccengine.config import QueueConfig as Queue  # the real per-queue settings
 
 # Timestamps read from the captures (QueueCallerJoin, AgentConnect, QueueCallerAbandon).
 A_JOIN, A_CONNECT = 1795364564.355047, 1795364566.764455
 B_JOIN, B_ABANDON = 1795364610.707579, 1795364620.212644
-
-
-@dataclass(frozen=True)
-class Queue:
-    name: str
-    service_level_seconds: int = 15
-    short_abandon_seconds: int = 5
-    sl_target: float = 0.8
-    abandon_target: float = 0.05
-    min_available_agents: int = 1
 
 
 def queues(*names: str, **overrides) -> dict[str, Queue]:

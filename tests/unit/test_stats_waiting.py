@@ -2,7 +2,6 @@
 QueueStatus resync (captures a_answered, b_abandoned, d_queuestatus_waiting_caller in tests/fixtures/ami/)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -13,16 +12,7 @@ import ami_replay
 from ccengine.ami.wire import Message
 from ccengine.stats import QueueStats, WaitingCallers
 from ccengine.stats.metrics import DEFAULT_WAIT_BUCKETS, wait_buckets
-
-
-@dataclass(frozen=True)
-class Queue:
-    name: str
-    service_level_seconds: int = 15
-    short_abandon_seconds: int = 5
-    sl_target: float = 0.8
-    abandon_target: float = 0.05
-    min_available_agents: int = 1
+from ccengine.config import QueueConfig as Queue  # the real per-queue settings
 
 
 QUEUES = {n: Queue(n) for n in ("inbound", "complaint")}
