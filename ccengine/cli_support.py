@@ -8,12 +8,29 @@ store/embedded.py); else `redis://127.0.0.1:6379/0`.
 from __future__ import annotations
 
 import argparse
+from typing import Any, Callable
 from urllib.parse import urlparse
 
 from ccengine.config import Config
 from ccengine.store.embedded import URL_FILE, redis_answers
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
+
+
+def command_group(subparsers: Any, config_arg: Callable, name: str, help_text: str,
+                  wrap: Callable = lambda func: func) -> Callable[..., argparse.ArgumentParser]:
+    """Add the group `ccengine <name>`; returns `command(name, func, help_text)`, which adds a
+    sub-command with --config and --redis-url that runs `wrap(func)`."""
+    group = subparsers.add_parser(name, help=help_text)
+    sub = group.add_subparsers(dest=f"{name}_command", required=True)
+
+    def command(cmd: str, func: Callable, cmd_help: str) -> argparse.ArgumentParser:
+        parser = sub.add_parser(cmd, help=cmd_help)
+        config_arg(parser)
+        add_redis_option(parser)
+        parser.set_defaults(func=wrap(func))
+        return parser
+    return command
 
 
 def add_redis_option(parser: argparse.ArgumentParser) -> None:

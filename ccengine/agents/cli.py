@@ -5,7 +5,6 @@ unless --pin is given, and stored hashed (directory.hash_pin).
 """
 from __future__ import annotations
 
-import argparse
 import getpass
 import json
 import sys
@@ -22,15 +21,8 @@ from ccengine import cli_support
 
 
 def register(subparsers, config_arg) -> None:
-    agents = subparsers.add_parser("agents", help="manage agents (directory, PINs, live state)")
-    sub = agents.add_subparsers(dest="agents_command", required=True)
-
-    def command(name: str, func, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text)
-        config_arg(p)
-        cli_support.add_redis_option(p)
-        p.set_defaults(func=func)
-        return p
+    command = cli_support.command_group(subparsers, config_arg, "agents",
+                                        "manage agents (directory, PINs, live state)")
 
     p = command("add", cmd_add, "add an agent")
     p.add_argument("number")

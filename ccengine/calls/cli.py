@@ -16,15 +16,8 @@ from ccengine import cli_support
 
 
 def register(subparsers, config_arg) -> None:
-    callers = subparsers.add_parser("callers", help="customers, VIPs and the blocklist")
-    sub = callers.add_subparsers(dest="callers_command", required=True)
-
-    def command(name, func, help_text):
-        p = sub.add_parser(name, help=help_text)
-        config_arg(p)
-        cli_support.add_redis_option(p)
-        p.set_defaults(func=func)
-        return p
+    command = cli_support.command_group(subparsers, config_arg, "callers",
+                                        "customers, VIPs and the blocklist")
 
     p = command("add", cmd_add, "add or update a customer")
     p.add_argument("number")

@@ -35,15 +35,11 @@ class _WallClock:
 
 
 def register(subparsers: Any, config_arg: Any) -> None:
-    group = subparsers.add_parser("complaints", help="complaint tickets")
-    sub = group.add_subparsers(dest="complaints_command", required=True)
+    command = cli_support.command_group(subparsers, config_arg, "complaints", "complaint tickets")
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        parser = sub.add_parser(name, help=help_text)
-        config_arg(parser)
-        cli_support.add_redis_option(parser)
+        parser = command(name, run, help_text)
         parser.add_argument("--json", action="store_true", help="print JSON")
-        parser.set_defaults(func=run)
         return parser
 
     lst = add("list", "list tickets, newest first")

@@ -33,15 +33,8 @@ class CampaignError(ValueError):
 
 
 def register(subparsers, config_arg) -> None:
-    outbound = subparsers.add_parser("outbound", help="outbound dialler: campaigns and jobs")
-    sub = outbound.add_subparsers(dest="outbound_command", required=True)
-
-    def command(name, func, help_text):
-        p = sub.add_parser(name, help=help_text)
-        config_arg(p)
-        cli_support.add_redis_option(p)
-        p.set_defaults(func=_run(func))
-        return p
+    command = cli_support.command_group(subparsers, config_arg, "outbound",
+                                        "outbound dialler: campaigns and jobs", wrap=_run)
 
     p = command("load", cmd_load, "load a campaign CSV (number,due,timezone,queue,language)")
     p.add_argument("file")
