@@ -23,6 +23,7 @@ from typing import Any, Mapping
 from twisted.logger import Logger
 
 from ccengine.config import AgentsConfig, QueueConfig
+from ccengine.agents.login import FeatureRoute
 
 log = Logger()
 _DIGITS = re.compile(r"^[0-9]{1,12}$")
@@ -38,7 +39,7 @@ class ConnectAnnouncements:
         self.phone_of = phone_of       # FeatureCodes.phone_of
 
     def routes(self) -> dict[str, Any]:
-        return {"agent-announce": _Route(self.announce), "agent-whisper": _Route(self.whisper)}
+        return {"agent-announce": FeatureRoute(self.announce), "agent-whisper": FeatureRoute(self.whisper)}
 
     def announces(self, queue: str) -> bool:
         return self.settings.announce_agent_number and queue in self.queues and (
@@ -72,13 +73,3 @@ class ConnectAnnouncements:
                 lang = self.prompter.language(record.languages[0])
         await self.prompter.play(channel, "agent_whisper", lang, seconds=waited)
 
-
-class _Route:
-    def __init__(self, handler: Any):
-        self._handler = handler
-
-    async def handle(self, channel: Any) -> None:
-        await self._handler(channel)
-
-    async def on_watchdog(self, channel: Any) -> None:
-        return None   # an announcement that cannot be played is skipped; the call goes on

@@ -45,8 +45,8 @@ class FeatureCodes:
         self._channel_re = re.compile("^" + re.escape(tech) + r"/([A-Za-z0-9_]{1,40})-[0-9a-f]{8}$")
 
     def routes(self) -> dict[str, Any]:
-        return {"agent-login": _Route(self.login), "agent-logout": _Route(self.logout),
-                "agent-pause": _Route(self.pause), "agent-unpause": _Route(self.unpause)}
+        return {"agent-login": FeatureRoute(self.login), "agent-logout": FeatureRoute(self.logout),
+                "agent-pause": FeatureRoute(self.pause), "agent-unpause": FeatureRoute(self.unpause)}
 
     # --- helpers ----------------------------------------------------------------------------
     def phone_of(self, channel: Any, check_arg: bool = True) -> str | None:
@@ -221,8 +221,10 @@ class FeatureCodes:
         return True
 
 
-class _Route:
-    """One feature code as an AGI route (agi.server.Route)."""
+class FeatureRoute:
+    """An agent-side AGI route (agi.server.Route) around one handler. The watchdog has nothing
+    to undo: CC_ROUTE_OK stays unset and the dialplan plays its error message (feature codes)
+    or skips the announcement (connect hooks); the call goes on either way."""
 
     def __init__(self, handler: Any):
         self._handler = handler
@@ -231,5 +233,4 @@ class _Route:
         await self._handler(channel)
 
     async def on_watchdog(self, channel: Any) -> None:
-        # Nothing to undo: CC_ROUTE_OK stays unset and the dialplan plays its error message.
         return None
