@@ -8,10 +8,13 @@ store/embedded.py); else `redis://127.0.0.1:6379/0`.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any, Callable
 from urllib.parse import urlparse
 
-from ccengine.config import Config
+import redis
+
+from ccengine.config import Config, ConfigError, load_config
 from ccengine.store.embedded import URL_FILE, redis_answers
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
@@ -53,3 +56,27 @@ def redis_url(args: argparse.Namespace, config: Config) -> str:
     if parsed.hostname and parsed.port and redis_answers(parsed.hostname, parsed.port):
         return url
     return DEFAULT_URL
+
+
+def redis_command(group: str, user_errors: tuple[type[Exception], ...] = ()) -> Callable:
+    """Wrap `func(args, r, config)` as a CLI command: load the configuration, open the Redis
+    the engine uses (synchronous client), run. Exit 2 on a configuration or user error
+    (`user_errors`), 3 when Redis fails; messages go to stderr, prefixed `ccengine <group>:`."""
+    def wrap(func: Callable) -> Callable[[argparse.Namespace], int]:
+        def run(args: argparse.Namespace) -> int:
+            try:
+                config = load_config(args.config)
+                r = redis.Redis.from_url(redis_url(args, config), decode_responses=True)
+                return func(args, r, config)
+            except ConfigError as exc:
+                for problem in exc.problems:
+                    print(f"ccengine {group}: {problem}", file=sys.stderr)
+                return 2
+            except user_errors as exc:
+                print(f"ccengine {group}: {exc}", file=sys.stderr)
+                return 2
+            except redis.RedisError as exc:
+                print(f"ccengine {group}: Redis: {exc}", file=sys.stderr)
+                return 3
+        return run
+    return wrap

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import sys
 import time
 
 import redis
@@ -15,7 +14,6 @@ import redis
 from ccengine.agents.directory import (AgentRecord, AgentSession, BadAgentValue, check_number,
                                        hash_pin, parse_queue_spec)
 from ccengine.agents.state import MemberState, effective
-from ccengine.config import ConfigError, load_config
 from ccengine.store import keys
 from ccengine import cli_support
 
@@ -45,12 +43,6 @@ def register(subparsers, config_arg) -> None:
     p.add_argument("--minutes", type=int, default=15)
 
 
-def _open(args) -> tuple[redis.Redis, object]:
-    config = load_config(args.config)
-    url = cli_support.redis_url(args, config)
-    return redis.Redis.from_url(url, decode_responses=True), config
-
-
 def _pin(args) -> str:
     if args.pin:
         return args.pin
@@ -60,17 +52,7 @@ def _pin(args) -> str:
     return first
 
 
-def _run(func):
-    def wrapped(args) -> int:
-        try:
-            return func(args, *_open(args))
-        except (BadAgentValue, ConfigError) as exc:
-            print(f"ccengine agents: {exc}", file=sys.stderr)
-            return 2
-        except redis.RedisError as exc:
-            print(f"ccengine agents: Redis: {exc}", file=sys.stderr)
-            return 3
-    return wrapped
+_run = cli_support.redis_command("agents", (BadAgentValue,))
 
 
 @_run

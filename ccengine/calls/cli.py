@@ -10,14 +10,14 @@ import sys
 import redis
 
 from ccengine.calls.sources import NUMBER_RE, read_list
-from ccengine.config import ConfigError, load_config
 from ccengine.store import keys
 from ccengine import cli_support
 
 
 def register(subparsers, config_arg) -> None:
     command = cli_support.command_group(subparsers, config_arg, "callers",
-                                        "customers, VIPs and the blocklist")
+                                        "customers, VIPs and the blocklist",
+                                        wrap=cli_support.redis_command("callers"))
 
     p = command("add", cmd_add, "add or update a customer")
     p.add_argument("number")
@@ -36,16 +36,6 @@ def register(subparsers, config_arg) -> None:
     command("list", cmd_list, "list VIPs and blocked numbers")
 
 
-def _open(args):
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print("\n".join(exc.problems), file=sys.stderr)
-        raise SystemExit(2) from None
-    url = cli_support.redis_url(args, config)
-    return redis.Redis.from_url(url, decode_responses=True), config
-
-
 def _numbers(values) -> list[str]:
     bad = [v for v in values if not NUMBER_RE.fullmatch(v)]
     if bad:
@@ -54,8 +44,7 @@ def _numbers(values) -> list[str]:
     return list(values)
 
 
-def cmd_add(args) -> int:
-    r, config = _open(args)
+def cmd_add(args, r, config) -> int:
     number = _numbers([args.number])[0]
     if args.language and args.language not in config.company.languages:
         print(f"language must be one of {', '.join(config.company.languages)}", file=sys.stderr)
@@ -70,8 +59,7 @@ def cmd_add(args) -> int:
     return 0
 
 
-def cmd_remove(args) -> int:
-    r, _ = _open(args)
+def cmd_remove(args, r, config) -> int:
     number = _numbers([args.number])[0]
     r.delete(keys.customer(number))
     r.srem(keys.VIP, number)
@@ -79,22 +67,19 @@ def cmd_remove(args) -> int:
     return 0
 
 
-def cmd_block(args) -> int:
-    r, _ = _open(args)
+def cmd_block(args, r, config) -> int:
     added = r.sadd(keys.BLOCKLIST, *_numbers(args.numbers))
     print(f"{added} number(s) blocked")
     return 0
 
 
-def cmd_unblock(args) -> int:
-    r, _ = _open(args)
+def cmd_unblock(args, r, config) -> int:
     removed = r.srem(keys.BLOCKLIST, *_numbers(args.numbers))
     print(f"{removed} number(s) unblocked")
     return 0
 
 
-def cmd_import(args) -> int:
-    r, _ = _open(args)
+def cmd_import(args, r, config) -> int:
     loaded = load_into(r, args.kind, args.file)
     return 1 if loaded is None else 0
 
@@ -119,8 +104,7 @@ def load_into(r: redis.Redis, kind: str, path: str) -> int | None:
     return len(parsed.entries)
 
 
-def cmd_list(args) -> int:
-    r, _ = _open(args)
+def cmd_list(args, r, config) -> int:
     for number in sorted(r.smembers(keys.VIP)):
         name = r.hget(keys.customer(number), "name") or ""
         print(f"vip      {number}  {name}")

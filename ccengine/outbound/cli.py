@@ -15,7 +15,6 @@ from datetime import datetime
 
 import redis
 
-from ccengine.config import ConfigError, load_config
 from ccengine.outbound import lua
 from ccengine.outbound.jobs import KINDS, add_args, new_job
 from ccengine.outbound.windows import valid_zone
@@ -49,19 +48,7 @@ def register(subparsers, config_arg) -> None:
     command("stats", cmd_stats, "jobs waiting, outside the window, in flight; paused kinds")
 
 
-def _run(func):
-    def wrapped(args) -> int:
-        try:
-            config = load_config(args.config)
-            url = cli_support.redis_url(args, config)
-            return func(args, redis.Redis.from_url(url, decode_responses=True), config)
-        except (CampaignError, ConfigError, OSError) as exc:
-            print(f"ccengine outbound: {exc}", file=sys.stderr)
-            return 2
-        except redis.RedisError as exc:
-            print(f"ccengine outbound: Redis: {exc}", file=sys.stderr)
-            return 3
-    return wrapped
+_run = cli_support.redis_command("outbound", (CampaignError, OSError))
 
 
 def parse_row(row: dict, line: int, config, now: float) -> dict:
