@@ -65,6 +65,10 @@ def _digit_from_code(reply: AgiReply) -> str:
     return chr(code)
 
 
+# Every route acknowledges its decision with this variable, set last (the dialplan contract).
+ACK_VARIABLE = "CC_ROUTE_OK"
+
+
 class AgiChannel:
     """One call's AGI session seen as typed commands. Each method is a coroutine."""
 
@@ -76,6 +80,9 @@ class AgiChannel:
         self.command_timeout = command_timeout
         # Playback of a prompt lasts as long as the prompt; it gets its own, longer bound.
         self.media_timeout = media_timeout
+        # True once CC_ROUTE_OK=1 was accepted: the dialplan has the route's decision, and
+        # the watchdog must not replace it (docs/architecture.md, channel variables).
+        self.acknowledged = False
 
     @property
     def hung_up(self) -> bool:
@@ -138,6 +145,8 @@ class AgiChannel:
 
     async def set_variable(self, name: str, value: str) -> None:
         await self._command(format_command("SET VARIABLE", identifier(name), value))
+        if name == ACK_VARIABLE and value == "1":
+            self.acknowledged = True
 
     async def get_variable(self, name: str) -> str | None:
         """The variable's value, or None when it is not set (`200 result=0`)."""

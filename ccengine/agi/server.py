@@ -130,9 +130,11 @@ class _Session:
         log.warn("AGI watchdog fired for route {script!r} on {channel}",
                  script=self.script, channel=self.channel.env.channel)
         self._cancel_handler()
-        if self.protocol.busy or self.protocol.closing:
+        if self.protocol.busy or self.protocol.closing or self.channel.acknowledged:
             # The cancelled handler left a command in flight (or the line is gone): no
-            # command can be paired any more; the dialplan fallback takes over.
+            # command can be paired any more; the dialplan fallback takes over. Or the route
+            # already acknowledged its decision (CC_ROUTE_OK=1): closing keeps that decision,
+            # on_watchdog would overwrite it with the default.
             self.finish("watchdog")
             return
         try:

@@ -14,7 +14,6 @@ Steps, in order:
 from __future__ import annotations
 
 import dataclasses
-import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
@@ -83,9 +82,6 @@ class HotlineRoute:
         self.closed_offer = closed_offer
         self.repeat = repeat
         self.availability = availability      # queue -> agents available (agents feature)
-        # Calls whose route the dialplan already has (CC_ROUTE_OK=1): the watchdog must not
-        # overwrite the caller's choice if a later step (the record write) stalls.
-        self._acknowledged: weakref.WeakSet = weakref.WeakSet()
 
     # --- the route ------------------------------------------------------------------------
     async def handle(self, channel: AgiChannel) -> None:
@@ -137,8 +133,6 @@ class HotlineRoute:
 
     async def on_watchdog(self, channel: AgiChannel) -> None:
         """The engine stalled: route to the default queue at once (the dialplan would anyway)."""
-        if channel in self._acknowledged:
-            return
         self.metrics.calls.labels("default_route").inc()
         decision = routing.default_route(self.settings.ivr)
         for name, value in decision.variables() + [("CC_ACTION", "queue")]:
@@ -227,14 +221,12 @@ class HotlineRoute:
         for var, value in variables:
             await channel.set_variable(var, value)
         await channel.set_variable("CC_ROUTE_OK", "1")
-        self._acknowledged.add(channel)
 
     async def _finish_without_queue(self, channel: AgiChannel, outcome: str,
                                     record: dict, started: float) -> None:
         self.metrics.calls.labels(outcome).inc()
         await channel.set_variable("CC_ACTION", "hangup")
         await channel.set_variable("CC_ROUTE_OK", "1")
-        self._acknowledged.add(channel)
         record["outcome"] = outcome
         await self._save(channel, started, record)
 

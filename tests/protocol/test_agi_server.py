@@ -244,3 +244,32 @@ def test_environment_block_matches_capture_format():
     """The harness environment with the suite's script equals agi1_suite's real block."""
     real = (AGI_FIXTURES / "agi1_suite.from_asterisk.bin").read_bytes()
     assert real.startswith(environment_block("suite"))
+
+
+class _AcknowledgesThenStalls:
+    """Sets its decision with CC_ROUTE_OK=1, then waits on something that never answers."""
+
+    def __init__(self):
+        self.rescued = False
+
+    async def handle(self, channel):
+        await channel.set_variable("CC_CHOICE", "callback")
+        await channel.set_variable("CC_ROUTE_OK", "1")
+        await Deferred()                            # e.g. a Redis write that stalls
+
+    async def on_watchdog(self, channel):
+        self.rescued = True
+        await channel.set_variable("CC_CHOICE", "default")
+
+
+def test_watchdog_keeps_a_decision_the_route_already_acknowledged():
+    """Once a route set CC_ROUTE_OK=1 the watchdog closes the session without on_watchdog, so
+    the dialplan keeps the route's decision instead of the default (any route, not only the
+    hotline)."""
+    route = _AcknowledgesThenStalls()
+    factory, clock, registry = agi_factory({"hotline": route})
+    asterisk = ScriptedAsterisk(factory).dial("hotline")
+    asterisk.advance(factory.settings.max_silence + 0.01)
+    assert asterisk.closed and not route.rescued
+    assert asterisk.variables == {"CC_CHOICE": "callback", "CC_ROUTE_OK": "1"}
+    assert registry.get_sample_value("ccengine_agi_watchdog_fired_total", {"script": "hotline"}) == 1
