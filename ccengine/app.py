@@ -28,17 +28,6 @@ FEATURES = [
 ]
 
 
-def _available_features() -> list[Any]:
-    modules = []
-    for name in FEATURES:
-        try:
-            modules.append(importlib.import_module(name))
-        except ModuleNotFoundError as exc:
-            if exc.name != name:   # a real import error inside the feature: fail loudly
-                raise
-    return modules
-
-
 def resolve_redis(config, embedded_factory=None):
     """(url, embedded-or-None). Pure process management: runs before the reactor starts."""
     from ccengine.store.embedded import EmbeddedRedis, redis_answers
@@ -84,7 +73,7 @@ def build_service(config, reactor, redis_url: str):
 
     routes: dict[str, Any] = {}
     api_root = None
-    features = [module.build(ctx) for module in _available_features()]
+    features = [importlib.import_module(name).build(ctx) for name in FEATURES]
     agi = config.fastagi
     factory = FastAGIFactory(
         {}, reactor,
