@@ -29,7 +29,6 @@ def build(ctx: EngineContext) -> Feature:
                                    codes.phone_of)
     ctx.shared["agent_directory"] = directory
     ctx.shared["agent_states"] = store
-    ctx.shared["agent_availability"] = store.available
     feature = Feature(routes={**codes.routes(), **connect.routes()})
     if ctx.ami is not None:
         serial = Serial()   # events and resyncs, one at a time

@@ -121,10 +121,6 @@ class AgentStateStore:
         self.conn = conn
         self.snapshot: dict[tuple[str, str], MemberState] = {}
 
-    def available(self, queue: str) -> int:
-        """Agents logged in and not paused in `queue`, from the in-memory copy (no Redis)."""
-        return sum(1 for (_, q), ms in self.snapshot.items() if q == queue and ms.state in AVAILABLE)
-
     def get(self, number: str) -> Deferred:
         async def op(r):
             raw = await r.hgetall(keys.agent_state(number))

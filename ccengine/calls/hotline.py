@@ -72,7 +72,7 @@ class HotlineRoute:
                  records: CallRecordStore, prompter: Prompter, metrics: HotlineMetrics,
                  clock: Any, closed_offer: ClosedHoursOffer | None = None,
                  repeat: RepeatComplaints | None = None,
-                 availability: Callable[[str], int] | None = None):
+                 availability: Callable[[str], int | None] | None = None):
         self.settings = settings
         self.customers = customers
         self.records = records
@@ -81,7 +81,8 @@ class HotlineRoute:
         self.clock = clock
         self.closed_offer = closed_offer
         self.repeat = repeat
-        self.availability = availability      # queue -> agents available (agents feature)
+        # queue -> agents staffing it (None = not known yet); waiting.events.StaffingTracker
+        self.availability = availability
 
     # --- the route ------------------------------------------------------------------------
     async def handle(self, channel: AgiChannel) -> None:
@@ -164,7 +165,7 @@ class HotlineRoute:
     def _by_language(self, decision: routing.RouteDecision, lang: str) -> routing.RouteDecision:
         """The queue's language queue for this caller, while it has an available agent."""
         target = self.settings.queues[decision.queue].language_queues.get(lang)
-        if target and self.availability is not None and self.availability(target) > 0:
+        if target and self.availability is not None and (self.availability(target) or 0) > 0:
             return dataclasses.replace(decision, queue=target)
         return decision
 

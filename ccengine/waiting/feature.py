@@ -52,6 +52,9 @@ def build(ctx: EngineContext) -> Feature:
     callbacks = CallbackStore(ctx.redis, list(queues), config.callback_expire_hours,
                               config.finished_keep_days, metrics)
     staffing = StaffingTracker(list(queues))
+    # Asterisk's own view of who staffs each queue (member events, QueueStatus after each
+    # login); the hotline uses it too, to route by language (calls/hotline.py).
+    ctx.shared["agent_availability"] = staffing.available
     ledger = EstimateLedger(metrics)
     events = WaitingEvents(line, staffing, ledger, ctx.clock, list(queues))
     dialog = CallbackDialog(config, ctx.prompter, callbacks, metrics, ctx.clock)

@@ -62,3 +62,13 @@ def test_configured_redis_url_is_used_as_is():
 
 def _never(*args, **kwargs):
     raise AssertionError("no redis-server may be started when redis.url is configured")
+
+
+def test_language_routing_reads_the_same_staffing_as_the_wait_estimate(tmp_path, redis_url):
+    """The hotline's language routing asks the waiting feature's StaffingTracker (Asterisk's
+    member events), the one count of available agents in the engine."""
+    config = parse_config({"engine": {"state_dir": str(tmp_path)}})
+    top, ctx = app.build_service(config, reactor, redis_url)
+    availability = ctx.shared["agent_availability"]
+    assert availability.__self__.__class__.__name__ == "StaffingTracker"
+    assert availability("inbound") is None                 # nothing known before AMI syncs

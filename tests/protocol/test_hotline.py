@@ -225,9 +225,12 @@ async def test_language_queue_is_used_while_it_has_an_available_agent(redis_url)
     chinese = await call(factory, press_on_menu("1"), callerid="13500000011")
     available["inbound_en"] = 0
     nobody = await call(factory, press_on_menu("1"), callerid="13500000012", dnid="4001")
+    available["inbound_en"] = None                       # no member data yet (AMI not synced)
+    unknown = await call(factory, press_on_menu("1"), callerid="13500000013", dnid="4001")
     assert english.variables["CC_QUEUE"] == "inbound_en"
     assert chinese.variables["CC_QUEUE"] == "inbound"
     assert nobody.variables["CC_QUEUE"] == "inbound"
+    assert unknown.variables["CC_QUEUE"] == "inbound"
     await conn.close()
 
 
