@@ -235,8 +235,23 @@ def main() -> None:
     parser.add_argument("--sequence", help="JSON list of command lines (baselines)")
     parser.add_argument("--redis-url", help="hotline: Redis to use")
     parser.add_argument("--state-dir", help="hotline: state directory (engine.log)")
+    parser.add_argument("--cprofile", help="write a cProfile of the run to this file at exit")
     args = parser.parse_args()
     pin(args.cpu if args.cpu >= 0 else None)
+    if args.cprofile:
+        import cProfile
+        profiler = cProfile.Profile()
+        profiler.enable()
+        try:
+            run(args)
+        finally:
+            profiler.disable()
+            profiler.dump_stats(args.cprofile)
+    else:
+        run(args)
+
+
+def run(args) -> None:
     if args.kind == "hotline":
         run_hotline(args)
     elif args.kind == "panoramisk":

@@ -59,7 +59,7 @@ def build_service(config, reactor, redis_url: str):
 
     registry = CollectorRegistry()
     top = service.MultiService()
-    redis = RedisConnection(redis_url, config.redis.timeout, StoreMetrics(registry))
+    redis = RedisConnection(redis_url, config.redis.timeout, StoreMetrics(registry), reactor)
     company = config.company
     catalogue = load_catalogue(config.prompts, company=company.name,
                                languages=company.languages,

@@ -30,7 +30,9 @@ def engine_context(redis_url: str, *, now: float, config: Config | None = None,
     left as it is); no feature built yet."""
     config = config or load_config(None)
     registry = CollectorRegistry()
-    conn = RedisConnection(redis_url, redis_timeout, StoreMetrics(registry))
+    from twisted.internet import reactor
+    # The real reactor for Redis, as `ccengine run` passes it: scripts take the lane.
+    conn = RedisConnection(redis_url, redis_timeout, StoreMetrics(registry), reactor)
     factory, clock, _ = agi_factory({}, clock=clock, registry=registry, **agi_settings)
     if hasattr(clock, "advance"):
         clock.advance(now - clock.seconds())

@@ -5,16 +5,15 @@ The protocol only frames and dispatches; it knows nothing about calls. Its facto
 """
 from __future__ import annotations
 
-import socket
 from typing import Callable, Protocol as TypingProtocol
 
-from twisted.internet import tcp
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
-from ccengine.agi.timers import Deadline
+from ccengine.netio import DirectWriter
+from ccengine.timers import Deadline
 from ccengine.agi.wire import (
     HANGUP, AgiEnvironment, AgiError, AgiProtocolError, AgiReply, ReplyParser, parse_environment,
 )
@@ -77,15 +76,11 @@ class FastAGIProtocol(Protocol):
         self.on_hangup: list[Callable[[], None]] = []
         # Called with True when a command is written, False when it is answered or failed.
         self.on_command_state: list[Callable[[bool], None]] = []
-        # The socket commands are sent on directly while Twisted's buffer is unused (_write).
-        self._socket: socket.socket | None = None
+        self._writer: DirectWriter | None = None
 
     # --- connection -------------------------------------------------------------------
     def connectionMade(self) -> None:
-        # Plain TCP only (exact type): any other transport (TLS, a test's StringTransport)
-        # gets every byte through transport.write.
-        if type(self.transport) is tcp.Server:
-            self._socket = self.transport.getHandle()
+        self._writer = DirectWriter(self.transport)
         self._deadline = Deadline(self.factory.clock, self._deadline_passed)
         self._deadline.set(self.factory.env_timeout)
 
@@ -189,32 +184,9 @@ class FastAGIProtocol(Protocol):
         self._deadline.set(timeout)
         self._pending = _Command(line, deferred)
         self._notify_state(True)
-        self._write(line)
+        # At once, not on the next reactor turn (ccengine/netio.py).
+        self._writer.write(line)
         return deferred
-
-    def _write(self, line: bytes) -> None:
-        """Send a command line now instead of on the next reactor iteration.
-
-        Twisted's TCP transport never sends in `write`: it buffers the bytes, registers the
-        socket for writing (an epoll_ctl) and sends them on the next iteration (`doWrite`,
-        then another epoll_ctl to unregister). For one short line per command that was the
-        largest single cost in the hotline profile (bench/README.md). A command line is a few
-        dozen bytes and only one is ever in flight, so the kernel takes it at once; whatever
-        it does not take (a full buffer, an error) goes to transport.write, and from then on
-        every byte does, so Twisted's buffer keeps them in order. An error is left for
-        Twisted's own write to meet: it reports the connection lost as usual.
-        """
-        sock, transport = self._socket, self.transport
-        if sock is not None and transport.connected and not transport.disconnecting:
-            try:
-                sent = sock.send(line)
-            except OSError:
-                sent = 0
-            if sent == len(line):
-                return
-            line = line[sent:]
-        self._socket = None
-        transport.write(line)
 
     def _complete(self, fire: Callable[[Deferred], None]) -> None:
         command, self._pending = self._pending, None

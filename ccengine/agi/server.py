@@ -17,7 +17,7 @@ from twisted.python.failure import Failure
 from ccengine.agi.channel import AgiChannel, CallerHungUp
 from ccengine.agi.metrics import AgiMetrics
 from ccengine.agi.protocol import AgiConnectionLost, AgiTimeout, FastAGIProtocol
-from ccengine.agi.timers import Deadline
+from ccengine.timers import Deadline
 from ccengine.agi.wire import (
     AgiEnvironment, AgiInvalidCommand, AgiProtocolError, AgiUsageError,
 )
@@ -68,7 +68,7 @@ class _Session:
         self.state = "running"
         self._handler: Deferred | None = None
         self._rescue: Deferred | None = None
-        # Moved on every command: a Deadline, not a callLater per command (agi/timers.py).
+        # Moved on every command: a Deadline, not a callLater per command (ccengine/timers.py).
         self._silence = Deadline(factory.clock, self._watchdog_fired)
         self._cap: IDelayedCall | None = None
 

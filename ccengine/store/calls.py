@@ -6,14 +6,12 @@ and each record hash expires `records.ttl_days` after it was last written.
 """
 from __future__ import annotations
 
-import hashlib
 from typing import Mapping
 
-from redis.exceptions import NoScriptError
 from twisted.internet.defer import Deferred
 
 from ccengine.store import keys
-from ccengine.store.base import RedisConnection
+from ccengine.store.base import LuaScript, RedisConnection
 
 # The whole save is one Lua script: the record, its TTL, its index entry, and the trimming of
 # the index together with the hashes of the ids it drops (no orphans). A script runs atomically
@@ -21,7 +19,7 @@ from ccengine.store.base import RedisConnection
 # six-command transaction (bench/README.md).
 # KEYS: record hash, index. ARGV: call id, start time, ttl seconds, max_calls, record key
 # prefix, then the record's field/value pairs.
-_SAVE = """
+_SAVE = LuaScript("""
 redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1])
@@ -31,8 +29,7 @@ local old = redis.call('ZRANGE', KEYS[2], 0, n - 1)
 for _, id in ipairs(old) do redis.call('DEL', ARGV[5] .. id) end
 redis.call('ZREMRANGEBYRANK', KEYS[2], 0, n - 1)
 return n
-"""
-_SAVE_SHA = hashlib.sha1(_SAVE.encode()).hexdigest()
+""")
 
 
 class CallRecordStore:
@@ -43,20 +40,10 @@ class CallRecordStore:
 
     def save(self, call_id: str, started: float, fields: Mapping[str, str | int | float]) -> Deferred:
         """Create or extend a record and index it; trims the index in the same round trip."""
-        args = [keys.call(call_id), keys.CALLS, call_id, started, self.ttl, self.max_calls,
-                keys.PREFIX + "call:"]
+        args = [call_id, started, self.ttl, self.max_calls, keys.PREFIX + "call:"]
         for name, value in fields.items():
             args += (name, str(value))
-
-        async def op(r):
-            # EVALSHA with the sha computed here (redis-py's registered Script would send SCRIPT
-            # EXISTS first: an extra round trip). Redis lacks the script only after a restart
-            # or SCRIPT FLUSH; EVAL then runs it and caches it again.
-            try:
-                return await r.evalsha(_SAVE_SHA, 2, *args)
-            except NoScriptError:
-                return await r.eval(_SAVE, 2, *args)
-        return self.conn.call(op)
+        return self.conn.script(_SAVE, (keys.call(call_id), keys.CALLS), args)
 
     def update(self, call_id: str, fields: Mapping[str, str | int | float]) -> Deferred:
         """Add fields to an existing record (outcome, agent, notes); no-op for an unknown id."""

@@ -1,15 +1,13 @@
 """Customers, VIPs and the blocklist: who is calling."""
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from redis.exceptions import NoScriptError
 from twisted.internet.defer import Deferred
 
 from ccengine.store import keys
-from ccengine.store.base import RedisConnection
+from ccengine.store.base import LuaScript, RedisConnection
 
 
 @dataclass(frozen=True)
@@ -28,13 +26,25 @@ class CallerProfile:
 # call no round trip of their own. One EVALSHA costs redis-py about half the CPU of the same
 # reads as a pipeline (bench/README.md). KEYS: customer hash, blocklist, VIP set, then the
 # sorted sets to count. ARGV: the number.
-_LOOKUP = """
+_LOOKUP = LuaScript("""
 local out = {redis.call('HGETALL', KEYS[1]), redis.call('SISMEMBER', KEYS[2], ARGV[1]),
              redis.call('SISMEMBER', KEYS[3], ARGV[1])}
 for i = 4, #KEYS do out[i] = redis.call('ZCARD', KEYS[i]) end
 return out
-"""
-_LOOKUP_SHA = hashlib.sha1(_LOOKUP.encode()).hexdigest()
+""")
+
+
+def _profile(reply: list, number: str) -> CallerProfile:
+    flat, blocked, vip, *more = reply
+    record = dict(zip(flat[::2], flat[1::2]))
+    # A hash holding only a language preference does not make a caller "known".
+    if vip or record.get("tier") == "vip":
+        tier = "vip"
+    else:
+        tier = "known" if record.get("tier") == "known" or record.get("name") else "new"
+    return CallerProfile(number=number, tier=tier, name=record.get("name", ""),
+                         language=record.get("language", ""), blocked=bool(blocked),
+                         extra=tuple(more))
 
 
 class CustomerStore:
@@ -46,23 +56,8 @@ class CustomerStore:
 
         `count`: keys (from store/keys.py) of sorted sets whose sizes the profile's `extra`
         gives, in order."""
-        args = (3 + len(count), keys.customer(number), keys.BLOCKLIST, keys.VIP, *count, number)
-
-        async def op(r):
-            try:
-                flat, blocked, vip, *more = await r.evalsha(_LOOKUP_SHA, *args)
-            except NoScriptError:   # Redis restarted or SCRIPT FLUSH: EVAL caches it again
-                flat, blocked, vip, *more = await r.eval(_LOOKUP, *args)
-            record = dict(zip(flat[::2], flat[1::2]))
-            # A hash holding only a language preference does not make a caller "known".
-            if vip or record.get("tier") == "vip":
-                tier = "vip"
-            else:
-                tier = "known" if record.get("tier") == "known" or record.get("name") else "new"
-            return CallerProfile(number=number, tier=tier, name=record.get("name", ""),
-                                 language=record.get("language", ""), blocked=bool(blocked),
-                                 extra=tuple(more))
-        return self.conn.call(op)
+        keys_ = (keys.customer(number), keys.BLOCKLIST, keys.VIP, *count)
+        return self.conn.script(_LOOKUP, keys_, (number,)).addCallback(_profile, number)
 
     def put_customer(self, number: str, name: str = "", tier: str = "known",
                      language: str = "") -> Deferred:

@@ -10,6 +10,7 @@ cache; the wait covers the stricter case the issue names, a machine crash.)
 """
 from __future__ import annotations
 
+import pytest
 import pytest_twisted
 from twisted.internet.task import deferLater
 
@@ -32,17 +33,20 @@ def stores(conn: RedisConnection):
             TicketStore(conn, config.complaints.deadline_hours))
 
 
+@pytest.mark.parametrize("lane", [True, False], ids=["script-lane", "redis-py"])
 @pytest_twisted.ensureDeferred
-async def test_case11_sigkill_and_restart_keeps_every_acknowledged_write(tmp_path):
+async def test_case11_sigkill_and_restart_keeps_every_acknowledged_write(tmp_path, lane):
     """Case 11: customers, call records, callbacks (pending and claimed) and tickets
     acknowledged > 2 s before a SIGKILL are all there after redis-server restarts on the same
-    AOF, and the callback that was in flight is re-delivered once, not twice."""
+    AOF, and the callback that was in flight is re-delivered once, not twice. Scripts (lookup,
+    record save) run on the engine's script lane or, without a reactor, on redis-py."""
     from twisted.internet import reactor
+    lane_reactor = reactor if lane else None
     data_dir = tmp_path / "redis"
     server = EmbeddedRedis(data_dir).start()
     restarted = None
     try:
-        conn = RedisConnection(server.url)
+        conn = RedisConnection(server.url, reactor=lane_reactor)
         customers, records, callbacks, tickets = stores(conn)
         await customers.put_customer("13800000001", name="李雷", tier="vip", language="zh")
         await customers.block(["13900000000"])
@@ -64,7 +68,7 @@ async def test_case11_sigkill_and_restart_keeps_every_acknowledged_write(tmp_pat
         assert not redis_answers(server.host, server.port)
         restarted = EmbeddedRedis(data_dir, port=server.port).start()
 
-        conn = RedisConnection(restarted.url)
+        conn = RedisConnection(restarted.url, reactor=lane_reactor)
         customers, records, callbacks, tickets = stores(conn)
         vip = await customers.lookup("13800000001")
         assert (vip.tier, vip.name, vip.language) == ("vip", "李雷", "zh")

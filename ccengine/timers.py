@@ -1,4 +1,5 @@
-"""A deadline that moves on every AGI command but rarely touches the reactor's timer heap.
+"""A deadline that moves often (every AGI command, every Redis reply) but rarely touches the
+reactor's timer heap.
 
 The command timeout and the watchdog move their deadline on every command (a dozen times per
 call within milliseconds). Cancelling and re-creating a DelayedCall each time cost about a tenth
