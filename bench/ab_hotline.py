@@ -6,6 +6,7 @@ figures are comparable. The other checkout is a plain export, e.g.
 `mkdir /tmp/old && git archive <commit> | tar -x -C /tmp/old`.
 
     .venv/bin/python bench/ab_hotline.py /tmp/old [--rounds 3] [--seconds 5] [--closed 50]
+        [--extra framework|statemachine|panoramisk]
 """
 from __future__ import annotations
 
@@ -44,6 +45,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--closed", type=int, action="append")
+    parser.add_argument("--extra", action="append", default=[],
+                        choices=("framework", "statemachine", "panoramisk"),
+                        help="also run this server on the same sequence (see servers.py)")
     args = parser.parse_args()
     loads = [("closed", c) for c in (args.closed or [50])]
     from ccengine.store.embedded import EmbeddedRedis
@@ -61,7 +65,8 @@ def main() -> None:
                                              str(Path(tmp) / "other"))
             seq_file = Path(tmp) / "sequence.json"
             seq_file.write_text(json.dumps(capture_sequence(servers["this"].port, workload)))
-            servers["bare"] = ServerProcess("bare", 0, "--sequence", str(seq_file))
+            for kind in ["bare", *args.extra]:
+                servers[kind] = ServerProcess(kind, 0, "--sequence", str(seq_file))
             rates: dict[tuple, list[float]] = {}
             cpu_per_call: dict[tuple, list[float]] = {}
             for n in range(args.rounds):

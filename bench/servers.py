@@ -74,7 +74,7 @@ def run_hotline(args) -> None:
     from twisted.logger import globalLogBeginner, textFileLogObserver
 
     from ccengine.agi.server import FastAGIFactory
-    from ccengine.app import build_service
+    from ccengine.app import build_service, freeze_startup_heap
     from ccengine.config import parse_config
     from ccengine.store.embedded import free_port
 
@@ -107,7 +107,41 @@ def run_hotline(args) -> None:
     top.startService()
     _control(loop, stats, reactor.stop)
     reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
+    freeze_startup_heap()   # as `ccengine run` does
     reactor.callWhenRunning(_reply, {"port": port})
+    reactor.run()
+
+
+# --- the engine's FastAGI framework alone -----------------------------------------------------
+
+def run_framework(args) -> None:
+    """FastAGIFactory + AgiChannel replaying the sequence: the engine's plumbing, no route."""
+    from twisted.internet import asyncioreactor
+    asyncioreactor.install()
+    from prometheus_client import CollectorRegistry
+    from twisted.internet import reactor
+
+    from ccengine.agi.metrics import AgiMetrics
+    from ccengine.agi.server import AgiSettings, FastAGIFactory
+
+    commands = _sequence(args.sequence)
+
+    class Replay:
+        async def handle(self, channel) -> None:
+            for command in commands:
+                await channel._command(command)
+
+        async def on_watchdog(self, channel) -> None:
+            pass
+
+    factory = FastAGIFactory({SCRIPT: Replay()}, reactor, AgiSettings(),
+                             AgiMetrics(CollectorRegistry()))
+    listening = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    loop = asyncio.get_event_loop()
+    _control(loop, lambda: {"delayed_calls": len(reactor.getDelayedCalls()),
+                            "tasks": len(asyncio.all_tasks(loop)),
+                            "sessions": factory.active_sessions}, reactor.stop)
+    reactor.callWhenRunning(_reply, {"port": listening.getHost().port})
     reactor.run()
 
 
@@ -230,7 +264,8 @@ def run_panoramisk(args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("kind", choices=("hotline", "bare", "statemachine", "panoramisk"))
+    parser.add_argument("kind", choices=("hotline", "bare", "statemachine", "panoramisk",
+                                             "framework"))
     parser.add_argument("--cpu", type=int, default=-1, help="core to pin to (-1: none)")
     parser.add_argument("--sequence", help="JSON list of command lines (baselines)")
     parser.add_argument("--redis-url", help="hotline: Redis to use")
@@ -256,6 +291,8 @@ def run(args) -> None:
         run_hotline(args)
     elif args.kind == "panoramisk":
         run_panoramisk(args)
+    elif args.kind == "framework":
+        run_framework(args)
     else:
         run_twisted_baseline(args, state_machine=args.kind == "statemachine")
 

@@ -7,6 +7,7 @@ for its parts and starts one MultiService: FastAGI server, AMI client, HTTP, fea
 """
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 from typing import Any
@@ -106,6 +107,18 @@ def build_service(config, reactor, redis_url: str):
     return top, ctx
 
 
+def freeze_startup_heap() -> None:
+    """Move everything built at start-up out of the garbage collector's reach.
+
+    Modules, config, metric families and the features' objects live as long as the process.
+    Left in the collector's oldest generation, every full collection walks them all: 25-35 ms
+    with the reactor stopped, measured under load (bench/README.md), which is what set the
+    whole-call p99 of the open-loop benchmark. After `gc.freeze()` a full collection walks
+    only what was created since; the calls' own garbage is collected as before."""
+    gc.collect()
+    gc.freeze()
+
+
 def _ping_redis(redis) -> None:
     # The result is recorded by RedisConnection's metrics (ccengine_redis_up), read by /healthz.
     redis.ping().addErrback(lambda failure: log.warn("redis ping failed: {f}",
@@ -144,6 +157,7 @@ def run(config) -> int:
     url, embedded = resolve_redis(config)
     top, _ = build_service(config, reactor, url)
     top.startService()
+    freeze_startup_heap()
     reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
     if embedded is not None:
         reactor.addSystemEventTrigger("after", "shutdown", embedded.stop)

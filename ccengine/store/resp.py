@@ -158,21 +158,29 @@ class ScriptLane:
         self.target = target
         self._protocol: _RespProtocol | None = None
         self._connecting = False
-        self._unsent: list[bytes] = []      # written once connected
+        self._unsent: list[bytes] = []      # written at the end of the turn, or once connected
+        self._flush: Any = None             # the DelayedCall that writes them
         self._requests: deque[_Request] = deque()   # oldest first, sent or not
         self._deadline = Deadline(reactor, self._timed_out)
 
     def execute(self, *args: Any) -> Deferred:
         deferred = Deferred()
-        data = encode(args)
+        self._unsent.append(encode(args))
         self._add(_Request(deferred, self.reactor.seconds() + self.timeout, False))
         if self._protocol is not None:
-            self._protocol.writer.write(data)
-        else:
-            self._unsent.append(data)
-            if not self._connecting:
-                self._connect()
+            if self._flush is None:
+                # Requests made in this reactor turn (by every call in progress) leave in one
+                # write and their replies come back in one read (bench/README.md).
+                self._flush = self.reactor.callLater(0, self._write_unsent)
+        elif not self._connecting:
+            self._connect()
         return deferred
+
+    def _write_unsent(self) -> None:
+        self._flush = None
+        if self._protocol is not None and self._unsent:
+            data, self._unsent = b"".join(self._unsent), []
+            self._protocol.writer.write(data)
 
     def close(self) -> None:
         """Drop the connection; requests in flight fail with LaneUnavailable."""
@@ -265,6 +273,9 @@ class ScriptLane:
         protocol, self._protocol = self._protocol, None
         requests, self._requests = self._requests, deque()
         self._unsent = []
+        if self._flush is not None and self._flush.active():
+            self._flush.cancel()
+        self._flush = None
         self._deadline.clear()
         if protocol is not None:
             protocol.transport.abortConnection()

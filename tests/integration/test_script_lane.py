@@ -217,3 +217,24 @@ async def test_same_connection_object_survives_a_redis_kill_and_restart(tmp_path
         server.stop()
         if restarted is not None:
             restarted.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_requests_of_one_reactor_turn_leave_in_one_write(redis_url):
+    """Fifty scripts requested in the same reactor turn (fifty calls progressing together)
+    reach Redis as one write: redis-server counts at most two reads for them (its reads are
+    counted in INFO stats total_reads_processed), not fifty."""
+    conn = lane_conn(redis_url)
+    echo = LuaScript("return ARGV[1]")
+    sync = redis.Redis.from_url(redis_url)
+    try:
+        await conn.script(echo, (), ("connect",))      # connection and script cache ready
+        reads = sync.info("stats")["total_reads_processed"]
+        results = await DeferredList([conn.script(echo, (), (str(i),)) for i in range(50)],
+                                     fireOnOneErrback=True)
+        assert [value for _, value in results] == [str(i) for i in range(50)]
+        # The INFO request itself is one read on the other connection.
+        assert sync.info("stats")["total_reads_processed"] - reads <= 1 + 2
+    finally:
+        sync.close()
+        await conn.close()
