@@ -74,8 +74,9 @@ class FastAGIProtocol(Protocol):
         self.hung_up = False
         # Called with no argument when the HANGUP line arrives.
         self.on_hangup: list[Callable[[], None]] = []
-        # Called with True when a command is written, False when it is answered or failed.
-        self.on_command_state: list[Callable[[bool], None]] = []
+        # When the line last became idle (no command in flight): the session start, then each
+        # answered or failed command. The session's watchdog reads it (agi/server.py).
+        self.idle_since = 0.0
         self._writer: DirectWriter | None = None
 
     # --- connection -------------------------------------------------------------------
@@ -141,6 +142,7 @@ class FastAGIProtocol(Protocol):
         self._env_lines = None
         self._deadline.clear()
         self.session_active = True
+        self.idle_since = self.factory.clock.seconds()
         self.factory.session_started(self, env)
         if not self._deadline.armed:
             # No command was sent at once (the route awaits Redis first, or no route): leave
@@ -183,7 +185,6 @@ class FastAGIProtocol(Protocol):
         deferred = Deferred(self._cancel_command)
         self._deadline.set(timeout)
         self._pending = _Command(line, deferred)
-        self._notify_state(True)
         # At once, not on the next reactor turn (ccengine/netio.py).
         self._writer.write(line)
         return deferred
@@ -192,8 +193,8 @@ class FastAGIProtocol(Protocol):
         command, self._pending = self._pending, None
         assert command is not None
         self._deadline.clear()
-        # Report idle before firing: the callback may send the next command synchronously.
-        self._notify_state(False)
+        # Idle before firing: the callback may send the next command synchronously.
+        self.idle_since = self.factory.clock.seconds()
         fire(command.deferred)
 
     def _fail_pending(self, error: AgiError) -> None:
@@ -212,12 +213,8 @@ class FastAGIProtocol(Protocol):
         if self._pending is not None and self._pending.deferred is deferred:
             self._pending = None
             self._deadline.clear()
-            self._notify_state(False)
+            self.idle_since = self.factory.clock.seconds()
         self._abort("cancelled")
-
-    def _notify_state(self, in_flight: bool) -> None:
-        for listener in list(self.on_command_state):
-            listener(in_flight)
 
     # --- helpers ----------------------------------------------------------------------
     def _abort(self, kind: str, error: AgiError | None = None) -> None:

@@ -26,6 +26,9 @@ __all__ = ["AgiSettings", "Route", "FastAGIFactory"]
 
 log = Logger()
 
+# Clock arithmetic (idle_since + max_silence - now) may land an ulp off zero.
+_SLACK = 1e-9
+
 
 @dataclass(frozen=True)
 class AgiSettings:
@@ -68,15 +71,15 @@ class _Session:
         self.state = "running"
         self._handler: Deferred | None = None
         self._rescue: Deferred | None = None
-        # Moved on every command: a Deadline, not a callLater per command (ccengine/timers.py).
-        self._silence = Deadline(factory.clock, self._watchdog_fired)
+        # The watchdog is checked lazily: nothing happens per command. When the timer comes
+        # due it reads the protocol's state and re-arms for the rest (_silence_due).
+        self._silence = Deadline(factory.clock, self._silence_due)
         self._cap: IDelayedCall | None = None
 
     def start(self) -> None:
         clock = self.factory.clock
-        self.protocol.on_command_state.append(self._command_state)
         self._cap = clock.callLater(self.factory.settings.max_session, self._max_session)
-        self._arm_watchdog()
+        self._silence.set(self.factory.settings.max_silence)
         try:
             self._handler = Deferred.fromCoroutine(self.route.handle(self.channel))
         except Exception:
@@ -111,14 +114,21 @@ class _Session:
         self.finish("lost" if kind == "connection_lost" else "error")
 
     # --- watchdog -------------------------------------------------------------------------
-    def _command_state(self, in_flight: bool) -> None:
-        if in_flight:
-            self._silence.clear()
-        elif self.state == "running":
-            self._arm_watchdog()
-
-    def _arm_watchdog(self) -> None:
-        self._silence.set(self.factory.settings.max_silence)
+    def _silence_due(self) -> None:
+        """The watchdog fires max_silence after the line last became idle (no command in
+        flight): the same moment as re-arming it on every command, without the per-command
+        cost. While a command is in flight the silence has not begun; check again later."""
+        if self.state != "running":
+            return
+        max_silence = self.factory.settings.max_silence
+        if self.protocol.busy:
+            self._silence.set(max_silence)
+            return
+        remaining = self.protocol.idle_since + max_silence - self.factory.clock.seconds()
+        if remaining > _SLACK:
+            self._silence.set(remaining)
+            return
+        self._watchdog_fired()
 
     def _watchdog_fired(self) -> None:
         # No command in flight for max_silence (a Redis stall, a bug): the caller hears
@@ -192,8 +202,6 @@ class _Session:
         if self._cap is not None and self._cap.active():
             self._cap.cancel()
         self._cap = None
-        if self._command_state in self.protocol.on_command_state:
-            self.protocol.on_command_state.remove(self._command_state)
         self.factory.session_finished(self, outcome)
         self.protocol.close()
 

@@ -216,14 +216,18 @@ def test_connection_lost_fails_pending_and_reports_end():
     assert host.ended == [protocol] and host.clock.getDelayedCalls() == []
 
 
-def test_command_state_listeners_follow_in_flight():
-    """on_command_state reports True on send and False once answered."""
-    _, protocol, _, _ = open_session()
-    states = []
-    protocol.on_command_state.append(states.append)
+def test_busy_and_idle_since_follow_the_command_in_flight():
+    """`busy` while a command waits for its reply; `idle_since` (read by the session watchdog)
+    is the session start, then the moment the reply arrived."""
+    host, protocol, _, _ = open_session()
+    started = host.clock.seconds()
+    assert protocol.idle_since == started and not protocol.busy
+    host.clock.advance(1.5)
     protocol.send(b"NOOP\n", 10)
+    assert protocol.busy
+    host.clock.advance(0.25)
     protocol.dataReceived(b"200 result=0\n")
-    assert states == [True, False]
+    assert not protocol.busy and protocol.idle_since == started + 1.75
 
 
 def test_cancelling_a_command_closes_the_session():

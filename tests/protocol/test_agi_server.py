@@ -143,6 +143,29 @@ def test_watchdog_not_fired_while_a_command_is_in_flight():
     assert sample(registry, "ccengine_agi_sessions_total", script="hotline", outcome="ok") == 1
 
 
+def test_watchdog_counts_silence_from_the_last_reply_after_a_long_command():
+    """The watchdog is checked lazily (nothing per command): a prompt in flight for 5 s, then a
+    stall, fires it exactly max_silence after the prompt's reply, not max_silence after the
+    session start nor at the first check while the prompt was playing."""
+    stall = Deferred()
+
+    async def plays_then_stalls(channel):
+        await channel.stream_file("long-prompt")
+        await stall
+
+    route = Route(plays_then_stalls, default_route)
+    factory, clock, registry = agi_factory({"hotline": route}, max_silence=3.0)
+    asterisk = ScriptedAsterisk(factory, answer=lambda c: HOLD).dial("hotline")
+    clock.advance(5.0)
+    asterisk.reply(b"200 result=0 endpos=40000\n")
+    clock.advance(2.9)
+    assert not route.cancelled
+    assert sample(registry, "ccengine_agi_watchdog_fired_total", script="hotline") == 0
+    clock.advance(0.1)
+    assert route.cancelled
+    assert sample(registry, "ccengine_agi_watchdog_fired_total", script="hotline") == 1
+
+
 def test_watchdog_grace_bounds_on_watchdog():
     """An on_watchdog that stalls too is cut off after watchdog_grace; the session closes."""
     async def stalls(channel):
