@@ -143,11 +143,10 @@ class FastAGIProtocol(Protocol):
         self._deadline.clear()
         self.session_active = True
         self.idle_since = self.factory.clock.seconds()
+        # The environment's timer stays armed: it becomes the first command's (ccengine/
+        # timers.py), sparing a cancel and a new timer on every call whose route awaits Redis
+        # first. Closing the connection stops it.
         self.factory.session_started(self, env)
-        if not self._deadline.armed:
-            # No command was sent at once (the route awaits Redis first, or no route): leave
-            # no timer behind.
-            self._deadline.stop()
 
     def _reply_line(self, line: bytes) -> None:
         for item in self._parser.feed(line):

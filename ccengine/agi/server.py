@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Mapping, Protocol as TypingProtocol
 
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
@@ -71,15 +71,17 @@ class _Session:
         self.state = "running"
         self._handler: Deferred | None = None
         self._rescue: Deferred | None = None
-        # The watchdog is checked lazily: nothing happens per command. When the timer comes
-        # due it reads the protocol's state and re-arms for the rest (_silence_due).
-        self._silence = Deadline(factory.clock, self._silence_due)
-        self._cap: IDelayedCall | None = None
+        # One timer for the watchdog and the session cap, checked lazily: nothing happens per
+        # command. When it comes due it reads the protocol's state and re-arms for the rest
+        # (_timer_due).
+        self._timer = Deadline(factory.clock, self._timer_due)
+        self._cap_at = 0.0
 
     def start(self) -> None:
         clock = self.factory.clock
-        self._cap = clock.callLater(self.factory.settings.max_session, self._max_session)
-        self._silence.set(self.factory.settings.max_silence)
+        settings = self.factory.settings
+        self._cap_at = clock.seconds() + settings.max_session
+        self._timer.set(min(settings.max_silence, settings.max_session))
         try:
             self._handler = Deferred.fromCoroutine(self.route.handle(self.channel))
         except Exception:
@@ -114,21 +116,26 @@ class _Session:
         self.finish("lost" if kind == "connection_lost" else "error")
 
     # --- watchdog -------------------------------------------------------------------------
-    def _silence_due(self) -> None:
-        """The watchdog fires max_silence after the line last became idle (no command in
-        flight): the same moment as re-arming it on every command, without the per-command
-        cost. While a command is in flight the silence has not begun; check again later."""
+    def _timer_due(self) -> None:
+        """The session cap, else the watchdog: it fires max_silence after the line last
+        became idle (no command in flight), the same moment as re-arming it on every command,
+        without the per-command cost. While a command is in flight the silence has not begun."""
         if self.state != "running":
+            return
+        now = self.factory.clock.seconds()
+        to_cap = self._cap_at - now
+        if to_cap <= _SLACK:
+            self._max_session()
             return
         max_silence = self.factory.settings.max_silence
         if self.protocol.busy:
-            self._silence.set(max_silence)
-            return
-        remaining = self.protocol.idle_since + max_silence - self.factory.clock.seconds()
-        if remaining > _SLACK:
-            self._silence.set(remaining)
-            return
-        self._watchdog_fired()
+            silence = max_silence
+        else:
+            silence = self.protocol.idle_since + max_silence - now
+            if silence <= _SLACK:
+                self._watchdog_fired()
+                return
+        self._timer.set(min(silence, to_cap))
 
     def _watchdog_fired(self) -> None:
         # No command in flight for max_silence (a Redis stall, a bug): the caller hears
@@ -166,9 +173,6 @@ class _Session:
         self.finish("watchdog")
 
     def _max_session(self) -> None:
-        self._cap = None
-        if self.state == "finished":
-            return
         log.warn("AGI session of route {script!r} hit max_session", script=self.script)
         self.state = "max_session"  # before cancelling: cancelling may close the connection
         self._cancel_handler()
@@ -189,8 +193,6 @@ class _Session:
         if self._handler is not None and not self._handler.called:
             self._handler.cancel()
 
-    def _cancel_silence(self) -> None:
-        self._silence.stop()
 
     def finish(self, outcome: str) -> None:
         if self.state == "finished":
@@ -198,10 +200,7 @@ class _Session:
         self.state = "finished"
         if self._rescue is not None and not self._rescue.called:
             self._rescue.cancel()
-        self._cancel_silence()
-        if self._cap is not None and self._cap.active():
-            self._cap.cancel()
-        self._cap = None
+        self._timer.stop()
         self.factory.session_finished(self, outcome)
         self.protocol.close()
 

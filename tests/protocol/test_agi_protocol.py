@@ -66,6 +66,10 @@ def test_environment_from_real_bytes_starts_session_once():
         protocol.dataReceived(env_block[i:i + 1])
     assert len(host.started) == 1
     assert host.started[0].args == ("arg1", "arg two")
+    # The environment's timer is left armed for the first command, but with the session
+    # started it no longer aborts anything, and it leaves nothing behind once it passed.
+    host.clock.advance(host.env_timeout + 1)
+    assert host.aborted == [] and not protocol.closing
     assert host.clock.getDelayedCalls() == []
 
 
