@@ -18,9 +18,8 @@ never be paired with a later request. The next request connects again.
 """
 from __future__ import annotations
 
-import asyncio
 from collections import deque
-from typing import Any
+from typing import Any, Callable
 
 from redis.asyncio.connection import parse_url
 from twisted.internet.defer import Deferred
@@ -129,16 +128,19 @@ def lane_target(url: str) -> dict | None:
     return settings
 
 
-def _soon(reactor: Any, func: Any) -> Any:
-    """Run `func` once the current reactor turn is done; returns something with `cancel()`.
+def _soon_for(reactor: Any) -> Callable[[Callable[[], None]], Any]:
+    """How to run something once the current reactor turn is done; the result of calling it
+    has `cancel()`.
 
-    On the asyncio reactor (the engine's) that is the loop's call_soon: Twisted's callLater(0)
+    On the asyncio reactor (the engine's) that is its loop's call_soon: Twisted's callLater(0)
     there re-schedules the reactor's own asyncio timer twice per use and walks its timer heap,
-    which cost more than the write it saves (bench/README.md)."""
-    try:
-        return asyncio.get_running_loop().call_soon(func)
-    except RuntimeError:   # not on a running asyncio loop: any other reactor, or a test clock
-        return reactor.callLater(0, func)
+    which cost more than the write it saves (bench/README.md). AsyncioSelectorReactor keeps
+    its loop in `_asyncioEventloop` (Twisted has no public accessor); any other reactor or a
+    test clock gets callLater(0)."""
+    loop = getattr(reactor, "_asyncioEventloop", None)
+    if loop is not None:
+        return loop.call_soon
+    return lambda func: reactor.callLater(0, func)
 
 
 class _RespProtocol(Protocol):
@@ -193,6 +195,7 @@ class ScriptLane:
         self._flush: Any = None             # the scheduled call that writes them (_soon)
         self._requests: deque[_Request] = deque()   # oldest first, sent or not
         self._deadline = Deadline(reactor, self._timed_out)
+        self._soon = _soon_for(reactor)
 
     def execute(self, *args: Any) -> Deferred:
         deferred = Deferred()
@@ -202,7 +205,7 @@ class ScriptLane:
             if self._flush is None:
                 # Requests made in this reactor turn (by every call in progress) leave in one
                 # write and their replies come back in one read (bench/README.md).
-                self._flush = _soon(self.reactor, self._write_unsent)
+                self._flush = self._soon(self._write_unsent)
         elif not self._connecting:
             self._connect()
         return deferred
