@@ -238,3 +238,32 @@ async def test_requests_of_one_reactor_turn_leave_in_one_write(redis_url):
     finally:
         sync.close()
         await conn.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_unix_socket_url_takes_the_lane(tmp_path):
+    """unix:///path?db=N (redis-server's `unixsocket`) goes over the lane too, with SELECT."""
+    import shutil
+    import subprocess
+    from twisted.internet.task import deferLater
+    sock = tmp_path / "redis.sock"
+    server = subprocess.Popen([shutil.which("redis-server"), "--port", "0", "--unixsocket",
+                               str(sock), "--save", "", "--appendonly", "no", "--dir",
+                               str(tmp_path)], stdout=subprocess.DEVNULL)
+    conn = None
+    try:
+        for _ in range(100):
+            if sock.exists():
+                break
+            await deferLater(reactor(), 0.05, lambda: None)
+        conn = lane_conn(f"unix://{sock}?db=4")
+        assert conn._lane is not None
+        await conn.script(LuaScript("return redis.call('SET', KEYS[1], ARGV[1])"), ("u",), ("1",))
+        check = redis.Redis(unix_socket_path=str(sock), db=4)
+        assert check.get("u") == b"1"
+        check.close()
+    finally:
+        if conn is not None:
+            await conn.close()
+        server.terminate()
+        server.wait(5)
