@@ -23,7 +23,7 @@ from typing import Mapping
 from twisted.internet.defer import Deferred
 
 from ccengine.store import keys
-from ccengine.store.base import RedisConnection
+from ccengine.store.base import LuaScript, RedisConnection
 
 AGENT_NUMBER_RE = re.compile(r"^[0-9]{2,8}$")
 PIN_RE = re.compile(r"^[0-9]{4,12}$")
@@ -135,7 +135,7 @@ class AgentSession:
 
 # KEYS: session, phone binding, logged-in set. ARGV: number, phone, then session fields.
 # Returns "ok", "already" (same agent, same phone), "elsewhere" or "phone_in_use".
-_CLAIM = """
+_CLAIM = LuaScript("""
 local current = redis.call('HGET', KEYS[1], 'phone')
 local holder = redis.call('GET', KEYS[2])
 if current and current == ARGV[2] and holder == ARGV[1] then return 'already' end
@@ -145,7 +145,7 @@ redis.call('SET', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[1], 'phone', ARGV[2], 'interface', ARGV[3], 'since', ARGV[4], 'queues', ARGV[5])
 redis.call('SADD', KEYS[3], ARGV[1])
 return 'ok'
-"""
+""")
 
 
 class AgentDirectory:
@@ -153,7 +153,6 @@ class AgentDirectory:
 
     def __init__(self, conn: RedisConnection):
         self.conn = conn
-        self._claim = conn.client.register_script(_CLAIM)
 
     def get(self, number: str) -> Deferred:
         async def op(r):
@@ -175,10 +174,10 @@ class AgentDirectory:
     def claim(self, session: AgentSession) -> Deferred:
         """Bind agent and phone atomically; fires with ok / already / elsewhere / phone_in_use."""
         s = session.to_hash()
-        return self.conn.call(lambda r: self._claim(
-            keys=[keys.agent_session(session.number), keys.agent_phone(session.phone),
-                  keys.AGENTS_LOGGED_IN],
-            args=[session.number, session.phone, s["interface"], s["since"], s["queues"]]))
+        return self.conn.script(
+            _CLAIM, [keys.agent_session(session.number), keys.agent_phone(session.phone),
+                     keys.AGENTS_LOGGED_IN],
+            [session.number, session.phone, s["interface"], s["since"], s["queues"]])
 
     def release(self, session: AgentSession) -> Deferred:
         async def op(r):

@@ -21,14 +21,14 @@ from twisted.internet.defer import Deferred
 from ccengine.complaints import tickets as t
 from ccengine.complaints.tickets import ComplaintTicket, TicketError, TicketNotFound
 from ccengine.store import keys
-from ccengine.store.base import RedisConnection
+from ccengine.store.base import LuaScript, RedisConnection
 
 MAX_RETRIES = 20
 # Delete the lock only if it is still ours (it may have expired and been taken by another).
-_UNLOCK = """
+_UNLOCK = LuaScript("""
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
-"""
+""")
 Transition = Callable[[ComplaintTicket], "t.Change"]
 
 
@@ -36,7 +36,6 @@ class TicketStore:
     def __init__(self, conn: RedisConnection, deadline_hours: Mapping[str, int]):
         self.conn = conn
         self.deadline_hours = dict(deadline_hours)
-        self._unlock = conn.client.register_script(_UNLOCK)
 
     # --- reading --------------------------------------------------------------------------
     def get(self, ticket_id: str, with_history: bool = True) -> Deferred:
@@ -169,5 +168,4 @@ class TicketStore:
         return self.conn.call(lambda r: r.set(keys.COMPLAINTS_OUTBOX_LOCK, token, nx=True, ex=ttl))
 
     def unlock_outbox(self, token: str) -> Deferred:
-        return self.conn.call(lambda r: self._unlock(keys=[keys.COMPLAINTS_OUTBOX_LOCK],
-                                                     args=[token]))
+        return self.conn.script(_UNLOCK, [keys.COMPLAINTS_OUTBOX_LOCK], [token])

@@ -94,7 +94,7 @@ def cmd_load(args, r: redis.Redis, config) -> int:
                 rows.append(parse_row(row, line, config, now))
             except CampaignError as exc:
                 refused.append(str(exc))
-    add = r.register_script(lua.ADD)
+    add = r.register_script(lua.ADD.source)
     loaded = 0
     for values in rows:
         tz = values["tz"] or r.hget(keys.customer(values["number"]), "timezone") or ""

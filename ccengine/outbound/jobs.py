@@ -102,14 +102,9 @@ class JobStore:
 
     def __init__(self, conn: RedisConnection):
         self.conn = conn
-        client = conn.client
-        self._s = {name: client.register_script(getattr(lua, name))
-                   for name in ("ADD", "CLAIM", "DEFER", "BEGIN", "ABORT", "FINISH_ATTEMPT",
-                                "FINISH_UNDIALLED", "REDELIVER")}
 
     def _run(self, name: str, keys_: list[str], args: list) -> Deferred:
-        script = self._s[name]
-        return self.conn.call(lambda r: script(keys=keys_, args=args))
+        return self.conn.script(getattr(lua, name), keys_, args)
 
     def add(self, job: Job) -> Deferred:
         """Store a new job; fires True, or False when a job with that id already exists

@@ -6,18 +6,20 @@ lease end, with a random lease token) -> dialling (an Originate may have been se
 cc:outbound:inflight) -> waiting (retry) | done | failed | cancelled.
 """
 
+from ccengine.store.base import LuaScript
+
 FINAL_STATES = ("done", "failed", "cancelled")
 
 # KEYS: job, due.  ARGV: due score, then field/value pairs.  1 = created, 0 = already there.
-ADD = """
+ADD = LuaScript("""
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('ZADD', KEYS[2], ARGV[1], redis.call('HGET', KEYS[1], 'id'))
 return 1
-"""
+""")
 
 # KEYS: due, processing, outside, paused.  ARGV: now, lease end, token, job prefix, kind.
-CLAIM = """
+CLAIM = LuaScript("""
 if redis.call('SISMEMBER', KEYS[4], 'all') == 1 or redis.call('SISMEMBER', KEYS[4], ARGV[5]) == 1 then
   return false
 end
@@ -31,11 +33,11 @@ redis.call('ZADD', KEYS[2], ARGV[2], id)
 redis.call('HSET', k, 'state', 'claimed', 'token', ARGV[3], 'claimed_at', ARGV[1])
 redis.call('HINCRBY', k, 'deliveries', 1)
 return redis.call('HGETALL', k)
-"""
+""")
 
 # Back to waiting without an attempt (outside the window, no free agent, rate limit).
 # KEYS: job, due, processing, outside.  ARGV: token, not before, outside (0/1), id.
-DEFER = """
+DEFER = LuaScript("""
 if redis.call('HGET', KEYS[1], 'state') ~= 'claimed' or redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then
   return 0
 end
@@ -44,14 +46,14 @@ redis.call('ZADD', KEYS[2], ARGV[2], ARGV[4])
 if ARGV[3] == '1' then redis.call('ZADD', KEYS[4], ARGV[2], ARGV[4]) end
 redis.call('HSET', KEYS[1], 'state', 'waiting', 'token', '', 'due', ARGV[2])
 return 1
-"""
+""")
 
 # The one step that allows an Originate. Checks, in order: still this worker's claim (a job
 # re-delivered to another worker refuses the old one), do-not-call at dial time, the global
 # rate, the per-number interval; then marks the job dialling with its ChannelId.
 # KEYS: job, processing, inflight, rate, dnc, number guard.
 # ARGV: token, channel id, now, lease end, max per minute, interval seconds, id, number.
-BEGIN = """
+BEGIN = LuaScript("""
 if redis.call('HGET', KEYS[1], 'state') ~= 'claimed' or redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then
   return {'stale'}
 end
@@ -73,11 +75,11 @@ redis.call('ZADD', KEYS[4], now, ARGV[2])
 if tonumber(ARGV[6]) > 0 then redis.call('SET', KEYS[6], ARGV[7], 'PX', math.floor(tonumber(ARGV[6]) * 1000)) end
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[7])
 return {'ok', tostring(n)}
-"""
+""")
 
 # The Originate was certainly not sent (AMI not connected): undo BEGIN.
 # KEYS: job, processing, inflight, rate, due, number guard.  ARGV: channel id, not before, id.
-ABORT = """
+ABORT = LuaScript("""
 if redis.call('HGET', KEYS[1], 'state') ~= 'dialling' or redis.call('HGET', KEYS[1], 'channel_id') ~= ARGV[1] then
   return 0
 end
@@ -89,13 +91,13 @@ redis.call('ZREM', KEYS[2], ARGV[3])
 redis.call('ZADD', KEYS[5], ARGV[2], ARGV[3])
 redis.call('HSET', KEYS[1], 'state', 'waiting', 'token', '', 'channel_id', '', 'due', ARGV[2])
 return 1
-"""
+""")
 
 # The attempt's outcome is known: record it, then retry later or finish. Idempotent: a second
 # OriginateResponse (or a verification racing the response) for the same ChannelId is ignored.
 # KEYS: job, processing, inflight, due, done, attempts.
 # ARGV: channel id, outcome, now, final state ('' = retry), next due, attempt JSON, id, keep.
-FINISH_ATTEMPT = """
+FINISH_ATTEMPT = LuaScript("""
 if redis.call('HGET', KEYS[1], 'state') ~= 'dialling' or redis.call('HGET', KEYS[1], 'channel_id') ~= ARGV[1] then
   return 0
 end
@@ -112,11 +114,11 @@ else
   redis.call('ZADD', KEYS[4], ARGV[5], ARGV[7])
 end
 return 1
-"""
+""")
 
 # Finished without any Originate (do-not-call at dial time, number refused).
 # KEYS: job, processing, done, attempts.  ARGV: token, outcome, now, final state, JSON, id.
-FINISH_UNDIALLED = """
+FINISH_UNDIALLED = LuaScript("""
 if redis.call('HGET', KEYS[1], 'state') ~= 'claimed' or redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then
   return 0
 end
@@ -126,13 +128,13 @@ redis.call('HSET', KEYS[1], 'state', ARGV[4], 'last_outcome', ARGV[2], 'token', 
            'finished_at', ARGV[3], 'updated', ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[6])
 return 1
-"""
+""")
 
 # Claims whose lease ended. A claimed job (the worker died before dialling) goes back to
 # waiting at once: re-delivered, dialled once by the next claim. A dialling job is NOT
 # re-queued: its Originate may have been sent, so its id is returned for a channel check.
 # KEYS: processing.  ARGV: now, job prefix, due prefix.
-REDELIVER = """
+REDELIVER = LuaScript("""
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 local back, dialling = 0, {}
 for _, id in ipairs(ids) do
@@ -150,4 +152,4 @@ for _, id in ipairs(ids) do
   end
 end
 return {back, dialling}
-"""
+""")

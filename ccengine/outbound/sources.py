@@ -21,13 +21,13 @@ from twisted.logger import Logger
 from ccengine.outbound.jobs import Job, JobStore, new_job
 from ccengine.outbound.windows import valid_zone
 from ccengine.store import keys
-from ccengine.store.base import RedisConnection
+from ccengine.store.base import LuaScript, RedisConnection
 
 log = Logger()
 
 # KEYS: followups.  ARGV: now, limit, followup prefix, job prefix, due key, customer prefix,
 # default tz.  Returns the number of jobs created.
-_IMPORT_FOLLOWUPS = """
+_IMPORT_FOLLOWUPS = LuaScript("""
 local ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
 local created = 0
 for _, id in ipairs(ids) do
@@ -53,7 +53,7 @@ for _, id in ipairs(ids) do
   end
 end
 return created
-"""
+""")
 
 
 class Sources:
@@ -64,7 +64,6 @@ class Sources:
         self.default_tz = default_tz
         self.callbacks = callbacks        # waiting.callbacks.CallbackStore, or None
         self.batch = batch
-        self._followups = conn.client.register_script(_IMPORT_FOLLOWUPS)
 
     async def customer_tz(self, number: str) -> str:
         tz = await self.conn.call(lambda r: r.hget(keys.customer(number), "timezone"))
@@ -74,8 +73,7 @@ class Sources:
         args = [f"{now:.3f}", self.batch, keys.outbound_followup("x")[:-1],
                 keys.outbound_job("x")[:-1], keys.outbound_due("followup"),
                 keys.customer("0")[:-1], self.default_tz]
-        return int(await self.conn.call(
-            lambda r: self._followups(keys=[keys.OUTBOUND_FOLLOWUPS], args=args)))
+        return int(await self.conn.script(_IMPORT_FOLLOWUPS, [keys.OUTBOUND_FOLLOWUPS], args))
 
     async def import_callbacks(self, now: float) -> int:
         if self.callbacks is None:

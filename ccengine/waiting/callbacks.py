@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from twisted.internet.defer import Deferred
 
 from ccengine.store import keys
-from ccengine.store.base import RedisConnection
+from ccengine.store.base import LuaScript, RedisConnection
 from ccengine.waiting.numbers import NumberRejected
 
 OPEN_STATES = ("pending", "claimed")
@@ -35,7 +35,7 @@ _PREFIXES = {
 
 # ARGV: number queue language call_id priority joined now expires replace_member entry_key
 #       cb ready line seen open
-_REQUEST = """
+_REQUEST = LuaScript("""
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return {'blocked'} end
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return {'do_not_call'} end
 local open_key = ARGV[15] .. ARGV[1]
@@ -83,10 +83,10 @@ if ARGV[9] ~= '' then
   redis.call('DEL', ARGV[10])
 end
 return {'ok', id, created}
-"""
+""")
 
 # KEYS: processing.  ARGV: now, cb prefix, ready keys...
-_CLAIM = """
+_CLAIM = LuaScript("""
 local best, best_key, best_joined
 for i = 3, #ARGV do
   local head = redis.call('ZRANGE', ARGV[i], 0, 0)
@@ -104,10 +104,10 @@ redis.call('ZADD', KEYS[1], ARGV[1], best)
 redis.call('HSET', k, 'state', 'claimed', 'claimed_at', ARGV[1])
 redis.call('HINCRBY', k, 'deliveries', 1)
 return redis.call('HGETALL', k)
-"""
+""")
 
 # KEYS: processing, expiry, done.  ARGV: id outcome now keep required_state cb ready line open
-_FINISH = """
+_FINISH = LuaScript("""
 local k = ARGV[6] .. ARGV[1]
 local state = redis.call('HGET', k, 'state')
 if state ~= ARGV[5] then return false end
@@ -123,10 +123,10 @@ redis.call('EXPIRE', k, tonumber(ARGV[4]))
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', tonumber(ARGV[3]) - tonumber(ARGV[4]))
 return queue
-"""
+""")
 
 # KEYS: processing.  ARGV: oldest claim time ('+inf' for one id), cb prefix, ready prefix, [id]
-_REQUEUE = """
+_REQUEUE = LuaScript("""
 local ids
 if ARGV[4] then
   if not redis.call('ZSCORE', KEYS[1], ARGV[4]) then return 0 end
@@ -142,7 +142,7 @@ for _, id in ipairs(ids) do
   redis.call('HSET', k, 'state', 'pending')
 end
 return #ids
-"""
+""")
 
 
 @dataclass(frozen=True)
@@ -185,11 +185,6 @@ class CallbackStore:
         self.expire_seconds = expire_hours * 3600
         self.keep_seconds = keep_days * 86400
         self.metrics = metrics
-        client = conn.client
-        self._request = client.register_script(_REQUEST)
-        self._claim = client.register_script(_CLAIM)
-        self._finish = client.register_script(_FINISH)
-        self._requeue = client.register_script(_REQUEUE)
 
     # --- the caller's side ----------------------------------------------------------------
     def request(self, number: str, queue: str, language: str, call_id: str, priority: int,
@@ -206,12 +201,11 @@ class CallbackStore:
                 priority, f"{joined:.3f}", f"{now:.3f}", f"{now + self.expire_seconds:.3f}",
                 member, entry, *_PREFIXES.values()]
 
-        async def op(r):
-            reply = await self._request(keys=keys_, args=args)
+        def stored(reply: list) -> StoredCallback:
             if reply[0] != "ok":
                 raise NumberRejected(reply[0])
             return StoredCallback(str(reply[1]), bool(reply[2]))
-        return self.conn.call(op)
+        return self.conn.script(_REQUEST, keys_, args).addCallback(stored)
 
     # --- the dialler's side (issue 6) -----------------------------------------------------
     def claim_next(self, now: float, queue: str | None = None) -> Deferred:
@@ -220,12 +214,11 @@ class CallbackStore:
         queues = [queue] if queue else self.queues
         args = [f"{now:.3f}", _PREFIXES["cb"], *(keys.callbacks_ready(q) for q in queues)]
 
-        async def op(r):
-            flat = await self._claim(keys=[keys.CALLBACKS_PROCESSING], args=args)
+        def claimed(flat: list) -> CallbackRequest | None:
             if not flat:
                 return None
             return CallbackRequest.from_hash(dict(zip(flat[::2], flat[1::2])))
-        return self.conn.call(op)
+        return self.conn.script(_CLAIM, [keys.CALLBACKS_PROCESSING], args).addCallback(claimed)
 
     def complete(self, callback_id: str, outcome: str, now: float) -> Deferred:
         """Finish a claimed callback with `completed` or `failed`; fires True, or False when it
@@ -238,10 +231,7 @@ class CallbackStore:
         """Put a claimed callback back in ready after a failed attempt; fires True if it was
         claimed. Its place (priority) is unchanged."""
         args = ["+inf", _PREFIXES["cb"], _PREFIXES["ready"], keys.id_part(callback_id)]
-
-        async def op(r):
-            return bool(await self._requeue(keys=[keys.CALLBACKS_PROCESSING], args=args))
-        return self.conn.call(op)
+        return self.conn.script(_REQUEUE, [keys.CALLBACKS_PROCESSING], args).addCallback(bool)
 
     def hand_over(self, callback_id: str, now: float) -> Deferred:
         """The dialler has stored its own durable job for this claim: take it out of
@@ -263,23 +253,21 @@ class CallbackStore:
     def redeliver(self, now: float, claim_timeout: float) -> Deferred:
         """Return claims older than `claim_timeout` seconds to ready; fires with a count."""
         args = [f"{now - claim_timeout:.3f}", _PREFIXES["cb"], _PREFIXES["ready"]]
-
-        async def op(r):
-            return int(await self._requeue(keys=[keys.CALLBACKS_PROCESSING], args=args))
-        return self.conn.call(op)
+        return self.conn.script(_REQUEUE, [keys.CALLBACKS_PROCESSING], args).addCallback(int)
 
     # --- housekeeping and reading ---------------------------------------------------------
     def expire(self, now: float) -> Deferred:
         """Finish pending callbacks past their expiry as `expired`; fires with their queues."""
-        async def op(r):
-            due = await r.zrangebyscore(keys.CALLBACKS_EXPIRY, "-inf", now)
+        async def run() -> list[str]:
+            due = await self.conn.call(
+                lambda r: r.zrangebyscore(keys.CALLBACKS_EXPIRY, "-inf", now))
             queues = []
             for callback_id in due:
                 queue = await self._finish_call(callback_id, "expired", now, "pending")
                 if queue:
                     queues.append(queue)
             return queues
-        d = self.conn.call(op)
+        d = Deferred.fromCoroutine(run())
         if self.metrics is not None:
             d.addCallback(self._count_expired)
         return d
@@ -310,10 +298,7 @@ class CallbackStore:
 
     # --- internals ------------------------------------------------------------------------
     def _finish_one(self, callback_id: str, outcome: str, now: float, required: str) -> Deferred:
-        async def op(r):
-            return await self._finish_call(callback_id, outcome, now, required)
-
-        d = self.conn.call(op)
+        d = self._finish_call(callback_id, outcome, now, required)
 
         def counted(queue):
             if queue and self.metrics is not None:
@@ -321,12 +306,13 @@ class CallbackStore:
             return bool(queue)
         return d.addCallback(counted)
 
-    async def _finish_call(self, callback_id: str, outcome: str, now: float,
-                           required: str) -> str | None:
+    def _finish_call(self, callback_id: str, outcome: str, now: float,
+                     required: str) -> Deferred:
+        """Fires with the callback's queue, or None when it was not in state `required`."""
         keys_ = [keys.CALLBACKS_PROCESSING, keys.CALLBACKS_EXPIRY, keys.CALLBACKS_DONE]
         args = [keys.id_part(callback_id), outcome, f"{now:.3f}", self.keep_seconds, required,
                 _PREFIXES["cb"], _PREFIXES["ready"], _PREFIXES["line"], _PREFIXES["open"]]
-        return await self._finish(keys=keys_, args=args)
+        return self.conn.script(_FINISH, keys_, args)
 
     def _count_expired(self, queues: list[str]) -> list[str]:
         for queue in queues:

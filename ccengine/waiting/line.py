@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from twisted.internet.defer import Deferred
 
 from ccengine.store import keys
-from ccengine.store.base import RedisConnection
+from ccengine.store.base import LuaScript, RedisConnection
 from ccengine.waiting import priority
 
 # KEYS: line, entry, seen, seq, aht.  ARGV: uniqueid, base, now, scale, max_base, window, ttl
-_JOIN = """
+_JOIN = LuaScript("""
 local member = 'call:' .. ARGV[1]
 local prio = tonumber(redis.call('HGET', KEYS[2], 'priority') or '-1')
 local joined = redis.call('HGET', KEYS[2], 'joined')
@@ -42,18 +42,18 @@ redis.call('HSET', KEYS[3], member, ARGV[3])
 local rank = redis.call('ZRANK', KEYS[1], member)
 local aht = redis.call('LRANGE', KEYS[5], 0, tonumber(ARGV[6]) - 1)
 return {tostring(prio), joined, rank + 1, created, aht}
-"""
+""")
 
 # KEYS: line, seen.  ARGV: member, entry key
-_LEAVE = """
+_LEAVE = LuaScript("""
 local removed = redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('DEL', ARGV[2])
 return removed
-"""
+""")
 
 # KEYS: line, seen.  ARGV: oldest allowed time, entry key prefix
-_SWEEP = """
+_SWEEP = LuaScript("""
 local seen = redis.call('HGETALL', KEYS[2])
 local removed = 0
 for i = 1, #seen, 2 do
@@ -65,7 +65,7 @@ for i = 1, #seen, 2 do
   end
 end
 return removed
-"""
+""")
 
 
 @dataclass(frozen=True)
@@ -86,9 +86,6 @@ class WaitingLine:
         self.conn = conn
         self.window = handling_time_window
         self.entry_ttl = entry_ttl
-        self._join = conn.client.register_script(_JOIN)
-        self._leave = conn.client.register_script(_LEAVE)
-        self._sweep = conn.client.register_script(_SWEEP)
 
     def announce(self, queue: str, uniqueid: str, base: int, now: float) -> Deferred:
         """Enter the caller into the line (first time) or refresh it; fires with a LinePlace."""
@@ -97,29 +94,23 @@ class WaitingLine:
         args = [uniqueid, base, f"{now:.3f}", priority.SCALE, priority.MAX_BASE, self.window,
                 self.entry_ttl]
 
-        async def op(r):
-            prio, joined, position, created, aht = await self._join(keys=keys_, args=args)
+        def place(reply: list) -> LinePlace:
+            prio, joined, position, created, aht = reply
             return LinePlace(queue, uniqueid, int(prio), float(joined), int(position),
                              bool(created), tuple(float(t) for t in aht))
-        return self.conn.call(op)
+        return self.conn.script(_JOIN, keys_, args).addCallback(place)
 
     def leave(self, queue: str, uniqueid: str) -> Deferred:
         """Remove a waiting caller (answered, hung up); fires with True if it was in the line."""
         keys_ = [keys.line(queue), keys.line_seen(queue)]
         args = ["call:" + keys.id_part(uniqueid), keys.line_entry(queue, uniqueid)]
-
-        async def op(r):
-            return bool(await self._leave(keys=keys_, args=args))
-        return self.conn.call(op)
+        return self.conn.script(_LEAVE, keys_, args).addCallback(bool)
 
     def sweep(self, queue: str, oldest: float) -> Deferred:
         """Remove callers not announced since `oldest` (their end was missed); fires with a count."""
         keys_ = [keys.line(queue), keys.line_seen(queue)]
         prefix = keys.line_entry(queue, "x")[:-1]
-
-        async def op(r):
-            return int(await self._sweep(keys=keys_, args=[f"{oldest:.3f}", prefix]))
-        return self.conn.call(op)
+        return self.conn.script(_SWEEP, keys_, [f"{oldest:.3f}", prefix]).addCallback(int)
 
     def members(self, queue: str) -> Deferred:
         """The line in service order: ['call:<uniqueid>' | 'cb:<id>', ...]."""
