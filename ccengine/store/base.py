@@ -88,14 +88,8 @@ class RedisConnection:
             async with asyncio.timeout(self.timeout):
                 result = await op(self.client)
         except (RedisError, OSError, asyncio.TimeoutError) as exc:
-            if self.metrics:
-                self.metrics.errors.inc()
-                self.metrics.up.set(0)
-            raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
-        if self.metrics:
-            self.metrics.latency.observe(time.perf_counter() - started)
-            self.metrics.up.set(1)
-        return result
+            raise self._unavailable(type(exc).__name__, exc) from exc
+        return self._succeeded(result, started)
 
     def call(self, op: Callable[[aioredis.Redis], Awaitable[Any]]) -> Deferred:
         """`run` as a Deferred, for Twisted-side code."""
@@ -113,7 +107,7 @@ class RedisConnection:
         started = time.perf_counter()
         d = self._lane.execute("EVALSHA", script.sha, len(keys), *keys, *args)
         d.addErrback(self._noscript, script, keys, args)
-        d.addCallbacks(self._lane_done, self._lane_failed, (started,))
+        d.addCallbacks(self._succeeded, self._lane_failed, (started,))
         return d
 
     def _noscript(self, failure: Failure, script: LuaScript, keys: Sequence[str],
@@ -122,20 +116,24 @@ class RedisConnection:
             return self._lane.execute("EVAL", script.source, len(keys), *keys, *args)
         return failure
 
-    def _lane_done(self, result: Any, started: float) -> Any:
+    def _lane_failed(self, failure: Failure) -> Any:
+        exc = failure.check(RespError, LaneUnavailable)
+        if exc is None:
+            return failure  # a cancellation or a bug: not Redis's fault
+        raise self._unavailable(exc.__name__, failure.value) from failure.value
+
+    # --- metrics of every operation, whichever road it took --------------------------------
+    def _succeeded(self, result: T, started: float) -> T:
         if self.metrics:
             self.metrics.latency.observe(time.perf_counter() - started)
             self.metrics.up.set(1)
         return result
 
-    def _lane_failed(self, failure: Failure) -> Any:
-        exc = failure.check(RespError, LaneUnavailable)
-        if exc is None:
-            return failure  # a cancellation or a bug: not Redis's fault
+    def _unavailable(self, kind: str, exc: BaseException) -> StoreUnavailable:
         if self.metrics:
             self.metrics.errors.inc()
             self.metrics.up.set(0)
-        raise StoreUnavailable(f"redis: {exc.__name__}: {failure.value}") from failure.value
+        return StoreUnavailable(f"redis: {kind}: {exc}")
 
     def ping(self) -> Deferred:
         return self.call(lambda r: r.ping())
