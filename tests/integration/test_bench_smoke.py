@@ -28,6 +28,7 @@ def test_agi_bench_smoke_prints_figures_ratios_and_verdicts():
     health-check verdict."""
     out = run_bench("agi.py")
     assert "ratio closed 5: hotline/bare" in out
+    assert "ratio closed 5: hotline/panoramisk" in out and "(rounds " in out
     assert "redis per routed call" in out
     assert "health check costs nothing" in out
     assert "| hotline | open 100/s |" in out
@@ -45,3 +46,13 @@ def test_redis_calls_bench_smoke_prints_round_trips_and_commands():
     """bench/redis_calls.py --smoke counts Redis round trips and commands per routed call."""
     out = run_bench("redis_calls.py")
     assert "round trips" in out and "redis commands per call" in out
+
+
+def test_inproc_hotline_bench_smoke_runs_the_wired_route_and_its_replay():
+    """bench/inproc_hotline.py --smoke drives the engine as build_service wires it (Redis
+    answered from memory) and the replay of its commands; both send the same commands and
+    nothing is left on the clock."""
+    out = run_bench("inproc_hotline.py")
+    assert "commands per call: hotline 12, replay 12" in out
+    assert "the route's own logic" in out
+    assert "timers left on the clock: 0" in out
