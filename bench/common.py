@@ -126,3 +126,18 @@ class ServerProcess:
 
 def wait_idle(seconds: float) -> None:
     time.sleep(seconds)
+
+
+class ReplayRoute:
+    """A FastAGI route that sends recorded command lines and nothing else: the engine's AGI
+    plumbing with no route logic (servers.py framework, inproc_hotline.py)."""
+
+    def __init__(self, commands: list[bytes]) -> None:
+        self.commands = commands
+
+    async def handle(self, channel) -> None:
+        for command in self.commands:
+            await channel._command(command)
+
+    async def on_watchdog(self, channel) -> None:
+        pass

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import environment_block, pin  # noqa: E402
+from bench.common import ReplayRoute, environment_block, pin  # noqa: E402
 
 # Any moment will do: the bench opens every queue around the clock.
 MONDAY_10AM = 1767578400.0   # 2026-01-05 02:00 UTC
@@ -134,16 +134,7 @@ def build(state_dir: Path):
                                                          FastAGIFactory))
     sequence: list[bytes] = []
     call(hotline, environment_block("hotline", "1767578400.1", "+4930555000"), sequence)
-
-    class Replay:
-        async def handle(self, channel) -> None:
-            for line in sequence:
-                await channel._command(line)
-
-        async def on_watchdog(self, channel) -> None:
-            pass
-
-    replay = FastAGIFactory({"hotline": Replay()}, clock, hotline.settings,
+    replay = FastAGIFactory({"hotline": ReplayRoute(sequence)}, clock, hotline.settings,
                             AgiMetrics(CollectorRegistry()))
     return hotline, replay, clock
 

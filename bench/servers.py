@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import pin  # noqa: E402
+from bench.common import ReplayRoute, pin  # noqa: E402
 
 SCRIPT = "hotline"
 
@@ -124,18 +124,8 @@ def run_framework(args) -> None:
     from ccengine.agi.metrics import AgiMetrics
     from ccengine.agi.server import AgiSettings, FastAGIFactory
 
-    commands = _sequence(args.sequence)
-
-    class Replay:
-        async def handle(self, channel) -> None:
-            for command in commands:
-                await channel._command(command)
-
-        async def on_watchdog(self, channel) -> None:
-            pass
-
-    factory = FastAGIFactory({SCRIPT: Replay()}, reactor, AgiSettings(),
-                             AgiMetrics(CollectorRegistry()))
+    factory = FastAGIFactory({SCRIPT: ReplayRoute(_sequence(args.sequence))}, reactor,
+                             AgiSettings(), AgiMetrics(CollectorRegistry()))
     listening = reactor.listenTCP(0, factory, interface="127.0.0.1")
     loop = asyncio.get_event_loop()
     _control(loop, lambda: {"delayed_calls": len(reactor.getDelayedCalls()),
