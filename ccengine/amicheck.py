@@ -30,7 +30,7 @@ from asterisk.manager import (Manager, ManagerAuthException, ManagerException,
                               ManagerSocketException)
 
 from ccengine.ami.wire import Action, UnsafeAmiValue
-from ccengine.config import ConfigError, load_config
+from ccengine.cli_support import config_or_report
 
 STEPS = ("connect", "login", "ping", "queuesummary", "logoff")
 BANNER_TITLE = "Asterisk Call Manager"  # transcripts2 AMI note 1: `Asterisk Call Manager/11.0.0`
@@ -90,10 +90,8 @@ def _seconds(text: str) -> float:
 
 
 def cmd_ami_check(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print("\n".join(exc.problems), file=sys.stderr)
+    config = config_or_report(args)
+    if config is None:
         return 2
     try:
         secret = config.ami_secret()

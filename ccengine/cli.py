@@ -10,6 +10,7 @@ import importlib
 import os
 import sys
 
+from ccengine.cli_support import config_or_report
 from ccengine.config import ConfigError, load_config
 
 # module path -> a function register(subparsers) that adds that feature's commands
@@ -42,11 +43,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+    config = config_or_report(args)
+    if config is None:
         print("ccengine: refusing to start with a broken configuration", file=sys.stderr)
         return 2
     from ccengine import app  # imports the reactor: only for `run`

@@ -58,20 +58,29 @@ def redis_url(args: argparse.Namespace, config: Config) -> str:
     return DEFAULT_URL
 
 
+def config_or_report(args: argparse.Namespace, prefix: str = "") -> Config | None:
+    """The configuration named by `--config`, or None after printing each of its problems to
+    stderr (one per line, after `prefix`); the caller picks the exit code."""
+    try:
+        return load_config(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{prefix}{problem}", file=sys.stderr)
+        return None
+
+
 def redis_command(group: str, user_errors: tuple[type[Exception], ...] = ()) -> Callable:
     """Wrap `func(args, r, config)` as a CLI command: load the configuration, open the Redis
     the engine uses (synchronous client), run. Exit 2 on a configuration or user error
     (`user_errors`), 3 when Redis fails; messages go to stderr, prefixed `ccengine <group>:`."""
     def wrap(func: Callable) -> Callable[[argparse.Namespace], int]:
         def run(args: argparse.Namespace) -> int:
+            config = config_or_report(args, f"ccengine {group}: ")
+            if config is None:
+                return 2
             try:
-                config = load_config(args.config)
                 r = redis.Redis.from_url(redis_url(args, config), decode_responses=True)
                 return func(args, r, config)
-            except ConfigError as exc:
-                for problem in exc.problems:
-                    print(f"ccengine {group}: {problem}", file=sys.stderr)
-                return 2
             except user_errors as exc:
                 print(f"ccengine {group}: {exc}", file=sys.stderr)
                 return 2

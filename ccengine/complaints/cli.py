@@ -21,7 +21,6 @@ from ccengine.complaints.metrics import ComplaintMetrics
 from ccengine.complaints.service import Complaints
 from ccengine.complaints.store import TicketStore
 from ccengine.complaints.tickets import LEVELS, STATES, TicketError, TicketNotFound
-from ccengine.config import ConfigError, load_config
 from ccengine.store.base import RedisConnection, StoreUnavailable
 from ccengine import cli_support
 
@@ -60,10 +59,8 @@ def register(subparsers: Any, config_arg: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print("\n".join(exc.problems), file=sys.stderr)
+    config = cli_support.config_or_report(args)
+    if config is None:
         return 2
     url = cli_support.redis_url(args, config)
     try:

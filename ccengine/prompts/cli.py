@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Callable
 
-from ccengine.config import ConfigError, load_config
+from ccengine.cli_support import config_or_report
 from ccengine.prompts.build import RATE_FORMATS, cmd_build
 from ccengine.prompts.check import cmd_check
 
@@ -34,17 +33,8 @@ def register(sub: argparse._SubParsersAction, config_arg: Callable) -> None:
     check.set_defaults(func=_check)
 
 
-def _config(args: argparse.Namespace):
-    try:
-        return load_config(args.config)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return None
-
-
 def _build(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = config_or_report(args)
     if config is None:
         return 1
     recordings = args.recordings_dir
@@ -58,7 +48,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = config_or_report(args)
     if config is None:
         return 1
     dialplans = Path(args.dialplans)
