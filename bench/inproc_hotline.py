@@ -10,8 +10,8 @@ one process, best of several repetitions:
 - replay: the same FastAGI plumbing (FastAGIFactory, AgiChannel) replaying the command lines
   the hotline sent, with no route logic: what the route itself adds is the difference.
 
-The "Asterisk" side is a list: each command line the engine writes is answered with the reply
-bench/loadgen.py gives (menu key 1 on the first prompt that takes escape digits).
+The "Asterisk" side is a list: each command line the engine writes is answered as
+bench/loadgen.py answers it (menu key 1 on the first prompt that takes escape digits).
 
     .venv/bin/python bench/inproc_hotline.py [--calls 2000] [--repeat 5] [--profile] [--smoke]
 """
@@ -26,9 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import ReplayRoute, environment_block, pin  # noqa: E402
+from bench.loadgen import digit_reply, reply_to, takes_digits  # noqa: E402
 
 # Any moment will do: the bench opens every queue around the clock.
-MONDAY_10AM = 1767578400.0   # 2026-01-05 02:00 UTC
+START = 1767578400.0   # 2026-01-05 02:00 UTC
 
 
 class _Transport:
@@ -41,31 +42,11 @@ class _Transport:
     def write(self, data: bytes) -> None:
         self.out.append(data)
 
-    def writeSequence(self, data) -> None:
-        self.out.extend(data)
-
     def loseConnection(self) -> None:
         self.closed = True
 
-    abortConnection = loseConnection
 
-    def getPeer(self):
-        from twisted.internet.address import IPv4Address
-        return IPv4Address("TCP", "127.0.0.1", 40000)
-
-    getHost = getPeer
-
-
-def _answer(line: bytes, pressed: list[bool]) -> bytes:
-    """Asterisk's reply to one command line, as bench/loadgen.py answers it."""
-    if line.startswith(b"STREAM FILE"):
-        if not pressed[0] and not line.endswith(b' ""'):
-            pressed[0] = True
-            return b"200 result=49 endpos=8000\n"
-        return b"200 result=0 endpos=3404\n"
-    if line.startswith((b"SET VARIABLE", b"VERBOSE")):
-        return b"200 result=1\n"
-    return b"200 result=0\n"
+MENU_KEY = digit_reply("1")
 
 
 def call(factory, env: bytes, record: list[bytes] | None = None) -> int:
@@ -76,7 +57,7 @@ def call(factory, env: bytes, record: list[bytes] | None = None) -> int:
     transport = _Transport()
     protocol.makeConnection(transport)
     protocol.dataReceived(env)
-    pressed = [False]
+    pressed = False
     commands = 0
     while transport.out:
         data = b"".join(transport.out)
@@ -85,7 +66,11 @@ def call(factory, env: bytes, record: list[bytes] | None = None) -> int:
             if record is not None:
                 record.append(line + b"\n")
             commands += 1
-            protocol.dataReceived(_answer(line, pressed))
+            if not pressed and takes_digits(line):
+                pressed = True
+                protocol.dataReceived(MENU_KEY)
+            else:
+                protocol.dataReceived(reply_to(line))
     if not transport.closed:
         raise RuntimeError("the engine did not close the session")
     protocol.connectionLost(Failure(ConnectionDone()))
@@ -119,7 +104,7 @@ def build(state_dir: Path):
     from ccengine.config import parse_config
 
     clock = Clock()
-    clock.advance(MONDAY_10AM)
+    clock.advance(START)
     all_day = {"open": "00:00", "close": "23:59:59.999999"}
     config = parse_config({
         "engine": {"state_dir": str(state_dir)},

@@ -53,6 +53,24 @@ _REPLIES = (
 _INVALID = b"510 Invalid or unknown command\n"
 
 
+def digit_reply(key: str) -> bytes:
+    """A prompt interrupted by `key`: its ASCII code (agi1_dtmf: `200 result=50 endpos=17280`)."""
+    return b"200 result=%d endpos=8000\n" % ord(key)
+
+
+def takes_digits(line: bytes) -> bool:
+    """A STREAM FILE with escape digits: the first one of a call is the IVR menu."""
+    return line.startswith(b"STREAM FILE") and not line.endswith(b' ""')
+
+
+def reply_to(line: bytes) -> bytes:
+    """Asterisk's reply to a command nobody presses a key during."""
+    for prefix, reply in _REPLIES:
+        if line.startswith(prefix):
+            return reply
+    return _INVALID
+
+
 @dataclass
 class Workload:
     script: str = "hotline"
@@ -173,16 +191,13 @@ class AgiSession(asyncio.Protocol):
             if line.startswith(_ROUTE_OK):
                 self.routed = True
             return b"200 result=1\n"
-        if line.startswith(b"STREAM FILE") and not self.pressed and not line.endswith(b' ""'):
+        if not self.pressed and takes_digits(line):
             # The first prompt that takes escape digits is the menu: the caller presses the key.
             self.pressed = True
             return self.digit_reply
-        for prefix, reply in _REPLIES:
-            if line.startswith(prefix):
-                if prefix == b"HANGUP":
-                    self.hung_up = True
-                return reply
-        return _INVALID
+        if line.startswith(b"HANGUP"):
+            self.hung_up = True
+        return reply_to(line)
 
     def _timed_out(self) -> None:
         self.error = "timeout"
@@ -210,7 +225,7 @@ class _Calls:
         self.serial = itertools.count()
         self.callers = itertools.cycle(workload.callers)
         self.epoch = int(time.time())
-        self.digit_reply = b"200 result=%d endpos=8000\n" % ord(workload.menu_key)
+        self.digit_reply = digit_reply(workload.menu_key)
 
     def env(self) -> bytes:
         n = next(self.serial)
