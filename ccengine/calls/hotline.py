@@ -89,6 +89,7 @@ class HotlineRoute:
         env = channel.env
         started = self.clock.seconds()
         number = routing.caller_number(env.caller_number)
+        call_id = routing.safe_call_id(env.uniqueid)
         # The repeat-complaint index rides in the recognition pipeline: one round trip.
         profile = await self._recognise(number)
         ticket_id = await self._repeat_ticket(profile)
@@ -99,7 +100,7 @@ class HotlineRoute:
 
         if profile.blocked:
             await self.prompter.play(channel, "blocked", lang)
-            await self._finish_without_queue(channel, "blocked", record, started)
+            await self._finish_without_queue(channel, "blocked", call_id, record, started)
             await channel.hangup()
             return
 
@@ -117,20 +118,20 @@ class HotlineRoute:
             record.update(queue=decision.queue, category=decision.category)
             if self.closed_offer and number:
                 await self.closed_offer.offer_when_closed(channel, lang, number, decision.queue,
-                                                          self._call_id(channel))
-            await self._finish_without_queue(channel, "closed", record, started)
+                                                          call_id)
+            await self._finish_without_queue(channel, "closed", call_id, record, started)
             await self.prompter.play(channel, "goodbye", lang)
             return
 
         if ticket_id:
             await channel.set_variable("CC_TICKET_ID", ticket_id)
             record["ticket"] = ticket_id
-        await self._set_route(channel, decision, profile, lang)
+        await self._set_route(channel, decision, profile, lang, call_id)
         self.metrics.calls.labels("routed").inc()
         self.metrics.routed.labels(decision.queue, decision.kind).inc()
         record.update(queue=decision.queue, category=decision.category,
                       priority=decision.priority, outcome="queued", language=lang)
-        await self._save(channel, started, record)
+        await self._save(call_id, started, record)
 
     async def on_watchdog(self, channel: AgiChannel) -> None:
         """The engine stalled: route to the default queue at once (the dialplan would anyway)."""
@@ -209,9 +210,9 @@ class HotlineRoute:
         return second if lang == first else first
 
     async def _set_route(self, channel: AgiChannel, decision: routing.RouteDecision,
-                         profile: CallerProfile, lang: str) -> None:
+                         profile: CallerProfile, lang: str, call_id: str) -> None:
         variables = decision.variables() + [
-            ("CC_CALL_ID", self._call_id(channel)),
+            ("CC_CALL_ID", call_id),
             ("CC_CUSTOMER_TIER", profile.tier),
             ("CC_LANGUAGE", lang),
             ("CC_ACTION", "queue"),
@@ -223,22 +224,18 @@ class HotlineRoute:
             await channel.set_variable(var, value)
         await channel.set_variable("CC_ROUTE_OK", "1")
 
-    async def _finish_without_queue(self, channel: AgiChannel, outcome: str,
+    async def _finish_without_queue(self, channel: AgiChannel, outcome: str, call_id: str,
                                     record: dict, started: float) -> None:
         self.metrics.calls.labels(outcome).inc()
         await channel.set_variable("CC_ACTION", "hangup")
         await channel.set_variable("CC_ROUTE_OK", "1")
         record["outcome"] = outcome
-        await self._save(channel, started, record)
+        await self._save(call_id, started, record)
 
-    async def _save(self, channel: AgiChannel, started: float, record: dict) -> None:
+    async def _save(self, call_id: str, started: float, record: dict) -> None:
         try:
-            await self.records.save(self._call_id(channel), started, record)
+            await self.records.save(call_id, started, record)
         except StoreUnavailable as exc:
             # The caller is already routed; losing the record must not cost the call. The log
             # line keeps the record so it can be recovered from the logs.
             log.error("call record not stored ({exc}): {record}", exc=exc, record=record)
-
-    @staticmethod
-    def _call_id(channel: AgiChannel) -> str:
-        return routing.safe_call_id(channel.env.uniqueid)
