@@ -69,23 +69,31 @@ def main() -> None:
                 servers[kind] = ServerProcess(kind, 0, "--sequence", str(seq_file))
             rates: dict[tuple, list[float]] = {}
             cpu_per_call: dict[tuple, list[float]] = {}
+            gc_share: dict[tuple, list[float]] = {}
             for n in range(args.rounds):
                 order = list(servers) if n % 2 == 0 else list(reversed(servers))
                 for name in order:
                     for load in loads:
+                        gc_before = servers[name].ask("stats").get("gc_seconds", float("nan"))
                         result, cpu = asyncio.run(run_load(servers[name], load, args.seconds,
                                                            workload))
+                        gc_cpu = servers[name].ask("stats").get("gc_seconds", float("nan")) - gc_before
+                        gc_share.setdefault((name, load), []).append(
+                            gc_cpu / (cpu * args.seconds) if cpu else float("nan"))
                         rate = result.ok / args.seconds
                         rates.setdefault((name, load), []).append(rate)
                         cpu_per_call.setdefault((name, load), []).append(
                             cpu * args.seconds / result.ok * 1000 if result.ok else float("nan"))
                         print(f"  round {n + 1} {name:>5} {load[0]} {load[1]}: {rate:7.0f} "
-                              f"sessions/s, server cpu {cpu:.0%}", flush=True)
+                              f"sessions/s, server cpu {cpu:.0%} (garbage collector "
+                              f"{gc_share[(name, load)][-1]:.1%} of it)", flush=True)
             for load in loads:
                 med = {name: statistics.median(rates[(name, load)]) for name in servers}
                 ms = {name: statistics.median(cpu_per_call[(name, load)]) for name in servers}
+                gcs = {name: statistics.median(gc_share[(name, load)]) for name in servers}
                 print(f"{load[0]} {load[1]}: " + ", ".join(
-                    f"{name} {med[name]:.0f}/s ({ms[name]:.2f} ms CPU/call)" for name in servers))
+                    f"{name} {med[name]:.0f}/s ({ms[name]:.2f} ms CPU/call, gc {gcs[name]:.1%})"
+                    for name in servers))
                 print(f"  this/other {med['this'] / med['other']:.2f}; "
                       f"this/bare {med['this'] / med['bare']:.2f}; "
                       f"other/bare {med['other'] / med['bare']:.2f}")

@@ -74,7 +74,7 @@ def run_hotline(args) -> None:
     from twisted.logger import globalLogBeginner, textFileLogObserver
 
     from ccengine.agi.server import FastAGIFactory
-    from ccengine.app import build_service, freeze_startup_heap
+    from ccengine.app import build_service, tune_garbage_collector
     from ccengine.config import parse_config
     from ccengine.store.embedded import free_port
 
@@ -107,7 +107,7 @@ def run_hotline(args) -> None:
     top.startService()
     _control(loop, stats, reactor.stop)
     reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
-    freeze_startup_heap()   # as `ccengine run` does
+    tune_garbage_collector()   # as `ccengine run` does
     reactor.callWhenRunning(_reply, {"port": port})
     reactor.run()
 

@@ -74,7 +74,7 @@ class _Session:
         # One timer for the watchdog and the session cap, checked lazily: nothing happens per
         # command. When it comes due it reads the protocol's state and re-arms for the rest
         # (_timer_due).
-        self._timer = Deadline(factory.clock, self._timer_due)
+        self._timer: Deadline | None = Deadline(factory.clock, self._timer_due)
         self._cap_at = 0.0
 
     def start(self) -> None:
@@ -201,6 +201,9 @@ class _Session:
         if self._rescue is not None and not self._rescue.called:
             self._rescue.cancel()
         self._timer.stop()
+        # The timer and the handler's Deferred hold our bound methods and we hold them:
+        # reference cycles, broken so the call is freed at once (FastAGIProtocol.connectionLost).
+        self._handler = self._rescue = self._timer = None
         self.factory.session_finished(self, outcome)
         self.protocol.close()
 

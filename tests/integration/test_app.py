@@ -75,12 +75,14 @@ def test_language_routing_reads_the_same_staffing_as_the_wait_estimate(tmp_path,
 
 
 def test_startup_heap_is_frozen_and_later_garbage_still_collected():
-    """freeze_startup_heap (called by `ccengine run` after start-up) takes every object alive at
-    start-up out of the collector (gc.get_freeze_count), while a reference cycle made after it
-    is still found by a full collection."""
+    """tune_garbage_collector (called by `ccengine run` after start-up) takes every object alive
+    at start-up out of the collector (gc.get_freeze_count) and sets the engine's thresholds,
+    while a reference cycle made after it is still found by a full collection."""
     import gc
+    thresholds = gc.get_threshold()
     try:
-        app.freeze_startup_heap()
+        app.tune_garbage_collector()
+        assert gc.get_threshold() == app.GC_THRESHOLD
         frozen = gc.get_freeze_count()
         assert frozen > 1000     # modules, config, metrics: far more than a handful
 
@@ -98,3 +100,4 @@ def test_startup_heap_is_frozen_and_later_garbage_still_collected():
         assert gc.get_freeze_count() == frozen
     finally:
         gc.unfreeze()
+        gc.set_threshold(*thresholds)

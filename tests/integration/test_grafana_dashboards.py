@@ -178,7 +178,9 @@ class PrometheusServer:
                 raise AssertionError(f"prometheus exited: {self.process.returncode}")
             try:
                 result = check()
-            except (OSError, KeyError):
+            except (OSError, KeyError, ValueError):
+                # ValueError: while starting, Prometheus answers 503 with a plain-text body
+                # ("Service Unavailable"), which is not JSON.
                 result = None
             if result:
                 return result
