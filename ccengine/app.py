@@ -110,8 +110,8 @@ def build_service(config, reactor, redis_url: str):
 # Collect the youngest generation every 10 000 net allocations instead of every 700. A call's
 # objects are freed by reference counting when it ends (no reference cycles on the call path,
 # tests/protocol/test_agi_no_cycles.py), so collecting more often finds nothing and only walks
-# the objects of the calls in progress: 0.7-1.6 % of the CPU at closed 50 and 7-8 % at closed
-# 500 with 700, 0-0.6 % with 10 000 (bench/README.md). What cycles the rarer paths make (a
+# the objects of the calls in progress: 1.6 % of the CPU at closed 50 and 7-8 % at closed 500
+# with 700; 0.1 % and 1.6-3 % with 10 000 (bench/README.md). What cycles the rarer paths make (a
 # logged Failure's traceback) wait a little longer for the collector: a few MB at most.
 GC_THRESHOLD = (10_000, 10, 10)
 
