@@ -15,7 +15,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field
-from datetime import date, time
+from datetime import time
 from importlib import resources
 from pathlib import Path
 from typing import Mapping
@@ -24,7 +24,7 @@ from ccengine import tomlclasses
 from ccengine.config_features import (AgentsConfig, ComplaintsConfig, OutboundConfig,
                                       WaitingConfig)
 from ccengine.configcheck import (CATEGORY_RE, DAYS, KINDS, LANGUAGE_RE, QUEUE_NAME_RE,
-                                  port as _port, positive as _positive)
+                                  calendar, port as _port, positive as _positive)
 
 class ConfigError(Exception):
     """The configuration is unusable; `problems` lists each one with its location."""
@@ -199,12 +199,7 @@ class QueueConfig:
                 time.fromisoformat(getattr(self, key))
             except ValueError:
                 out.append(f"{key}: expected HH:MM, got '{getattr(self, key)}'")
-        out += [f"days: '{d}' is not one of {', '.join(DAYS)}" for d in self.days if d not in DAYS]
-        for d in self.closed_dates:
-            try:
-                date.fromisoformat(d)
-            except ValueError:
-                out.append(f"closed_dates: '{d}' is not a date (YYYY-MM-DD)")
+        out += calendar(self.days, self.closed_dates)
         if not 0 < self.sl_target <= 1 or not 0 <= self.abandon_target <= 1:
             out.append("sl_target and abandon_target are fractions between 0 and 1")
         if self.min_available_agents < 0 or self.short_abandon_seconds < 0:

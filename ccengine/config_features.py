@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, time
+from datetime import time
 from typing import Mapping
 
-from ccengine.configcheck import DAYS, QUEUE_NAME_RE, positive as _positive
+from ccengine.configcheck import QUEUE_NAME_RE, calendar, positive as _positive
 
 
 @dataclass(frozen=True)
@@ -137,12 +137,7 @@ class OutboundConfig:
                 out.append(f"{key}: expected HH:MM")
         if not out and time.fromisoformat(self.window_start) >= time.fromisoformat(self.window_end):
             out.append("window_start: must be before window_end")
-        out += [f"days: '{d}' is not one of {', '.join(DAYS)}" for d in self.days if d not in DAYS]
-        for d in self.closed_dates:
-            try:
-                date.fromisoformat(d)
-            except ValueError:
-                out.append(f"closed_dates: '{d}' is not a date (YYYY-MM-DD)")
+        out += calendar(self.days, self.closed_dates)
         if not self.retry_minutes or any(m <= 0 for m in self.retry_minutes):
             out.append("retry_minutes: one or more waits in minutes, each greater than 0")
         if self.per_number_interval_minutes < 0:

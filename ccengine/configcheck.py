@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Any
 
 LANGUAGE_RE = re.compile(r"^[a-z]{2,3}$")
@@ -17,3 +18,14 @@ def port(port: int) -> list[str]:
 
 def positive(obj: Any, *names: str) -> list[str]:
     return [f"{n}: must be greater than 0" for n in names if getattr(obj, n) <= 0]
+
+
+def calendar(days: tuple[str, ...], closed_dates: tuple[str, ...]) -> list[str]:
+    """Problems of a `days` / `closed_dates` pair (queue hours, the outbound calling window)."""
+    out = [f"days: '{d}' is not one of {', '.join(DAYS)}" for d in days if d not in DAYS]
+    for d in closed_dates:
+        try:
+            date.fromisoformat(d)
+        except ValueError:
+            out.append(f"closed_dates: '{d}' is not a date (YYYY-MM-DD)")
+    return out

@@ -89,3 +89,17 @@ def test_language_queues_must_name_configured_queues_and_languages():
                                                                        "fr": "inbound"}}}})
     assert "bad.toml: queues.inbound.language_queues.en: queue 'inbound_en' is not configured" in problems
     assert "bad.toml: queues.inbound.language_queues.fr: not in company.languages" in problems
+
+
+def test_days_and_closed_dates_are_checked_for_queues_and_the_calling_window():
+    """Queue hours and the outbound calling window share one calendar check."""
+    problems = problems_of({
+        "queues": {"inbound": {"days": ["mon", "funday"], "closed_dates": ["2026-02-30"]}},
+        "outbound": {"days": ["sun", "someday"], "closed_dates": ["tomorrow"]},
+    })
+    assert sorted(problems) == sorted([
+        "bad.toml: queues.inbound.days: 'funday' is not one of mon, tue, wed, thu, fri, sat, sun",
+        "bad.toml: queues.inbound.closed_dates: '2026-02-30' is not a date (YYYY-MM-DD)",
+        "bad.toml: outbound.days: 'someday' is not one of mon, tue, wed, thu, fri, sat, sun",
+        "bad.toml: outbound.closed_dates: 'tomorrow' is not a date (YYYY-MM-DD)",
+    ])
