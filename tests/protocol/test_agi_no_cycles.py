@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import gc
 import weakref
-
-from datetime import datetime
-from zoneinfo import ZoneInfo
+from contextlib import contextmanager
 
 import pytest
 import pytest_twisted
@@ -24,11 +22,8 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 
-from agi_harness import ScriptedAsterisk, agi_factory, digit_code_reply
-from ccengine.calls import feature as calls_feature
-from engine_context import engine_context
-
-MONDAY_10AM = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
+from agi_harness import ScriptedAsterisk, agi_factory
+from test_hotline import build, call, press_on_menu
 
 
 class Route:
@@ -61,6 +56,27 @@ def _waits_for_gate():
     return waits, gate
 
 
+@contextmanager
+def collector_off():
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def detach(asterisk: ScriptedAsterisk) -> None:
+    """Break the test harness's own cycle (its transport calls back into it): not the engine's."""
+    asterisk.transport._on_write = asterisk.transport._on_close = None
+
+
+def still_alive(refs: list[weakref.ref]) -> list[str]:
+    return [type(ref()).__name__ for ref in refs if ref() is not None]
+
+
 def watch_sessions(factory) -> list[weakref.ref]:
     """Weak references to the factory's sessions, appended as each one finishes."""
     sessions: list[weakref.ref] = []
@@ -74,20 +90,8 @@ def watch_sessions(factory) -> list[weakref.ref]:
     return sessions
 
 
-def press_menu_1(command):
-    if command.startswith(b"STREAM FILE") and b"menu" in command:
-        return digit_code_reply("1", endpos=8000)   # agi1_dtmf
-    return None
-
-
-async def call_once(factory):
-    asterisk = ScriptedAsterisk(factory, press_menu_1)
-    asterisk.dial("hotline", callerid="13800000002", uniqueid="cclab-1795364563.6")
-    await asterisk.finished
-
-
-def run_session(outcome: str) -> tuple[list[weakref.ref], object, object]:
-    """One session ending with `outcome`; weak references to its engine objects."""
+def run_session(outcome: str) -> list[weakref.ref]:
+    """One session ending with `outcome`; weak references to its protocol, session, channel."""
     if outcome == "ok":
         route = Route(set_ok)
     elif outcome == "hangup":
@@ -98,16 +102,14 @@ def run_session(outcome: str) -> tuple[list[weakref.ref], object, object]:
     factory, clock, registry = agi_factory({"hotline": route}, max_silence=3.0)
     sessions = watch_sessions(factory)
     asterisk = ScriptedAsterisk(factory).dial("hotline")
-    protocol = asterisk.protocol
     if outcome == "hangup":
         asterisk.hangup()
         gate.callback(None)
     assert registry.get_sample_value("ccengine_agi_sessions_total",
                                      {"script": "hotline", "outcome": outcome}) == 1
     assert clock.getDelayedCalls() == []
-    # The test harness's own cycle (its transport calls back into it) is not the engine's.
-    asterisk.transport._on_write = asterisk.transport._on_close = None
-    return [weakref.ref(protocol), *sessions, *route.seen], factory, clock
+    detach(asterisk)
+    return [weakref.ref(asterisk.protocol), *sessions, *route.seen]
 
 
 @pytest.mark.parametrize("outcome", ["ok", "hangup"])
@@ -117,39 +119,24 @@ def test_finished_session_is_freed_without_the_garbage_collector(outcome):
     Not checked: a lost connection or the watchdog. Those log the handler's Failure, whose
     traceback keeps the call's frames (in cycles, and in the log buffer tests run with); they
     are rare, and the collector frees them as before."""
-    was_enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()
-    try:
-        refs, factory, clock = run_session(outcome)
+    with collector_off():
+        refs = run_session(outcome)
         assert len(refs) == 3
-        alive = [type(ref()).__name__ for ref in refs if ref() is not None]
-        assert alive == [], f"left for the garbage collector: {alive}"
-    finally:
-        if was_enabled:
-            gc.enable()
+        assert still_alive(refs) == [], "left for the garbage collector"
 
 
 def test_the_check_sees_an_object_kept_alive_by_a_cycle():
     """The check above can fail: a session whose protocol is in a cycle stays alive."""
-    was_enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()
-    try:
-        route = Route(set_ok)
-        factory, _, _ = agi_factory({"hotline": route})
+    with collector_off():
+        factory, _, _ = agi_factory({"hotline": Route(set_ok)})
         asterisk = ScriptedAsterisk(factory).dial("hotline")
-        protocol = asterisk.protocol
-        protocol.cycle = protocol
-        ref = weakref.ref(protocol)
-        asterisk.transport._on_write = asterisk.transport._on_close = None
-        del asterisk, protocol
-        assert ref() is not None
+        asterisk.protocol.cycle = asterisk.protocol
+        refs = [weakref.ref(asterisk.protocol)]
+        detach(asterisk)
+        del asterisk
+        assert still_alive(refs) == ["FastAGIProtocol"]
         gc.collect()
-        assert ref() is None
-    finally:
-        if was_enabled:
-            gc.enable()
+        assert still_alive(refs) == []
 
 
 @pytest_twisted.ensureDeferred
@@ -158,27 +145,19 @@ async def test_hotline_call_is_freed_without_the_garbage_collector(redis_url):
     metrics), a known caller pressing 1: nothing of the call waits for the collector."""
     redis.Redis.from_url(redis_url).hset("cc:customer:13800000001",
                                          mapping={"name": "Li Lei", "tier": "known"})
-    factory, ctx = engine_context(redis_url, now=MONDAY_10AM)
-    factory.routes.update(calls_feature.build(ctx).routes)
+    factory, _, _ = build(redis_url)
     sessions = watch_sessions(factory)
-    await call_once(factory)            # connects the Redis lane, loads the scripts
-    was_enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()
-    try:
-        asterisk = ScriptedAsterisk(factory, press_menu_1)
-        asterisk.dial("hotline", callerid="13800000001", uniqueid="cclab-1795364563.7")
-        await asterisk.finished
+    # The first call connects the Redis lane and loads the scripts.
+    await call(factory, press_on_menu("1"), callerid="13800000002", uniqueid="cclab-1795364563.6")
+    with collector_off():
+        asterisk = await call(factory, press_on_menu("1"), callerid="13800000001",
+                              uniqueid="cclab-1795364563.7")
         # `finished` fires inside the engine's close (the harness delivers it synchronously);
         # the session's last frames unwind on this turn.
         await deferLater(reactor, 0, lambda: None)
         assert asterisk.variables["CC_ROUTE_OK"] == "1"
         assert asterisk.variables["CC_CUSTOMER_NAME"] == "Li Lei"
         refs = [weakref.ref(asterisk.protocol), sessions[-1]]
-        asterisk.transport._on_write = asterisk.transport._on_close = None
+        detach(asterisk)
         del asterisk
-        alive = [type(ref()).__name__ for ref in refs if ref() is not None]
-        assert alive == [], f"left for the garbage collector: {alive}"
-    finally:
-        if was_enabled:
-            gc.enable()
+        assert still_alive(refs) == [], "left for the garbage collector"
