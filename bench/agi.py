@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import ServerProcess, machine, open_fds, pin, pin_pid  # noqa: E402
 from bench.loadgen import Result, Workload, closed_loop, health_checks, open_loop  # noqa: E402
-from bench.redis_calls import measure, report, seed_callers  # noqa: E402
+from bench.redis_calls import critical_path, measure, report, seed_callers  # noqa: E402
 
 KINDS = ("hotline", "bare", "panoramisk")
 TIMEOUT = 5.0
@@ -145,7 +145,9 @@ def main() -> int:
             lines = summarise(figures, loads, smoke=args.smoke)
             found = measure(redis_server.url, servers["hotline"].port, workload,
                             30 if args.smoke else 200)
-            lines += report(found)
+            critical = critical_path(redis_server.host, redis_server.port, workload,
+                                     str(Path(tmp) / "engine-proxied"), 20 if args.smoke else 60)
+            lines += report(found, critical)
             ok, text = health_check(servers["hotline"], checks)
             print("# " + text)
             lines.append(f"{verdict(ok)} health check costs nothing and leaves nothing running "

@@ -39,3 +39,9 @@ def engine_context(redis_url: str, *, now: float, config: Config | None = None,
     ctx = EngineContext(config=config, clock=clock, registry=registry, redis=conn, ami=ami,
                         prompter=prompter_for(config, registry))
     return factory, ctx
+
+
+def records_written(factory):
+    """Fires once the hotline's call records are in Redis: the route writes them after the
+    caller is routed, without holding the session (store/pending.py)."""
+    return factory.routes["hotline"].writes.wait()

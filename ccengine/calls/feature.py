@@ -13,6 +13,7 @@ from ccengine.feature import EngineContext, Feature
 from ccengine.store.base import StoreUnavailable
 from ccengine.store.calls import CallRecordStore
 from ccengine.store.customers import CustomerStore
+from ccengine.store.pending import PendingWrites
 
 
 def build(ctx: EngineContext) -> Feature:
@@ -23,13 +24,15 @@ def build(ctx: EngineContext) -> Feature:
     ctx.shared["call_records"] = records
     settings = HotlineSettings(company=config.company, ivr=config.ivr, callers=config.callers,
                                queues=dict(config.queues))
+    # Call records are written after the caller is routed; shutdown waits for them.
+    writes = PendingWrites(ctx.clock, drain_timeout=2 * config.redis.timeout + 1)
     hotline = HotlineRoute(settings, customers, records, ctx.prompter,
-                           HotlineMetrics(ctx.registry, config.queues), ctx.clock,
+                           HotlineMetrics(ctx.registry, config.queues), ctx.clock, writes,
                            closed_offer=ctx.shared.get("closed_offer"),
                            repeat=ctx.shared.get("repeat_complaints"),
                            availability=ctx.shared.get("agent_availability"))
     return Feature(routes={"hotline": hotline},
-                   services=[CallerListsLoader(config.callers, customers)])
+                   services=[CallerListsLoader(config.callers, customers), writes])
 
 
 class CallerListsLoader(Service):

@@ -9,7 +9,9 @@ Steps, in order:
 4. outside the chosen queue's hours: the hours, a callback offer if the waiting-callers
    feature is wired, then hang up;
 5. otherwise set the route variables and CC_ROUTE_OK=1 *last*, so the dialplan never acts on a
-   half-written route; then the call record is written (second Redis round trip).
+   half-written route. The session then ends and the dialplan goes on to Queue(); the call
+   record is written meanwhile (second Redis round trip, off the caller's path: the caller
+   never waits for it, shutdown does; store/pending.py).
 """
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
+from twisted.internet.defer import CancelledError
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from ccengine.agi.channel import AgiChannel
 from ccengine.calls import hours, routing
@@ -26,6 +30,7 @@ from ccengine.config import CallersConfig, CompanyConfig, IvrConfig, QueueConfig
 from ccengine.store.base import StoreUnavailable
 from ccengine.store.calls import CallRecordStore
 from ccengine.store.customers import CallerProfile, CustomerStore
+from ccengine.store.pending import PendingWrites
 
 log = Logger()
 
@@ -70,7 +75,8 @@ class HotlineRoute:
 
     def __init__(self, settings: HotlineSettings, customers: CustomerStore,
                  records: CallRecordStore, prompter: Prompter, metrics: HotlineMetrics,
-                 clock: Any, closed_offer: ClosedHoursOffer | None = None,
+                 clock: Any, writes: PendingWrites,
+                 closed_offer: ClosedHoursOffer | None = None,
                  repeat: RepeatComplaints | None = None,
                  availability: Callable[[str], int | None] | None = None):
         self.settings = settings
@@ -79,6 +85,7 @@ class HotlineRoute:
         self.prompter = prompter
         self.metrics = metrics
         self.clock = clock
+        self.writes = writes
         self.closed_offer = closed_offer
         self.repeat = repeat
         # queue -> agents staffing it (None = not known yet); waiting.events.StaffingTracker
@@ -131,7 +138,7 @@ class HotlineRoute:
         self.metrics.routed.labels(decision.queue, decision.kind).inc()
         record.update(queue=decision.queue, category=decision.category,
                       priority=decision.priority, outcome="queued", language=lang)
-        await self._save(call_id, started, record)
+        self._save(call_id, started, record)
 
     async def on_watchdog(self, channel: AgiChannel) -> None:
         """The engine stalled: route to the default queue at once (the dialplan would anyway)."""
@@ -230,12 +237,21 @@ class HotlineRoute:
         await channel.set_variable("CC_ACTION", "hangup")
         await channel.set_variable("CC_ROUTE_OK", "1")
         record["outcome"] = outcome
-        await self._save(call_id, started, record)
+        self._save(call_id, started, record)
 
-    async def _save(self, call_id: str, started: float, record: dict) -> None:
-        try:
-            await self.records.save(call_id, started, record)
-        except StoreUnavailable as exc:
-            # The caller is already routed; losing the record must not cost the call. The log
-            # line keeps the record so it can be recovered from the logs.
-            log.error("call record not stored ({exc}): {record}", exc=exc, record=record)
+    def _save(self, call_id: str, started: float, record: dict) -> None:
+        """Write the call record without holding the call: the route's decision is already
+        acknowledged, and the session may end while Redis stores the record."""
+        saving = self.records.save(call_id, started, record)
+        saving.addErrback(_not_saved, record)
+        self.writes.add(saving)
+
+
+def _not_saved(failure: Failure, record: dict) -> None:
+    # Losing the record must not cost the call. The log line keeps the record so it can be
+    # recovered from the logs.
+    if failure.check(StoreUnavailable, CancelledError):
+        log.error("call record not stored ({exc}): {record}",
+                  exc=failure.getErrorMessage() or failure.type.__name__, record=record)
+    else:
+        log.failure("call record not stored: {record}", failure, record=record)

@@ -24,6 +24,7 @@ from typing import Any, Callable
 from redis.asyncio.connection import parse_url
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, UNIXClientEndpoint
+from twisted.internet.interfaces import ITCPTransport
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
 
@@ -151,6 +152,11 @@ class _RespProtocol(Protocol):
 
     def connectionMade(self) -> None:
         self.writer = DirectWriter(self.transport)
+        if ITCPTransport.providedBy(self.transport):
+            # Requests are pipelined: with Nagle's algorithm a request written while the
+            # previous one is unacknowledged waits for Redis's reply or the kernel's delayed
+            # ACK (up to 40 ms) before it leaves. redis-py and redis-server set it too.
+            self.transport.setTcpNoDelay(True)
 
     def dataReceived(self, data: bytes) -> None:
         buf = self._buffer + data if self._buffer else data

@@ -74,6 +74,26 @@ def test_language_routing_reads_the_same_staffing_as_the_wait_estimate(tmp_path,
     assert availability("inbound") is None                 # nothing known before AMI syncs
 
 
+def test_engine_shutdown_waits_for_the_hotlines_pending_record_writes(tmp_path, redis_url):
+    """The hotline writes call records after the session ends; the writes it leaves pending
+    are a service of the engine, so stopping the engine waits for them."""
+    from twisted.internet.defer import Deferred
+    from ccengine.store.pending import PendingWrites
+    config = parse_config({"engine": {"state_dir": str(tmp_path)}})
+    top, ctx = app.build_service(config, reactor, redis_url)
+    factory = next(s.args[1] for s in top if getattr(s, "args", None) and
+                   hasattr(s.args[1], "routes"))
+    writes = factory.routes["hotline"].writes
+    assert isinstance(writes, PendingWrites) and writes in list(top)
+    write: Deferred = Deferred()
+    writes.add(write)
+    writes.startService()
+    stopping = writes.stopService()
+    assert not stopping.called
+    write.callback(None)
+    assert stopping.called
+
+
 def test_startup_heap_is_frozen_and_later_garbage_still_collected():
     """tune_garbage_collector (called by `ccengine run` after start-up) takes every object alive
     at start-up out of the collector (gc.get_freeze_count) and sets the engine's thresholds,

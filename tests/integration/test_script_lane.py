@@ -62,6 +62,21 @@ async def test_lookup_and_record_save_agree_on_both_roads(redis_url, lane):
 
 
 @pytest_twisted.ensureDeferred
+async def test_the_lane_sends_each_request_at_once_without_nagle(redis_url):
+    """Pipelined requests must not wait for the previous one's ACK (Nagle's algorithm with the
+    kernel's delayed ACK held a call's lookup up to 40 ms behind the previous call's record,
+    found by bench/redis_calls.py): the lane's socket has TCP_NODELAY, as redis-py's has."""
+    import socket
+    conn = lane_conn(redis_url)
+    try:
+        await conn.script(LuaScript("return 1"), (), ())
+        handle = conn._lane._protocol.transport.getHandle()
+        assert handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        await conn.close()
+
+
+@pytest_twisted.ensureDeferred
 async def test_noscript_after_flush_runs_eval_and_caches_the_script_again(redis_url):
     """After SCRIPT FLUSH (or a Redis restart) EVALSHA answers NOSCRIPT; the lane runs EVAL
     once, and the next call finds the script cached."""

@@ -10,7 +10,7 @@ import pytest_twisted
 import redis
 
 from agi_harness import ScriptedAsterisk, digit_code_reply
-from engine_context import engine_context
+from engine_context import engine_context, records_written
 from ccengine.calls import feature as calls_feature
 from ccengine.config import load_config, parse_config
 
@@ -61,6 +61,7 @@ async def test_vip_caller_pressing_1_is_routed_with_vip_priority(redis_url):
     # CC_ROUTE_OK is the last variable set: the dialplan never sees a half-written route.
     last_set = [c for c in asterisk.commands if c.startswith(b"SET VARIABLE")][-1]
     assert last_set.startswith(b"SET VARIABLE CC_ROUTE_OK")
+    await records_written(factory)
     record = r.hgetall("cc:call:cclab-1795364563.0")
     assert (record["caller"], record["queue"], record["category"], record["outcome"]) == \
         ("13800000001", "inbound", "30", "queued")
@@ -83,6 +84,7 @@ async def test_blocked_caller_hears_a_message_and_is_hung_up_and_counted(redis_u
     assert "CC_QUEUE" not in asterisk.variables
     assert (asterisk.variables["CC_ACTION"], asterisk.variables["CC_ROUTE_OK"]) == ("hangup", "1")
     assert registry.get_sample_value("ccengine_hotline_calls_total", {"outcome": "blocked"}) == 1
+    await records_written(factory)
     assert r.hget("cc:call:blocked-1", "outcome") == "blocked"
     r.close()
     await conn.close()

@@ -17,6 +17,7 @@ from ami_replay import ClientHarness
 from ccengine.agi.wire import UnsafeAgiText
 from ccengine.ami.wire import Action, UnsafeAmiValue
 from ccengine.calls.routing import display_name
+from engine_context import records_written
 from rel_support import call, hotline_factory, press_on_menu, sessions
 
 VERBS = (b"SET VARIABLE ", b"GET VARIABLE ", b"STREAM FILE ", b"GET DATA ", b"WAIT FOR DIGIT ",
@@ -96,6 +97,7 @@ async def test_case1_hostile_caller_numbers_become_an_anonymous_caller(redis_url
     v = asterisk.variables
     assert (v["CC_QUEUE"], v["CC_CUSTOMER_TIER"], v["CC_ROUTE_OK"]) == ("complaint", "new", "1")
     assert b"1380" not in asterisk.written
+    await records_written(factory)
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     assert r.hget("cc:call:hostile-num-1", "caller") == ""
     assert [k for k in r.keys("cc:customer:*")] == []
@@ -115,6 +117,7 @@ async def test_case1_crlf_in_caller_number_is_a_line_end_not_a_hangup(redis_url)
     assert not asterisk.protocol.hung_up
     assert sessions(registry, "hotline", "ok") == 1
     assert asterisk.variables["CC_ROUTE_OK"] == "1"
+    await records_written(factory)
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     assert r.hget("cc:call:crlf-num-1", "caller") == "13800000001"
     r.close()
@@ -165,6 +168,7 @@ async def test_case1_newline_in_caller_name_cannot_override_the_environment(redi
     asterisk = await call(factory, press_on_menu("1"), callerid="13700000002",
                           calleridname=injected, uniqueid="real-call-1",
                           channel="PJSIP/caller-00000042")
+    await records_written(factory)
     assert r.hgetall("cc:call:victim-call") == {"queue": "complaint", "outcome": "queued"}
     assert sessions(registry, "decoy", "ok") == 0
     if "CC_ROUTE_OK" in asterisk.variables:       # handled: as itself, by the hotline

@@ -1,5 +1,5 @@
 """Issue 8, case 9: a stalled Redis costs the stalled caller at most the watchdog bound and
-costs the other calls nothing.
+costs the other calls nothing; a stall after routing costs the caller nothing.
 
 Runs on the real asyncio reactor (pytest-twisted), not a Clock: a Twisted TCP proxy on
 loopback sits in front of the real redis-server and holds every byte while "stalled", so the
@@ -14,12 +14,13 @@ import json
 
 import pytest
 import pytest_twisted
+import redis
 from prometheus_client import CollectorRegistry
-from twisted.internet.defer import Deferred
 
 from agi_harness import HOLD, ScriptedAsterisk, default_reply
+from ccengine.config import parse_config
 from ccengine.web import Health, build_root
-from rel_support import StallingProxy, hotline_factory, press_on_menu, sessions
+from rel_support import StallingProxy, call, hotline_factory, press_on_menu, sessions
 
 MAX_SILENCE = 0.3
 WATCHDOG_GRACE = 1.0
@@ -126,28 +127,47 @@ async def test_case9_redis_stall_hits_only_the_stalled_call_within_the_watchdog_
 
 
 @pytest_twisted.ensureDeferred
-async def test_case9_stalled_record_write_after_routing_keeps_the_callers_choice(redis_url):
-    """Case 9: when the call record write stalls after the route was acknowledged, the
-    watchdog must not replace the caller's choice (complaint queue, category 10) with the
-    default route: the last value of every route variable is still the caller's decision."""
-    factory, registry, conn = hotline_factory(redis_url)
-    hotline = factory.routes["hotline"]
-    hotline.records.save = lambda *args, **kwargs: Deferred()          # stalls, never answers
+async def test_case9_stalled_record_write_neither_holds_the_caller_nor_is_lost(redis_server,
+                                                                                 redis_url):
+    """Case 9: Redis goes silent after the caller was recognised and routed, as the call
+    record is written. The caller is not held: the session ends right after CC_ROUTE_OK with
+    the caller's choice (complaint queue, category 10), no watchdog. The write stays pending;
+    the engine's shutdown waits for it, and once Redis answers again the record is stored."""
     from twisted.internet import reactor
-    reached: Deferred = Deferred()
+    from twisted.internet.task import deferLater
+    proxy = StallingProxy(reactor, redis_server.host, redis_server.port)
+    all_day = {"open": "00:00", "close": "23:59:59.999999"}     # the real clock: any day, hour
+    config = parse_config({"queues": {name: dict(all_day) for name in
+                                      ("inbound", "complaint", "outbound", "supervisor")}}, "test")
+    factory, registry, conn = hotline_factory(
+        proxy.url, clock=reactor, config=config, redis_timeout=10.0, max_silence=MAX_SILENCE,
+        watchdog_grace=WATCHDOG_GRACE)
+    writes = factory.routes["hotline"].writes
     menu = press_on_menu("3")
 
     def answer(command: bytes):
-        if command.startswith(b"SET VARIABLE CC_ROUTE_OK") and not reached.called:
-            # resume the test on the next reactor turn, not inside the harness's reply loop
-            reactor.callLater(0, reached.callback, None)
+        if command.startswith(b"SET VARIABLE CC_ROUTE_OK"):
+            proxy.hold()            # the route is acknowledged; Redis goes silent
         return menu(command)
-    asterisk = ScriptedAsterisk(factory, answer)
-    asterisk.dial("hotline", callerid="13700000021")
-    await reached                   # after the real Redis lookup, the menu and the route
-    assert asterisk.variables.get("CC_ROUTE_OK") == "1" and not asterisk.closed
-    asterisk.advance(factory.settings.max_silence + factory.settings.watchdog_grace + 0.1)
-    await asterisk.finished
-    v = asterisk.variables
-    assert (v["CC_QUEUE"], v["CC_CATEGORY"], v["CC_ROUTE_OK"]) == ("complaint", "10", "1")
-    await conn.close()
+    try:
+        asterisk = await call(factory, answer, callerid="13700000021", uniqueid="stalled-rec-1")
+        assert asterisk.closed and proxy.holding
+        v = asterisk.variables
+        assert (v["CC_QUEUE"], v["CC_CATEGORY"], v["CC_ROUTE_OK"]) == ("complaint", "10", "1")
+        assert sessions(registry, "hotline", "ok") == 1
+        assert not registry.get_sample_value("ccengine_agi_watchdog_fired_total",
+                                             {"script": "hotline"})
+        assert len(writes) == 1
+        stopping = writes.stopService()
+        await deferLater(reactor, MAX_SILENCE, lambda: None)
+        assert not stopping.called            # shutdown waits for the record ...
+        proxy.release()
+        await stopping                        # ... which is stored once Redis answers
+        assert len(writes) == 0
+        r = redis.Redis.from_url(redis_url, decode_responses=True)
+        assert r.hgetall("cc:call:stalled-rec-1")["queue"] == "complaint"
+        r.close()
+    finally:
+        proxy.release()
+        await conn.close()
+        await proxy.close()
