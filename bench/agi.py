@@ -83,14 +83,18 @@ def health_check(server: ServerProcess, count: int) -> tuple[bool, str]:
     per_check_ms = burst_cpu / count * 1000
     # Left behind = more after than before; a timer of an earlier call that came due during
     # the checks (fewer after) is not something the checks left running.
-    leftovers = {k: (before[k], after[k]) for k in before
+    leftovers = {k: (before[k], after[k]) for k in ("delayed_calls", "tasks", "sessions")
                  if before[k] is not None and after[k] > before[k]}
     ok = (failures == 0 and idle <= 0.02 and per_check_ms <= 0.5 and not leftovers
           and fds1 <= fds0)
     return ok, (f"{server.kind}: {count} health checks: {per_check_ms:.3f} ms CPU each, "
                 f"{idle:.0%} of a core in the second after, fds {fds0}->{fds1}, "
-                f"timers/tasks/sessions {before} -> {after}"
+                f"timers/tasks/sessions {_counts(before)} -> {_counts(after)}"
                 f"{', failed connects ' + str(failures) if failures else ''}")
+
+
+def _counts(stats: dict) -> tuple:
+    return stats["delayed_calls"], stats["tasks"], stats["sessions"]
 
 
 def capture_sequence(port: int, workload: Workload) -> list[str]:
