@@ -99,21 +99,23 @@ def test_a_record_still_unwritten_at_the_shutdown_deadline_is_cancelled_and_logg
     assert len(lost) == 1 and lost[0]["log_level"].name == "error"
 
 
-def test_a_failed_record_write_is_logged_with_the_record(logged):
+def failed_save(error: Exception, logged: list[dict]) -> dict:
+    """Save a record whose write fails with `error`; the one log event that carries it."""
     writes = PendingWrites(Clock())
     records = Records()
     route_with(records, writes)._save("call-8", 1000.0, {"caller": "13800000008"})
-    records.saves[0][2].errback(StoreUnavailable("redis timeout"))
-    (event,) = [e for e in logged if "record" in e]
-    assert event["record"]["caller"] == "13800000008" and "redis timeout" in event["exc"]
+    records.saves[0][2].errback(error)
     assert len(writes) == 0
+    (event,) = [e for e in logged if "record" in e]
+    assert event["record"]["caller"] == "13800000008"
+    return event
+
+
+def test_a_failed_record_write_is_logged_with_the_record(logged):
+    event = failed_save(StoreUnavailable("redis timeout"), logged)
+    assert "redis timeout" in event["exc"] and "log_failure" not in event
 
 
 def test_an_unexpected_error_is_logged_with_its_traceback_and_the_record(logged):
-    writes = PendingWrites(Clock())
-    records = Records()
-    route_with(records, writes)._save("call-9", 1000.0, {"caller": "13800000009"})
-    records.saves[0][2].errback(ValueError("bad reply"))
-    (event,) = [e for e in logged if "record" in e]
-    assert event["record"]["caller"] == "13800000009"
+    event = failed_save(ValueError("bad reply"), logged)
     assert event["log_failure"].check(ValueError)
