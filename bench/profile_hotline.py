@@ -4,7 +4,7 @@ Starts an embedded redis-server (core 1), seeds the caller pool, starts `servers
 (core 0), attaches `py-spy record` to it, drives a closed loop (core 1) and writes the
 profile, then prints the top functions by own and cumulative share of samples.
 
-    .venv/bin/python bench/profile_hotline.py [--closed 50] [--seconds 10] [--out prof.txt]
+    .venv/bin/python bench/profile_hotline.py [--closed 50] [--seconds 10] [--out FILE]
 """
 from __future__ import annotations
 
@@ -54,7 +54,8 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--closed", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--out", default="prof.txt")
+    parser.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "ccengine-prof.txt"),
+                        help="py-spy's raw stacks (default: in the temp dir, not the checkout)")
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args()
     from ccengine.store.embedded import EmbeddedRedis
