@@ -18,7 +18,6 @@ bench/loadgen.py answers it (menu key 1 on the first prompt that takes escape di
 from __future__ import annotations
 
 import argparse
-import gc
 import sys
 import tempfile
 import time
@@ -135,14 +134,14 @@ def main() -> None:
     if args.smoke:
         args.calls, args.repeat = 20, 1
     pin(0)
+    from ccengine.app import tune_garbage_collector
     with tempfile.TemporaryDirectory(prefix="ccbench-inproc-") as tmp:
         hotline, replay, clock = build(Path(tmp))
         factories = {"hotline": hotline, "replay": replay}
         envs = [environment_block("hotline", f"1767578400.{i}", f"+49305550{i % 1000:03d}",
                                   channel_no=i) for i in range(1000)]
         counts = {name: call(f, envs[0]) for name, f in factories.items()}
-        gc.collect()
-        gc.freeze()   # as `ccengine run` does after start-up
+        tune_garbage_collector()   # as `ccengine run` does after start-up
         best: dict[str, float] = {}
         for _ in range(args.repeat):
             for name, factory in factories.items():

@@ -193,7 +193,6 @@ class _Session:
         if self._handler is not None and not self._handler.called:
             self._handler.cancel()
 
-
     def finish(self, outcome: str) -> None:
         if self.state == "finished":
             return
