@@ -6,7 +6,7 @@ figures are comparable. The other checkout is a plain export, e.g.
 `mkdir /tmp/old && git archive <commit> | tar -x -C /tmp/old`.
 
     .venv/bin/python bench/ab_hotline.py /tmp/old [--rounds 3] [--seconds 5] [--closed 50]
-        [--extra framework|statemachine|panoramisk]
+        [--extra framework|framework-redis|statemachine|panoramisk]
 """
 from __future__ import annotations
 
@@ -38,6 +38,12 @@ class OtherCheckout(ServerProcess):
             common.BENCH, common.ROOT = saved
 
 
+def _paired(rates: dict, name: str, ref: str, load: tuple) -> str:
+    ratios = sorted(a / b for a, b in zip(rates[(name, load)], rates[(ref, load)]) if b)
+    return (f"{name} {statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})"
+            if ratios else f"{name} -")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -46,7 +52,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--closed", type=int, action="append")
     parser.add_argument("--extra", action="append", default=[],
-                        choices=("framework", "statemachine", "panoramisk"),
+                        choices=("framework", "framework-redis", "statemachine",
+                                 "panoramisk"),
                         help="also run this server on the same sequence (see servers.py)")
     args = parser.parse_args()
     loads = [("closed", c) for c in (args.closed or [50])]
@@ -66,7 +73,8 @@ def main() -> None:
             seq_file = Path(tmp) / "sequence.json"
             seq_file.write_text(json.dumps(capture_sequence(servers["this"].port, workload)))
             for kind in ["bare", *args.extra]:
-                servers[kind] = ServerProcess(kind, 0, "--sequence", str(seq_file))
+                extra = ("--redis-url", redis_server.url) if kind == "framework-redis" else ()
+                servers[kind] = ServerProcess(kind, 0, "--sequence", str(seq_file), *extra)
             rates: dict[tuple, list[float]] = {}
             cpu_per_call: dict[tuple, list[float]] = {}
             gc_share: dict[tuple, list[float]] = {}
@@ -97,6 +105,11 @@ def main() -> None:
                 print(f"  this/other {med['this'] / med['other']:.2f}; "
                       f"this/bare {med['this'] / med['bare']:.2f}; "
                       f"other/bare {med['other'] / med['bare']:.2f}")
+                # As bench/agi.py judges its targets: the median of the ratios within each
+                # round, with their range.
+                for ref in [r for r in ("bare", "panoramisk") if r in servers]:
+                    print(f"  per-round ratios to {ref}: " + "; ".join(
+                        _paired(rates, name, ref, load) for name in servers if name != ref))
         finally:
             for server in servers.values():
                 server.stop()

@@ -10,6 +10,10 @@
 - bare: Twisted (asyncio reactor, like the engine), LineReceiver and an `async def` script that
   sends the recorded command sequence of one hotline call, no logic: the baseline.
 - statemachine: the same sequence from a bare Protocol state machine (a lower bound on cost).
+- framework: the engine's FastAGIFactory and AgiChannel replaying the sequence, no route.
+- framework-redis: framework plus the hotline's two Redis scripts (caller lookup before the
+  sequence, call record after it, not awaited), no route logic: the cost of the engine's
+  plumbing and Redis alone, a ceiling for any route logic.
 - panoramisk: panoramisk's FastAGI Application running the same sequence.
 
 Prints one JSON line `{"port": N}` when listening. Control on stdin, one JSON line back per
@@ -145,8 +149,9 @@ def run_hotline(args) -> None:
 
 # --- the engine's FastAGI framework alone -----------------------------------------------------
 
-def run_framework(args) -> None:
-    """FastAGIFactory + AgiChannel replaying the sequence: the engine's plumbing, no route."""
+def run_framework(args, with_redis: bool) -> None:
+    """FastAGIFactory + AgiChannel replaying the sequence: the engine's plumbing, no route;
+    `with_redis`: also the hotline's two Redis scripts (framework-redis)."""
     from twisted.internet import asyncioreactor
     asyncioreactor.install()
     from prometheus_client import CollectorRegistry
@@ -155,8 +160,15 @@ def run_framework(args) -> None:
     from ccengine.agi.metrics import AgiMetrics
     from ccengine.agi.server import AgiSettings, FastAGIFactory
 
-    factory = FastAGIFactory({SCRIPT: ReplayRoute(_sequence(args.sequence))}, reactor,
-                             AgiSettings(), AgiMetrics(CollectorRegistry()))
+    route = ReplayRoute(_sequence(args.sequence))
+    if with_redis:
+        if not args.redis_url:
+            raise SystemExit("framework-redis needs --redis-url")
+        route = _redis_replay(route, args.redis_url, reactor)
+    factory = FastAGIFactory({SCRIPT: route}, reactor, AgiSettings(),
+                             AgiMetrics(CollectorRegistry()))
+    from ccengine.app import tune_garbage_collector
+    tune_garbage_collector()   # the engine's collector settings, as the hotline has them
     listening = reactor.listenTCP(0, factory, interface="127.0.0.1")
     loop = asyncio.get_event_loop()
     _control(loop, lambda: {"delayed_calls": len(reactor.getDelayedCalls()),
@@ -164,6 +176,40 @@ def run_framework(args) -> None:
                             "sessions": factory.active_sessions}, reactor.stop)
     reactor.callWhenRunning(_reply, {"port": listening.getHost().port})
     reactor.run()
+
+
+def _redis_replay(replay: ReplayRoute, redis_url: str, reactor):
+    from prometheus_client import CollectorRegistry
+
+    """The replay with the hotline's Redis work around it: the same lookup script (with the
+    complaint index), the same record script with the same fields, through the engine's lane."""
+    from ccengine.config import load_config
+    from ccengine.store import keys
+    from ccengine.store.base import RedisConnection, StoreMetrics
+    from ccengine.store.calls import CallRecordStore
+    from ccengine.store.customers import CustomerStore
+
+    config = load_config(None)
+    conn = RedisConnection(redis_url, config.redis.timeout,
+                           StoreMetrics(CollectorRegistry()), reactor)
+    customers = CustomerStore(conn)
+    records = CallRecordStore(conn, config.records.max_calls, config.records.ttl_days)
+
+    class RedisReplay:
+        async def handle(self, channel) -> None:
+            number = channel.env.caller_number
+            started = reactor.seconds()
+            profile = await customers.lookup(number, (keys.complaints_by_number(number),))
+            await replay.handle(channel)
+            records.save(channel.env.uniqueid, started, {
+                "started": f"{started:.3f}", "caller": number, "tier": profile.tier,
+                "customer": profile.name, "language": "en", "channel": channel.env.channel,
+                "queue": "inbound", "category": "inquiry", "priority": 0,
+                "outcome": "queued"}).addErrback(lambda failure: None)
+
+        async def on_watchdog(self, channel) -> None:
+            pass
+    return RedisReplay()
 
 
 # --- bare Twisted baselines -------------------------------------------------------------------
@@ -286,10 +332,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("kind", choices=("hotline", "bare", "statemachine", "panoramisk",
-                                             "framework"))
+                                         "framework", "framework-redis"))
     parser.add_argument("--cpu", type=int, default=-1, help="core to pin to (-1: none)")
     parser.add_argument("--sequence", help="JSON list of command lines (baselines)")
-    parser.add_argument("--redis-url", help="hotline: Redis to use")
+    parser.add_argument("--redis-url", help="hotline, framework-redis: Redis to use")
     parser.add_argument("--state-dir", help="hotline: state directory (engine.log)")
     parser.add_argument("--cprofile", help="write a cProfile of the run to this file at exit")
     args = parser.parse_args()
@@ -312,8 +358,8 @@ def run(args) -> None:
         run_hotline(args)
     elif args.kind == "panoramisk":
         run_panoramisk(args)
-    elif args.kind == "framework":
-        run_framework(args)
+    elif args.kind in ("framework", "framework-redis"):
+        run_framework(args, with_redis=args.kind == "framework-redis")
     else:
         run_twisted_baseline(args, state_machine=args.kind == "statemachine")
 

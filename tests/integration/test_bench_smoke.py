@@ -56,3 +56,44 @@ def test_inproc_hotline_bench_smoke_runs_the_wired_route_and_its_replay():
     assert "commands per call: hotline 12, replay 12" in out
     assert "the route's own logic" in out
     assert "timers left on the clock: 0" in out
+
+
+def test_framework_redis_reference_runs_the_hotlines_two_scripts(redis_url, tmp_path):
+    """servers.py framework-redis (the ceiling reference in bench/README.md: the engine's
+    plumbing and the hotline's Redis work, no route logic) really does the Redis work: every
+    call looks its caller up (the seeded name and tier reach the record) and writes its record."""
+    import asyncio
+    import json
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import redis
+
+    sys.path.insert(0, str(ROOT))
+    from bench.common import ServerProcess
+    from bench.loadgen import Workload, closed_loop
+    from bench.redis_calls import seed_callers
+
+    workload = Workload(callers=seed_callers(redis_url, 20))
+    sequence = tmp_path / "sequence.json"
+    sequence.write_text(json.dumps(['ANSWER', 'SET VARIABLE CC_ROUTE_OK "1"']))
+    server = ServerProcess("framework-redis", None, "--sequence", str(sequence),
+                           "--redis-url", redis_url)
+    try:
+        # The load generator is plain asyncio: its own loop, in a thread (the test process
+        # runs the reactor's).
+        with ThreadPoolExecutor(1) as pool:
+            result = pool.submit(asyncio.run, closed_loop("127.0.0.1", server.port, 2, 0.5,
+                                                          workload, warmup=0.1)).result()
+    finally:
+        server.stop()   # stops after its pending writes are answered or dropped
+    assert result.ok > 0 and result.failed == 0, result.failures
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    deadline = time.monotonic() + 5
+    while client.zcard("cc:calls") < result.ok and time.monotonic() < deadline:
+        time.sleep(0.05)
+    ids = client.zrange("cc:calls", 0, -1)
+    assert len(ids) >= result.ok
+    record = client.hgetall(f"cc:call:{ids[0]}")
+    assert record["customer"].startswith("客户 ") and record["tier"] in ("known", "vip")
+    client.close()
