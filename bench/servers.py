@@ -159,6 +159,7 @@ def run_framework(args, with_redis: bool) -> None:
 
     from ccengine.agi.metrics import AgiMetrics
     from ccengine.agi.server import AgiSettings, FastAGIFactory
+    from ccengine.app import tune_garbage_collector
 
     route = ReplayRoute(_sequence(args.sequence))
     if with_redis:
@@ -167,7 +168,6 @@ def run_framework(args, with_redis: bool) -> None:
         route = _redis_replay(route, args.redis_url, reactor)
     factory = FastAGIFactory({SCRIPT: route}, reactor, AgiSettings(),
                              AgiMetrics(CollectorRegistry()))
-    from ccengine.app import tune_garbage_collector
     tune_garbage_collector()   # the engine's collector settings, as the hotline has them
     listening = reactor.listenTCP(0, factory, interface="127.0.0.1")
     loop = asyncio.get_event_loop()
@@ -179,10 +179,11 @@ def run_framework(args, with_redis: bool) -> None:
 
 
 def _redis_replay(replay: ReplayRoute, redis_url: str, reactor):
+    """The replay with the hotline's Redis work around it: the same lookup script (with the
+    complaint index), the same record script with the same fields, through the engine's lane
+    with its store metrics."""
     from prometheus_client import CollectorRegistry
 
-    """The replay with the hotline's Redis work around it: the same lookup script (with the
-    complaint index), the same record script with the same fields, through the engine's lane."""
     from ccengine.config import load_config
     from ccengine.store import keys
     from ccengine.store.base import RedisConnection, StoreMetrics
