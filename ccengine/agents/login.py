@@ -68,7 +68,7 @@ class FeatureCodes:
 
     async def _done(self, channel: Any, prompt: str, lang: str, **values: Any) -> None:
         await self.prompter.play(channel, prompt, lang, **values)
-        await channel.set_variable("CC_ROUTE_OK", "1")
+        await channel.acknowledge()
 
     def _language(self, channel: Any, record: Any = None) -> str:
         if record is not None and record.languages:
@@ -93,7 +93,7 @@ class FeatureCodes:
                                          self.timeout_ms)
         if not number:
             self._attempt("no_input", "", phone)
-            return await channel.set_variable("CC_ROUTE_OK", "1")
+            return await channel.acknowledge()
         record = await self.directory.get(number) if AGENT_NUMBER_RE.fullmatch(number) else None
         if record is None:
             self._attempt("unknown_agent", number, phone)

@@ -144,9 +144,16 @@ class AgiChannel:
             return
 
     async def set_variable(self, name: str, value: str) -> None:
+        if name == ACK_VARIABLE:
+            raise ValueError(f"{ACK_VARIABLE} is set by acknowledge(), after the route's variables")
         await self._command(format_command("SET VARIABLE", identifier(name), value))
-        if name == ACK_VARIABLE and value == "1":
-            self.acknowledged = True
+
+    async def acknowledge(self) -> None:
+        """Set CC_ROUTE_OK=1, last: the route's decision is complete, and the dialplan acts on
+        the route's variables only when it is set (docs/architecture.md). From then on the
+        watchdog keeps the decision instead of replacing it."""
+        await self._command(format_command("SET VARIABLE", identifier(ACK_VARIABLE), "1"))
+        self.acknowledged = True
 
     async def get_variable(self, name: str) -> str | None:
         """The variable's value, or None when it is not set (`200 result=0`)."""

@@ -146,7 +146,7 @@ class HotlineRoute:
         decision = routing.default_route(self.settings.ivr)
         for name, value in decision.variables() + [("CC_ACTION", "queue")]:
             await channel.set_variable(name, value)
-        await channel.set_variable("CC_ROUTE_OK", "1")
+        await channel.acknowledge()
 
     # --- steps ----------------------------------------------------------------------------
     async def _recognise(self, number: str) -> CallerProfile:
@@ -229,13 +229,13 @@ class HotlineRoute:
             variables.append(("CC_CUSTOMER_NAME", name))
         for var, value in variables:
             await channel.set_variable(var, value)
-        await channel.set_variable("CC_ROUTE_OK", "1")
+        await channel.acknowledge()
 
     async def _finish_without_queue(self, channel: AgiChannel, outcome: str, call_id: str,
                                     record: dict, started: float) -> None:
         self.metrics.calls.labels(outcome).inc()
         await channel.set_variable("CC_ACTION", "hangup")
-        await channel.set_variable("CC_ROUTE_OK", "1")
+        await channel.acknowledge()
         record["outcome"] = outcome
         self._save(call_id, started, record)
 

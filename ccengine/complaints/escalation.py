@@ -122,7 +122,7 @@ class WarmEscalation:
                                                   "at": round(self.clock.seconds(), 3)})
         self.pending.add(caller_channel)
         await channel.set_variable("CC_TICKET_ID", ticket_id)
-        await channel.set_variable("CC_ROUTE_OK", "1")
+        await channel.acknowledge()
         self.clock.callLater(self.settings.atxfer_delay, self._start_transfer, caller_channel)
 
     async def on_watchdog(self, channel: Any) -> None:

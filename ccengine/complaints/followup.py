@@ -81,7 +81,7 @@ class FollowUpRoute:
                 log.warn("follow-up answer for ticket {id} not recorded: {exc}", id=ticket_id,
                          exc=exc)
             await self.prompter.play(channel, "complaint_followup_thanks", lang)
-        await channel.set_variable("CC_ROUTE_OK", "1")
+        await channel.acknowledge()
 
     async def on_watchdog(self, channel: Any) -> None:
-        await channel.set_variable("CC_ROUTE_OK", "1")
+        await channel.acknowledge()

@@ -37,7 +37,7 @@ class OutboundAnswerRoute:
                                       else channel.env.language)
         await self.prompter.play(channel, "callback_outbound_intro", lang)
         await channel.set_variable("CC_PRIORITY", str(max(job.priority, 0) if job else 0))
-        await channel.set_variable("CC_ROUTE_OK", "1")
+        await channel.acknowledge()
 
     async def on_watchdog(self, channel: Any) -> None:
         return None   # without CC_ROUTE_OK the dialplan queues the customer anyway

@@ -93,7 +93,7 @@ class QueueAnnounceRoute:
     async def on_watchdog(self, channel: AgiChannel) -> None:
         """The engine stalled: back into the queue at once (CC_PRIORITY, if set, is kept)."""
         await channel.set_variable("CC_ANNOUNCE_ACTION", "stay")
-        await channel.set_variable("CC_ROUTE_OK", "1")
+        await channel.acknowledge()
 
     # --- steps ----------------------------------------------------------------------------
     async def _queue(self, channel: AgiChannel) -> str | None:
@@ -149,7 +149,7 @@ class QueueAnnounceRoute:
             every = self.p.queues[queue].announce_frequency
             await channel.set_variable("CC_ANNOUNCE_EVERY", str(every))
         await channel.set_variable("CC_ANNOUNCE_ACTION", action)
-        await channel.set_variable("CC_ROUTE_OK", "1")
+        await channel.acknowledge()
 
 
 class ClosedHoursOffer:

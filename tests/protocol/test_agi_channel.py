@@ -300,3 +300,25 @@ def test_exec_app_and_language_bytes():
     assert asterisk.commands == [b'EXEC Queue "inbound,t,,,300"',
                                  b'SET VARIABLE CHANNEL(language) "de"', b'SAY NUMBER 42 "#"']
     assert route.seen == [0, "#"]
+
+
+def test_acknowledge_sets_cc_route_ok_last_and_only_through_acknowledge():
+    """acknowledge() writes `SET VARIABLE CC_ROUTE_OK "1"` and marks the channel acknowledged
+    (the watchdog keeps the decision from then on); set_variable refuses CC_ROUTE_OK, so no
+    route can set it without that mark."""
+    async def script(channel, seen):
+        await channel.set_variable("CC_QUEUE", "inbound")
+        try:
+            await channel.set_variable("CC_ROUTE_OK", "1")
+        except ValueError:
+            seen.append("refused")
+        seen.append(channel.acknowledged)
+        await channel.acknowledge()
+        seen.append(channel.acknowledged)
+    route = Recorder(script)
+    factory, _, _ = agi_factory({"test": route})
+    asterisk = ScriptedAsterisk(factory)
+    asterisk.dial("test")
+    assert route.seen == ["refused", False, True]
+    assert asterisk.commands == [b'SET VARIABLE CC_QUEUE "inbound"',
+                                 b'SET VARIABLE CC_ROUTE_OK "1"']

@@ -42,7 +42,7 @@ class Route:
 async def set_ok(channel):
     await channel.answer()
     await channel.set_variable("CC_QUEUE", "inbound")
-    await channel.set_variable("CC_ROUTE_OK", "1")
+    await channel.acknowledge()
 
 
 def _waits_for_gate():

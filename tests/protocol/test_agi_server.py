@@ -38,12 +38,12 @@ def sample(registry, name, **labels):
 
 async def set_ok(channel):
     await channel.set_variable("CC_QUEUE", "inbound")
-    await channel.set_variable("CC_ROUTE_OK", "1")
+    await channel.acknowledge()
 
 
 async def default_route(channel):
     await channel.set_variable("CC_QUEUE", "inbound")
-    await channel.set_variable("CC_ROUTE_OK", "1")
+    await channel.acknowledge()
 
 
 def test_routes_by_network_script_and_ignores_query():
@@ -277,7 +277,7 @@ class _AcknowledgesThenStalls:
 
     async def handle(self, channel):
         await channel.set_variable("CC_CHOICE", "callback")
-        await channel.set_variable("CC_ROUTE_OK", "1")
+        await channel.acknowledge()
         await Deferred()                            # e.g. a Redis write that stalls
 
     async def on_watchdog(self, channel):

@@ -199,10 +199,10 @@ class EchoRoute:
                 await attempt()
             except UnsafeAgiText:
                 self.refused.append(step)
-        await channel.set_variable("CC_ROUTE_OK", "1")
+        await channel.acknowledge()
 
     async def on_watchdog(self, channel) -> None:
-        await channel.set_variable("CC_ROUTE_OK", "1")
+        await channel.acknowledge()
 
 
 @pytest.mark.parametrize("name,digits,refused", [

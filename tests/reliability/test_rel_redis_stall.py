@@ -34,10 +34,10 @@ class QuickRoute:
         await channel.answer()
         await channel.set_variable("CC_QUEUE", "inbound")
         await channel.stream_file("ccengine/zh/welcome")
-        await channel.set_variable("CC_ROUTE_OK", "1")
+        await channel.acknowledge()
 
     async def on_watchdog(self, channel) -> None:
-        await channel.set_variable("CC_ROUTE_OK", "1")
+        await channel.acknowledge()
 
 
 def answering_later(reactor, asterisk_box: list, base=None):
