@@ -99,7 +99,7 @@ def build(state_dir: Path):
 
     from ccengine.agi.metrics import AgiMetrics
     from ccengine.agi.server import FastAGIFactory
-    from ccengine.app import build_service
+    from ccengine.app import build_service, fastagi_factory
     from ccengine.config import parse_config
 
     clock = Clock()
@@ -114,8 +114,7 @@ def build(state_dir: Path):
     # Nothing is started: no port is opened and no Redis connection is made.
     top, ctx = build_service(config, clock, "redis://127.0.0.1:1/0")
     _memory_redis(ctx.redis)
-    hotline = next(s.args[1] for s in top if isinstance(getattr(s, "args", (None, None))[1],
-                                                         FastAGIFactory))
+    hotline = fastagi_factory(top)
     sequence: list[bytes] = []
     call(hotline, environment_block("hotline", "1767578400.1", "+4930555000"), sequence)
     replay = FastAGIFactory({"hotline": ReplayRoute(sequence)}, clock, hotline.settings,

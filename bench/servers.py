@@ -108,8 +108,7 @@ def run_hotline(args) -> None:
     from twisted.internet import reactor
     from twisted.logger import globalLogBeginner, textFileLogObserver
 
-    from ccengine.agi.server import FastAGIFactory
-    from ccengine.app import build_service, tune_garbage_collector
+    from ccengine.app import build_service, fastagi_factory, tune_garbage_collector
     from ccengine.config import parse_config
     from ccengine.store.embedded import free_port
 
@@ -130,8 +129,7 @@ def run_hotline(args) -> None:
                                                     "supervisor")},
     }, "<bench>")
     top, ctx = build_service(config, reactor, args.redis_url)
-    factory = next(s.args[1] for s in top if isinstance(getattr(s, "args", (None, None))[1],
-                                                          FastAGIFactory))
+    factory = fastagi_factory(top)
 
     def stats() -> dict:
         return {"delayed_calls": len(reactor.getDelayedCalls()),

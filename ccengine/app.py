@@ -10,9 +10,12 @@ from __future__ import annotations
 import gc
 import importlib
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
+
+if TYPE_CHECKING:
+    from ccengine.agi.server import FastAGIFactory
 
 log = Logger()
 
@@ -42,6 +45,15 @@ def resolve_redis(config, embedded_factory=None):
              "redis-server on {url} (AOF, data in {dir})", url=embedded.url,
              dir=embedded.data_dir)
     return embedded.url, embedded
+
+
+AGI_SERVICE = "fastagi"
+
+
+def fastagi_factory(top) -> "FastAGIFactory":
+    """The FastAGIFactory of a service tree from `build_service` (the bench and tests drive
+    it directly)."""
+    return top.getServiceNamed(AGI_SERVICE).args[1]
 
 
 def build_service(config, reactor, redis_url: str):
@@ -83,6 +95,7 @@ def build_service(config, reactor, redis_url: str):
                     max_session=agi.max_session),
         AgiMetrics(registry))
     agi_server = internet.TCPServer(agi.port, factory, interface=agi.bind)
+    agi_server.setName(AGI_SERVICE)
     agi_server.setServiceParent(top)
 
     health = Health(ami_connected=lambda: bool(ami and ami.connected),

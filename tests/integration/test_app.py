@@ -21,10 +21,6 @@ def dialplan_scripts() -> set[str]:
     return literal | indirect
 
 
-def agi_factory(top):
-    """The FastAGIFactory of the engine's FastAGI server service."""
-    return next(s.args[1] for s in top if getattr(s, "args", None) and
-                hasattr(s.args[1], "routes"))
 
 
 def test_every_agi_script_of_the_dialplans_has_a_route(tmp_path, redis_url):
@@ -32,7 +28,7 @@ def test_every_agi_script_of_the_dialplans_has_a_route(tmp_path, redis_url):
     to the fallback: each one is routed by the fully wired engine."""
     config = parse_config({"engine": {"state_dir": str(tmp_path)}})
     top, ctx = app.build_service(config, reactor, redis_url)
-    factory = agi_factory(top)
+    factory = app.fastagi_factory(top)
     scripts = dialplan_scripts()
     assert {"hotline", "queue-announce", "agent-login", "escalate", "survey"} <= scripts
     assert scripts - set(factory.routes) == set()
@@ -86,7 +82,7 @@ def test_engine_shutdown_waits_for_the_hotlines_pending_record_writes(tmp_path, 
     from ccengine.store.pending import PendingWrites
     config = parse_config({"engine": {"state_dir": str(tmp_path)}})
     top, ctx = app.build_service(config, reactor, redis_url)
-    factory = agi_factory(top)
+    factory = app.fastagi_factory(top)
     writes = factory.routes["hotline"].writes
     assert isinstance(writes, PendingWrites) and writes in list(top)
     write: Deferred = Deferred()
