@@ -86,7 +86,7 @@ def test_framework_redis_reference_runs_the_hotlines_two_scripts(redis_url, tmp_
             result = pool.submit(asyncio.run, closed_loop("127.0.0.1", server.port, 2, 0.5,
                                                           workload, warmup=0.1)).result()
     finally:
-        server.stop()   # stops after its pending writes are answered or dropped
+        server.stop()   # each record was sent to Redis as its call ended
     assert result.ok > 0 and result.failed == 0, result.failures
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     deadline = time.monotonic() + 5
