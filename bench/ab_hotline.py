@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import common  # noqa: E402
 from bench.agi import capture_sequence, run_load  # noqa: E402
-from bench.common import ServerProcess, pin, pin_pid  # noqa: E402
+from bench.common import ServerProcess, paired_ratios, pin, pin_pid  # noqa: E402
 from bench.loadgen import Workload  # noqa: E402
 from bench.redis_calls import seed_callers  # noqa: E402
 
@@ -36,12 +36,6 @@ class OtherCheckout(ServerProcess):
             super().__init__(kind, cpu, *args)
         finally:
             common.BENCH, common.ROOT = saved
-
-
-def _paired(rates: dict, name: str, ref: str, load: tuple) -> str:
-    ratios = sorted(a / b for a, b in zip(rates[(name, load)], rates[(ref, load)]) if b)
-    return (f"{name} {statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})"
-            if ratios else f"{name} -")
 
 
 def main() -> None:
@@ -109,7 +103,9 @@ def main() -> None:
                 # round, with their range.
                 for ref in [r for r in ("bare", "panoramisk") if r in servers]:
                     print(f"  per-round ratios to {ref}: " + "; ".join(
-                        _paired(rates, name, ref, load) for name in servers if name != ref))
+                        "{} {:.2f} ({})".format(name, *paired_ratios(rates[(name, load)],
+                                                                     rates[(ref, load)]))
+                        for name in servers if name != ref))
         finally:
             for server in servers.values():
                 server.stop()

@@ -27,7 +27,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import ServerProcess, machine, open_fds, pin, pin_pid  # noqa: E402
+from bench.common import (ServerProcess, machine, open_fds, paired_ratios, pin,  # noqa: E402
+                          pin_pid)
 from bench.loadgen import Result, Workload, closed_loop, health_checks, open_loop  # noqa: E402
 from bench.redis_calls import critical_path, measure, report, seed_callers  # noqa: E402
 
@@ -185,14 +186,6 @@ def run_rounds(servers, loads, rounds, seconds, workload) -> dict:
     return figures
 
 
-def paired_ratios(figures: dict, kind: str, other: str, load: tuple) -> list[float]:
-    """sessions/s of `kind` over `other` in each round: the two ran minutes apart at most, so
-    the machine's drift over the whole run cancels out of each ratio."""
-    return [mine.rate / theirs.rate
-            for (mine, _), (theirs, _) in zip(figures[(kind, load)], figures[(other, load)])
-            if theirs.rate]
-
-
 def summarise(figures: dict, loads: list, smoke: bool) -> list[str]:
     med = {key: median_result(values) for key, values in figures.items()}
     print("\n| server | load | sessions/s | cmd p50/p99 ms | call p50/p99 ms | failed "
@@ -208,10 +201,9 @@ def summarise(figures: dict, loads: list, smoke: bool) -> list[str]:
     for load in loads:
         if load[0] != "closed":
             continue
+        rates = {kind: [result.rate for result, _ in figures[(kind, load)]] for kind in KINDS}
         for other, target in (("bare", 0.8), ("panoramisk", 1.2)):
-            ratios = paired_ratios(figures, "hotline", other, load)
-            ratio = statistics.median(ratios) if ratios else 0.0
-            spread = f"rounds {min(ratios):.2f}-{max(ratios):.2f}" if ratios else "no rounds"
+            ratio, spread = paired_ratios(rates["hotline"], rates[other])
             print(f"ratio closed {load[1]}: hotline/{other} {ratio:.2f} ({spread})")
             if not smoke:
                 lines.append(f"{verdict(ratio >= target)} closed {load[1]}: hotline >= "

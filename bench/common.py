@@ -10,8 +10,8 @@ import json
 import os
 import platform
 import subprocess
+import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,10 +124,6 @@ class ServerProcess:
                 self.process.wait(5)
 
 
-def wait_idle(seconds: float) -> None:
-    time.sleep(seconds)
-
-
 class ReplayRoute:
     """A FastAGI route that sends recorded command lines and nothing else: the engine's AGI
     plumbing with no route logic (servers.py framework, inproc_hotline.py)."""
@@ -141,3 +137,13 @@ class ReplayRoute:
 
     async def on_watchdog(self, channel) -> None:
         pass
+
+
+def paired_ratios(mine: list[float], theirs: list[float]) -> tuple[float, str]:
+    """The median of two servers' round-by-round ratios, and their spread as text. The two ran
+    minutes apart at most in each round, so the machine's drift over the run cancels out of
+    each ratio (bench/agi.py judges its closed-loop targets this way)."""
+    ratios = [a / b for a, b in zip(mine, theirs) if b]
+    if not ratios:
+        return 0.0, "no rounds"
+    return statistics.median(ratios), f"rounds {min(ratios):.2f}-{max(ratios):.2f}"

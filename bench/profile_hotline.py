@@ -70,7 +70,8 @@ def main() -> None:
             server = ServerProcess("hotline", 0, "--redis-url", redis_server.url,
                                    "--state-dir", str(Path(tmp) / "engine"))
             asyncio.run(closed_loop("127.0.0.1", server.port, args.closed, 1.0, workload))
-            spy = subprocess.Popen([str(PY_SPY), "record", "--format", "raw", "--rate", "500", "--pid", str(server.pid), "--duration",
+            spy = subprocess.Popen([str(PY_SPY), "record", "--format", "raw", "--rate", "500",
+                                    "--pid", str(server.pid), "--duration",
                                     str(int(args.seconds) + 1), "-o", str(out)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             result = asyncio.run(closed_loop("127.0.0.1", server.port, args.closed,
