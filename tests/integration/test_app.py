@@ -21,8 +21,6 @@ def dialplan_scripts() -> set[str]:
     return literal | indirect
 
 
-
-
 def test_every_agi_script_of_the_dialplans_has_a_route(tmp_path, redis_url):
     """A script the dialplan calls but the engine does not serve would send every such call
     to the fallback: each one is routed by the fully wired engine."""
