@@ -3,8 +3,8 @@
 Each session sends the environment block of a real call (agi1_suite's keys and order, a fresh
 agi_uniqueid and a caller from the pool), then answers every command the way Asterisk 22 did in
 ../shared/asterisk/transcripts2 (copies in tests/fixtures/agi/):
-  SET VARIABLE -> `200 result=1`; STREAM FILE -> `200 result=0 endpos=3404`, or, for the first
-  prompt that accepts escape digits (the IVR menu), the menu key as its ASCII code
+  SET VARIABLE -> `200 result=1`; STREAM FILE -> `200 result=0 endpos=3404`, or, for the IVR
+  menu prompt (its first piece), the menu key as its ASCII code
   `200 result=49 endpos=8000` (agi1_dtmf: `200 result=50 endpos=17280`); WAIT FOR DIGIT ->
   `200 result=0`; GET DATA -> `200 result= (timeout)`; ANSWER/EXEC/NOOP -> `200 result=0`;
   HANGUP -> `200 result=1` then `HANGUP`; GET VARIABLE -> `200 result=0`; anything else -> 510.
@@ -59,8 +59,12 @@ def digit_reply(key: str) -> bytes:
 
 
 def takes_digits(line: bytes) -> bool:
-    """A STREAM FILE with escape digits: the first one of a call is the IVR menu."""
-    return line.startswith(b"STREAM FILE") and not line.endswith(b' ""')
+    """The IVR menu prompt (a STREAM FILE of `.../menu` with escape digits). The greeting takes
+    digits too (type-ahead); the bench's caller listens to it and presses at the menu, the
+    longer of the two paths."""
+    if not line.startswith(b"STREAM FILE") or line.endswith(b' ""'):
+        return False
+    return line.split(b" ", 3)[2].rsplit(b"/", 1)[-1].startswith(b"menu")
 
 
 def reply_to(line: bytes) -> bytes:
@@ -192,7 +196,7 @@ class AgiSession(asyncio.Protocol):
                 self.routed = True
             return b"200 result=1\n"
         if not self.pressed and takes_digits(line):
-            # The first prompt that takes escape digits is the menu: the caller presses the key.
+            # The menu prompt: the caller presses the key.
             self.pressed = True
             return self.digit_reply
         if line.startswith(b"HANGUP"):

@@ -155,14 +155,19 @@ class MenuOption:
 @dataclass(frozen=True)
 class IvrConfig:
     menu_tries: int = 3
-    digit_timeout: float = 5.0
+    # Seconds to wait for a key after the menu prompt. 4 s lets a caller who presses nothing
+    # hear the menu twice within the default budget (greeting 3 s + 2 x (menu 8.6 s + 4 s)).
+    digit_timeout: float = 4.0
+    # A caller who presses nothing (or only wrong keys) is in the default queue at most this
+    # many seconds after answer: a menu play is retried only if it would end within it.
+    no_input_budget: float = 30.0
     default_queue: str = "inbound"
     default_category: str = "90"
     language_key: str = "9"
     options: Mapping[str, MenuOption] = field(default_factory=dict)
 
     def problems(self) -> list[str]:
-        out = _positive(self, "menu_tries", "digit_timeout")
+        out = _positive(self, "menu_tries", "digit_timeout", "no_input_budget")
         for digit in self.options:
             if not re.fullmatch(r"[0-9*#]", digit):
                 out.append(f"options.{digit}: a menu key is one digit, * or #")

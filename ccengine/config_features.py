@@ -27,11 +27,16 @@ class WaitingConfig:
     claim_timeout_seconds: int = 300      # a dialler's claim older than this is re-delivered
     sweep_interval: float = 30.0          # expiry, re-delivery, line sweep and pending gauge
     finished_keep_days: int = 30          # finished callbacks stay readable this long
+    # Seconds after 00:00 UTC where the daily order of waiting callers wraps; equal to the
+    # dialplan global CCENGINE_PLACE_ROLLOVER (waiting/priority.py).
+    place_rollover: int = 72000
 
     def problems(self) -> list[str]:
         out = _positive(self, "min_number_digits", "max_number_digits", "callback_expire_hours",
                         "handling_time_default", "handling_time_window", "offer_timeout",
                         "claim_timeout_seconds", "sweep_interval", "finished_keep_days")
+        if not 0 <= self.place_rollover < 86400:
+            out.append("place_rollover: seconds after 00:00 UTC, 0 to 86399")
         if self.max_number_digits > 32:
             out.append("max_number_digits: at most 32")
         if self.min_number_digits > self.max_number_digits:

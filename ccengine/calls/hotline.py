@@ -5,7 +5,8 @@ Steps, in order:
    caller's complaint index); Redis down = an unknown caller, the call still goes on;
 2. blocked numbers hear a polite message and are hung up (counted, recorded);
 3. greeting and menu (1 inquiry, 2 lookup, 3 complaint, 0 other; the language key switches
-   language); no input or a wrong key plays the menu again, then the default route;
+   language); a key pressed during the greeting counts (type-ahead); no input or a wrong key
+   plays the menu again while that fits `ivr.no_input_budget`, then the default route;
 4. outside the chosen queue's hours: the hours, a callback offer if the waiting-callers
    feature is wired, then hang up;
 5. otherwise set the route variables and CC_ROUTE_OK=1 *last*, so the dialplan never acts on a
@@ -33,6 +34,8 @@ from ccengine.store.customers import CallerProfile, CustomerStore
 from ccengine.store.pending import PendingWrites
 
 log = Logger()
+# Keys that end the greeting early (type-ahead): any key, as during the menu itself.
+MENU_KEYS = "0123456789*#"
 
 
 class Prompter(Protocol):
@@ -111,7 +114,7 @@ class HotlineRoute:
             await channel.hangup()
             return
 
-        decision, lang = await self._menu(channel, profile, lang)
+        decision, lang = await self._menu(channel, profile, lang, started)
         if ticket_id:
             # A caller with an open or recent complaint goes to the complaint queue, ahead.
             decision = dataclasses.replace(decision, queue=self.repeat.queue,
@@ -184,13 +187,23 @@ class HotlineRoute:
             return profile.language
         return company.language_by_number.get(dialled, company.default_language)
 
-    async def _menu(self, channel: AgiChannel, profile: CallerProfile,
-                    lang: str) -> tuple[routing.RouteDecision, str]:
+    async def _menu(self, channel: AgiChannel, profile: CallerProfile, lang: str,
+                    started: float) -> tuple[routing.RouteDecision, str]:
+        """Greeting and menu. A key pressed during the greeting is the caller's choice
+        (type-ahead: a caller who knows the menu is queued within a second or two). A menu
+        play is retried (no input, wrong key, language switch) only while the retry would end
+        within `ivr.no_input_budget` seconds of the call's start, measured by the previous
+        try's own length; then the default route."""
         ivr = self.settings.ivr
-        await self.prompter.play(channel, "welcome", lang)
-        for attempt in range(ivr.menu_tries):
-            digit = await self.prompter.ask(channel, "menu", lang, max_digits=1,
-                                            timeout_ms=int(ivr.digit_timeout * 1000))
+        digit = await self.prompter.play(channel, "welcome", lang, MENU_KEYS)
+        for _ in range(ivr.menu_tries):
+            if not digit:
+                tried = self.clock.seconds()
+                digit = await self.prompter.ask(channel, "menu", lang, max_digits=1,
+                                                timeout_ms=int(ivr.digit_timeout * 1000))
+                took = self.clock.seconds() - tried
+            else:
+                took = 0.0
             if digit in ivr.options:
                 return routing.from_menu(digit, ivr, profile, self.settings.callers), lang
             if digit and digit == ivr.language_key and len(self.settings.company.languages) > 1:
@@ -198,9 +211,12 @@ class HotlineRoute:
                 self.metrics.language_switches.inc()
                 await channel.set_language(lang)
                 await self._remember_language(profile, lang)
-                continue
-            if digit:
+            elif digit:
                 await self.prompter.play(channel, "invalid_choice", lang)
+            digit = ""
+            if self.clock.seconds() - started + took > ivr.no_input_budget:
+                break
+        self.metrics.menu_defaulted.inc()
         return routing.from_menu(None, ivr, profile, self.settings.callers), lang
 
     async def _remember_language(self, profile: CallerProfile, lang: str) -> None:

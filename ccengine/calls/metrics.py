@@ -28,6 +28,10 @@ class HotlineMetrics:
         self.language_switches = Counter(
             "ccengine_language_switches_total", "Callers who changed the IVR language",
             registry=registry)
+        self.menu_defaulted = Counter(
+            "ccengine_menu_defaulted_total",
+            "Callers sent to the default route because no menu key came within the budget",
+            registry=registry)
         for outcome in OUTCOMES:
             self.calls.labels(outcome)
         for queue in queues:

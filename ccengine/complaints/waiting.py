@@ -5,15 +5,16 @@ Mechanism, aligned with dialplans/extensions_ccengine.conf ([ccengine-wait], lab
 `withdrawn`): every `wait_check_interval` seconds the engine asks `QueueStatus` for the
 complaint queue (QueueEntry carries Channel, Uniqueid, Wait and Priority; capture
 ami6_queue_priority_withdraw). For each caller waiting longer than `wait_limit_seconds` it
-sets `CC_PRIORITY` on the caller's channel to the caller's current queue priority (AMI Setvar)
+sets `CC_PRIORITY` on the caller's channel to the business priority within the caller's
+current queue priority (AMI Setvar; the dialplan adds the caller's place, waiting/priority.py)
 and sends `QueueWithdrawCaller(Queue=complaint, Caller=<channel>, WithdrawInfo=supervisor)`.
 Asterisk takes the caller out (~4 s later, QUEUESTATUS=WITHDRAW, QUEUE_WITHDRAW_INFO; ami6,
-AMI note 6), and the dialplan re-queues them in `supervisor` with QUEUE_PRIO=${CC_PRIORITY}.
+AMI note 6), and the dialplan re-queues them in `supervisor` at the same place.
 
-The wait counts from the caller's first join as recorded by the waiting feature
-(`cc:line:entry:{queue}:{uniqueid}` field `joined`), because the dialplan re-enters Queue()
-after every announcement and QueueEntry's Wait restarts each time; without that record
-QueueEntry's Wait is used. A Redis key per caller (`cc:complaints:moved:{uniqueid}`, SET NX)
+The wait counts from the caller's first queue entry as recorded by the waiting feature
+(`cc:line:entry:{queue}:{uniqueid}` field `joined`, from the dialplan's CC_WAIT_SINCE), because
+the dialplan re-enters Queue() after every announcement and QueueEntry's Wait restarts each
+time; without that record (not announced yet) QueueEntry's Wait is used. A Redis key per caller (`cc:complaints:moved:{uniqueid}`, SET NX)
 makes the move happen once, also across engine restarts.
 """
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ccengine.complaints.escalation import CHANNEL_RE
 from ccengine.store import keys
 from ccengine.store.base import RedisConnection, StoreUnavailable
 from ccengine.periodic import PeriodicService
+from ccengine.waiting.priority import base_of
 
 log = Logger()
 _UNIQUEID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -91,7 +93,7 @@ class WaitingComplainants(PeriodicService):
             return 0        # already moved (the withdraw takes a few seconds to show)
         try:
             await self.ami.send_action("Setvar", Channel=channel, Variable="CC_PRIORITY",
-                                       Value=str(max(priority or 0, 0)))
+                                       Value=str(base_of(str(priority or 0))))
             await self.ami.send_action("QueueWithdrawCaller", Queue=self.queue, Caller=channel,
                                        WithdrawInfo=self.target_queue)
         except AmiError as exc:

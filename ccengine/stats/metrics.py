@@ -24,8 +24,8 @@ DEFAULT_WAIT_BUCKETS = (1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0,
 TALK_TIME_BUCKETS = (10.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0, 900.0, 1800.0, 3600.0)
 
 # How a caller left a queue (docs/metrics.md says how each one is recognised).
-EXIT_REASONS = ("answered", "abandon", "withdraw", "exitkey", "timeout", "leaveempty",
-                "leaveunavail", "other")
+EXIT_REASONS = ("answered", "abandon", "callback", "withdraw", "exitkey", "timeout",
+                "leaveempty", "leaveunavail", "other")
 
 # Why an AMI event was ignored, or only partly used.
 IGNORED_REASONS = ("unknown_queue", "missing_header", "bad_value", "join_not_seen", "evicted")

@@ -28,6 +28,9 @@ a timer, stats/feature.py). A withdraw to another queue (complaint -> supervisor
 `withdraw` of the first queue and a new offer in the second, whose wait starts at that join.
 Answer and abandon waits are `event Timestamp - first join Timestamp` when both are known, else
 the event's HoldTime plus the engine-clock time between the first join and this slice's join.
+A caller who hangs up between slices (hearing an announcement after a timeout) without a
+stored callback abandoned: the wait runs from the first join to the Hangup. A stored callback
+(`callback_taken`, from the waiting feature) ends the stay as `callback`.
 No event can raise out of `handle`: a bad one is counted in
 `ccengine_stats_ignored_events_total{reason}`.
 """
@@ -46,6 +49,8 @@ from ccengine.stats.waiting import WaitingCallers
 QUEUESTATUS_EXITS = {"TIMEOUT": "timeout", "LEAVEEMPTY": "leaveempty",
                      "LEAVEUNAVAIL": "leaveunavail", "WITHDRAW": "withdraw"}
 FINAL_QUEUESTATUS = frozenset({"LEAVEEMPTY", "LEAVEUNAVAIL"})
+# Exits between slices after which a Hangup means the caller gave up waiting.
+UNSERVED_BETWEEN = frozenset({"timeout", "other"})
 
 
 class BadEvent(Exception):
@@ -262,8 +267,22 @@ class QueueEventConsumer:
     def _on_hangup(self, msg: Any) -> None:
         # Every channel hangs up: only tracked callers matter, and the channel is gone for good.
         uniqueid = msg.get("Uniqueid")
-        if uniqueid and uniqueid in self._callers:
-            self._close(uniqueid)
+        caller = self._callers.get(uniqueid) if uniqueid else None
+        if caller is None:
+            return
+        if caller.between and caller.exit_reason in UNSERVED_BETWEEN and \
+                caller.abandon_wait is None:
+            # Hung up while hearing an announcement (out of the queue between two slices):
+            # an abandoned call, waited from the first entry to this Hangup.
+            caller.abandon_wait = self._hangup_wait(msg, caller)
+        self._close(uniqueid)
+
+    def callback_taken(self, uniqueid: str) -> None:
+        """The waiting feature stored a callback for this caller (queue-announce): the hang-up
+        that follows ends the stay as `callback`, not as an abandon."""
+        caller = self._callers.get(uniqueid)
+        if caller is not None:
+            caller.exit_reason = "callback"
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -281,6 +300,13 @@ class QueueEventConsumer:
                 return now - caller.first_ts
         hold = _seconds(_required(msg, "HoldTime"))
         return hold + (caller.slice_offset if caller is not None else 0.0)
+
+    def _hangup_wait(self, msg: Any, caller: _Caller) -> float:
+        """Seconds from the first join to a Hangup (Timestamps, else the engine clock)."""
+        now = _timestamp(msg)
+        if caller.first_ts is not None and now is not None and now >= caller.first_ts:
+            return now - caller.first_ts
+        return max(0.0, self.clock.seconds() - caller.first_seen)
 
     def _track(self, uniqueid: str, caller: _Caller) -> None:
         self._callers.pop(uniqueid, None)

@@ -62,13 +62,8 @@ def line_seen(queue: str) -> str:
     return f"{PREFIX}line:seen:{id_part(queue)}"
 
 
-def line_seq(queue: str) -> str:
-    """Counter: first-join sequence number of the queue (INCR)."""
-    return f"{PREFIX}line:seq:{id_part(queue)}"
-
-
 def line_entry(queue: str, uniqueid: str) -> str:
-    """Hash of one waiting caller: seq, base, priority, joined (first join, engine clock)."""
+    """Hash of one waiting caller: priority (its QUEUE_PRIO), joined (first queue entry, epoch)."""
     return f"{PREFIX}line:entry:{id_part(queue)}:{id_part(uniqueid)}"
 
 

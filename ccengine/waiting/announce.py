@@ -1,22 +1,22 @@
 """The queue-announce route (agi://engine/queue-announce) and the closed-hours callback offer.
 
-The dialplan runs this route before the caller's first Queue() and every time Queue() returns
-with QUEUESTATUS=TIMEOUT (every CC_ANNOUNCE_EVERY seconds). It sets, CC_ROUTE_OK=1 last:
-- CC_PRIORITY: the QUEUE_PRIO for the next entry, which keeps the caller's first-join place
-  (waiting/priority.py; set as soon as it is known, so a later failure cannot lose it);
+The dialplan puts a routed caller into Queue() at once and runs this route every time Queue()
+returns with QUEUESTATUS=TIMEOUT (after CC_ANNOUNCE_EVERY seconds of waiting, phase
+`periodic`) or the caller pressed 2 in the queue (exit context ccengine-qexit, phase `key`:
+straight to the callback dialog). It sets, CC_ROUTE_OK=1 last:
 - CC_ANNOUNCE_EVERY: the queue's announce_frequency;
 - CC_ANNOUNCE_ACTION: `stay` (back into the queue) or `callback` (request stored: the dialplan
   hangs up after this route, the caller has heard the confirmation).
-AGI arguments (dialplans/extensions_ccengine.conf, [ccengine-wait]): the queue (else CC_QUEUE)
-and the phase: `join` (before the first Queue()), `periodic` (Queue() timed out), `key` (the
-caller pressed 2 in the queue: straight to the callback dialog). CC_QUEUE_POSITION is never
-set: a Queue() position argument would override priorities (app_queue.c join_queue() inserts
-at the position even ahead of higher-priority callers), while the priority alone keeps order.
+AGI arguments (dialplans/extensions_ccengine.conf, [ccengine-wait]): the queue (else CC_QUEUE),
+the phase, the QUEUE_PRIO the caller queues with and the epoch of its first queue entry
+(CC_WAIT_SINCE). The dialplan owns the caller's place (waiting/priority.py): the engine never
+changes the priority, it files the caller in its line and a callback under that value, so a
+callback keeps the place Asterisk gave the caller at the first entry.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from twisted.logger import Logger
 
@@ -45,6 +45,9 @@ class AnnounceParts:
     events: WaitingEvents
     metrics: WaitingMetrics
     clock: Any
+    # Told the Asterisk Uniqueid of a caller who took a callback (queue statistics: that
+    # caller's hang-up is not an abandon).
+    on_callback: Callable[[str], None] = lambda uniqueid: None
 
 
 class QueueAnnounceRoute:
@@ -61,19 +64,22 @@ class QueueAnnounceRoute:
             await self._finish(channel, None, "stay")
             return
         lang = p.prompter.language(await channel.get_variable("CC_LANGUAGE"))
-        base = priority.base_of(await channel.get_variable("CC_PRIORITY"))
         uniqueid = safe_call_id(channel.env.uniqueid)
         now = p.clock.seconds()
+        prio, joined = await self._place(channel, now)
         try:
-            place = await p.line.announce(queue, uniqueid, base, now)
+            place = await p.line.announce(queue, uniqueid, prio, joined, now)
         except StoreUnavailable as exc:
-            # No place, no callback: say so and keep the caller queued (issue 8, item 12).
+            # No place, no callback: back into the queue at once (the caller is out of the
+            # queue while this route runs, at most redis.timeout so far; the next announcement
+            # tries again). Only a caller who pressed 2 for a callback hears that it is not
+            # possible now: that answers their request.
             log.warn("line unavailable for {queue}: {exc}", queue=queue, exc=exc)
             p.metrics.announcements.labels(queue, "unavailable").inc()
-            await p.prompter.play(channel, "callback_unavailable", lang)
+            if self._phase(channel) == "key" and p.config.offer_callback:
+                await p.prompter.play(channel, "callback_unavailable", lang)
             await self._finish(channel, queue, "stay")
             return
-        await channel.set_variable("CC_PRIORITY", str(place.priority))
         p.events.remember(uniqueid, queue)
         estimate = estimator.estimate_wait(place.position, p.staffing.available(queue),
                                            place.talk_times)
@@ -91,7 +97,7 @@ class QueueAnnounceRoute:
         await self._finish(channel, queue, action)
 
     async def on_watchdog(self, channel: AgiChannel) -> None:
-        """The engine stalled: back into the queue at once (CC_PRIORITY, if set, is kept)."""
+        """The engine stalled: back into the queue at once (the dialplan keeps the place)."""
         await channel.set_variable("CC_ANNOUNCE_ACTION", "stay")
         await channel.acknowledge()
 
@@ -100,6 +106,18 @@ class QueueAnnounceRoute:
         args = channel.env.args
         queue = args[0] if args and args[0] else await channel.get_variable("CC_QUEUE")
         return queue if queue in self.p.queues else None
+
+    async def _place(self, channel: AgiChannel, now: float) -> tuple[int, float]:
+        """The QUEUE_PRIO and first-entry epoch the dialplan passed (arguments 3 and 4). A
+        dialplan that passes none (older include) or garbage: the place as the dialplan would
+        compute it for an entry now, from the business priority in CC_PRIORITY."""
+        args = channel.env.args
+        prio = priority.parse(args[2]) if len(args) > 2 else None
+        joined = _epoch(args[3] if len(args) > 3 else "", now)
+        if prio is None:
+            base = priority.base_of(await channel.get_variable("CC_PRIORITY"))
+            prio = priority.queue_priority(base, joined, self.p.config.place_rollover)
+        return prio, joined
 
     @staticmethod
     def _phase(channel: AgiChannel) -> str:
@@ -134,6 +152,7 @@ class QueueAnnounceRoute:
             return "stay"
         self.p.events.callers.pop(place.uniqueid, None)
         self.p.ledger.forget(place.uniqueid)
+        self.p.on_callback(channel.env.uniqueid)
         # The request is stored: set the outcome before the last prompt, so a hang-up during
         # it changes nothing.
         await channel.set_variable("CC_ANNOUNCE_ACTION", "callback")
@@ -167,18 +186,21 @@ class ClosedHoursOffer:
                                      timeout_ms=int(p.config.offer_timeout * 1000))
         if digit != "1":
             return False
-        try:
-            seq = await p.line.next_seq(queue)
-        except StoreUnavailable as exc:
-            log.warn("closed-hours callback not possible: {exc}", exc=exc)
-            await p.prompter.play(channel, "callback_unavailable_closed", lang)
-            return False
         now = p.clock.seconds()
         # Outside hours nobody waits: the request's place is the moment it is made.
-        placement = Placement(queue, priority.queue_priority(0, seq), now)
+        placement = Placement(queue, priority.queue_priority(0, now, p.config.place_rollover),
+                              now)
         result = await p.dialog.run(channel, lang, number, call_id, placement)
         if result.outcome != "stored":
             return False
         await p.prompter.play(channel, "callback_stored_when_open", lang)
         return True
 
+
+def _epoch(text: str, now: float) -> float:
+    """A first-entry epoch from the dialplan (digits, within the last day and not in the
+    future beyond clock skew), else `now`."""
+    if not text.isascii() or not text.isdigit() or len(text) > 12:
+        return now
+    value = float(text)
+    return value if now - 86400 <= value <= now + 60 else now

@@ -58,9 +58,16 @@ def build(ctx: EngineContext) -> Feature:
     ledger = EstimateLedger(metrics)
     events = WaitingEvents(line, staffing, ledger, ctx.clock, list(queues))
     dialog = CallbackDialog(config, ctx.prompter, callbacks, metrics, ctx.clock)
+
+    def callback_taken(uniqueid: str) -> None:
+        # The statistics feature is built after this one (app.FEATURES): looked up per call.
+        stats = ctx.shared.get("queue_stats")
+        if stats is not None:
+            stats.consumer.callback_taken(uniqueid)
+
     parts = AnnounceParts(config=config, queues=queues, prompter=ctx.prompter, line=line,
                           dialog=dialog, staffing=staffing, ledger=ledger, events=events,
-                          metrics=metrics, clock=ctx.clock)
+                          metrics=metrics, clock=ctx.clock, on_callback=callback_taken)
     ctx.shared["closed_offer"] = ClosedHoursOffer(parts)
     ctx.shared["callbacks"] = callbacks
     on_connected = []

@@ -1,15 +1,16 @@
 """The engine's ordered line per queue: waiting callers and pending callbacks, in service order.
 
-Redis keys (store/keys.py): `cc:line:{queue}` sorted set, score = -priority (priority from
-waiting/priority.py, so ascending score = service order and ZRANK = entries served before);
-`cc:line:entry:{queue}:{uniqueid}` hash of a waiting caller (seq, base, priority, joined);
-`cc:line:seen:{queue}` hash member -> last announcement time; `cc:line:seq:{queue}` counter.
+Redis keys (store/keys.py): `cc:line:{queue}` sorted set, score = -priority (the QUEUE_PRIO the
+caller queues with, waiting/priority.py, so ascending score = service order and ZRANK = entries
+served before); `cc:line:entry:{queue}:{uniqueid}` hash of a waiting caller (priority, joined);
+`cc:line:seen:{queue}` hash member -> last announcement time.
 
-A caller enters the line at its first announcement (the dialplan runs queue-announce before
-the first Queue()), is refreshed at each announcement, and leaves when answered (AgentConnect),
-when its channel hangs up (Hangup), when it becomes a callback (same score, member `cb:{id}`),
-or, if those events were missed (engine restart, AMI down), when the sweep finds it not
-announced for `stale_after` seconds. Each step is one Lua script: one round trip, atomic.
+A caller enters the line at its first announcement (after the queue's announce interval of
+waiting; the dialplan queues them at once and passes their QUEUE_PRIO and first-entry time),
+is refreshed at each announcement, and leaves when answered (AgentConnect), when its channel
+hangs up (Hangup), when it becomes a callback (same score, member `cb:{id}`), or, if those
+events were missed (engine restart, AMI down), when the sweep finds it not announced for
+`stale_after` seconds. Each step is one Lua script: one round trip, atomic.
 """
 from __future__ import annotations
 
@@ -19,29 +20,25 @@ from twisted.internet.defer import Deferred
 
 from ccengine.store import keys
 from ccengine.store.base import LuaScript, RedisConnection
-from ccengine.waiting import priority
 
-# KEYS: line, entry, seen, seq, aht.  ARGV: uniqueid, base, now, scale, max_base, window, ttl
+# KEYS: line, entry, seen, aht.  ARGV: uniqueid, priority, joined, now, window, ttl
+# The priority and the first entry come from the dialplan; a caller already in the line keeps
+# the first `joined` it was announced with.
 _JOIN = LuaScript("""
 local member = 'call:' .. ARGV[1]
-local prio = tonumber(redis.call('HGET', KEYS[2], 'priority') or '-1')
 local joined = redis.call('HGET', KEYS[2], 'joined')
 local created = 0
-if prio < 0 then
-  local seq = redis.call('INCR', KEYS[4])
-  local scale = tonumber(ARGV[4])
-  local base = math.min(math.max(tonumber(ARGV[2]), 0), tonumber(ARGV[5]))
-  prio = base * scale + (scale - 1 - seq % scale)
+if not joined then
   joined = ARGV[3]
-  redis.call('HSET', KEYS[2], 'seq', seq, 'base', base, 'priority', prio, 'joined', joined)
   created = 1
 end
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[7]))
-redis.call('ZADD', KEYS[1], -prio, member)
-redis.call('HSET', KEYS[3], member, ARGV[3])
+redis.call('HSET', KEYS[2], 'priority', ARGV[2], 'joined', joined)
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[6]))
+redis.call('ZADD', KEYS[1], -tonumber(ARGV[2]), member)
+redis.call('HSET', KEYS[3], member, ARGV[4])
 local rank = redis.call('ZRANK', KEYS[1], member)
-local aht = redis.call('LRANGE', KEYS[5], 0, tonumber(ARGV[6]) - 1)
-return {tostring(prio), joined, rank + 1, created, aht}
+local aht = redis.call('LRANGE', KEYS[4], 0, tonumber(ARGV[5]) - 1)
+return {joined, rank + 1, created, aht}
 """)
 
 # KEYS: line, seen.  ARGV: member, entry key
@@ -74,7 +71,7 @@ class LinePlace:
     queue: str
     uniqueid: str
     priority: int
-    joined: float          # first join, engine clock
+    joined: float          # first queue entry (epoch, from the dialplan)
     position: int          # 1 = next to be served (callbacks ahead count)
     first_time: bool       # this announcement put the caller into the line
     talk_times: tuple[float, ...]
@@ -87,16 +84,17 @@ class WaitingLine:
         self.window = handling_time_window
         self.entry_ttl = entry_ttl
 
-    def announce(self, queue: str, uniqueid: str, base: int, now: float) -> Deferred:
-        """Enter the caller into the line (first time) or refresh it; fires with a LinePlace."""
+    def announce(self, queue: str, uniqueid: str, prio: int, joined: float,
+                 now: float) -> Deferred:
+        """Enter the caller into the line (first time) or refresh it; fires with a LinePlace.
+        `prio` is the QUEUE_PRIO the caller queues with, `joined` its first queue entry."""
         keys_ = [keys.line(queue), keys.line_entry(queue, uniqueid), keys.line_seen(queue),
-                 keys.line_seq(queue), keys.aht(queue)]
-        args = [uniqueid, base, f"{now:.3f}", priority.SCALE, priority.MAX_BASE, self.window,
-                self.entry_ttl]
+                 keys.aht(queue)]
+        args = [uniqueid, prio, f"{joined:.3f}", f"{now:.3f}", self.window, self.entry_ttl]
 
         def place(reply: list) -> LinePlace:
-            prio, joined, position, created, aht = reply
-            return LinePlace(queue, uniqueid, int(prio), float(joined), int(position),
+            first, position, created, aht = reply
+            return LinePlace(queue, uniqueid, prio, float(first), int(position),
                              bool(created), tuple(float(t) for t in aht))
         return self.conn.script(_JOIN, keys_, args).addCallback(place)
 
@@ -126,7 +124,3 @@ class WaitingLine:
                 p.ltrim(key, 0, self.window - 1)
                 await p.execute()
         return self.conn.call(op)
-
-    def next_seq(self, queue: str) -> Deferred:
-        """A first-join number for a callback that never waited (requested outside hours)."""
-        return self.conn.call(lambda r: r.incr(keys.line_seq(queue)))

@@ -9,7 +9,7 @@ from ccengine.waiting.callbacks import CallbackStore
 from ccengine.waiting.line import WaitingLine
 from ccengine.waiting.metrics import WaitingMetrics
 from ccengine.waiting.numbers import NumberRejected
-from ccengine.waiting.priority import SCALE
+from ccengine.waiting.priority import SCALE, queue_priority
 
 QUEUES = ["inbound", "complaint"]
 
@@ -18,6 +18,14 @@ def parts(url, registry=None):
     conn = RedisConnection(url)
     metrics = WaitingMetrics(registry or CollectorRegistry(), QUEUES)
     return conn, WaitingLine(conn), CallbackStore(conn, QUEUES, expire_hours=48, metrics=metrics)
+
+
+def enter(line, uniqueid, base, first_entry, now=None):
+    """The announcement of a caller who queued (dialplan) with base priority `base` at
+    `first_entry`: the line gets the QUEUE_PRIO the dialplan computed."""
+    prio = queue_priority(base, first_entry)
+    return line.announce("inbound", uniqueid, prio, first_entry,
+                         first_entry if now is None else now)
 
 
 async def to_callback(store, line, place, number, now):
@@ -32,13 +40,13 @@ async def test_interleaved_joins_callbacks_and_answers_keep_first_join_order(red
     conn, line, store = parts(redis_url)
     places = {}
     for i, name in enumerate("ABCDE"):
-        places[name] = await line.announce("inbound", f"u-{name}", 0, 100.0 + i)
+        places[name] = await enter(line, f"u-{name}", 0, 100.0 + i)
     b = await to_callback(store, line, places["B"], "13800000002", 110.0)
     await line.leave("inbound", "u-A")                      # answered (AgentConnect)
     d = await to_callback(store, line, places["D"], "13800000004", 111.0)
-    again = await line.announce("inbound", "u-C", 0, 130.0)  # periodic re-announce of C
-    places["F"] = await line.announce("inbound", "u-F", 0, 131.0)
-    assert again.priority == places["C"].priority            # same place on every re-entry
+    again = await enter(line, "u-C", 0, 102.0, now=130.0)  # periodic re-announce of C
+    places["F"] = await enter(line, "u-F", 0, 131.0)
+    assert (again.priority, again.joined) == (places["C"].priority, 102.0)  # same place
     assert await line.members("inbound") == [f"cb:{b.id}", "call:u-C", f"cb:{d.id}",
                                               "call:u-E", "call:u-F"]
     assert again.position == 2                               # the callback B is ahead of C
@@ -55,10 +63,10 @@ async def test_base_priority_ranks_before_first_join(redis_url):
     """A VIP (base 10) who joins later is ahead of earlier base-0 callers, and the QUEUE_PRIO
     values stay inside a C int."""
     conn, line, _ = parts(redis_url)
-    first = await line.announce("inbound", "u-1", 0, 1.0)
-    vip = await line.announce("inbound", "u-2", 10, 2.0)
+    first = await enter(line, "u-1", 0, 1.0)
+    vip = await enter(line, "u-2", 10, 2.0)
     assert vip.position == 1 and vip.priority // SCALE == 10
-    assert (await line.announce("inbound", "u-1", 0, 3.0)).position == 2
+    assert (await enter(line, "u-1", 0, 1.0, now=3.0)).position == 2
     assert first.priority < vip.priority < 2**31
     await conn.close()
 
@@ -122,7 +130,7 @@ async def test_pending_callbacks_expire_with_a_recorded_outcome(redis_url):
     """A pending callback past callback_expire_hours ends as `expired` and leaves the line."""
     registry = CollectorRegistry()
     conn, line, store = parts(redis_url, registry)
-    place = await line.announce("inbound", "u-1", 0, 0.0)
+    place = await enter(line, "u-1", 0, 0.0)
     stored = await to_callback(store, line, place, "13800000001", 0.0)
     assert await store.expire(48 * 3600 - 1) == []
     assert await store.expire(48 * 3600 + 1) == ["inbound"]
@@ -153,8 +161,8 @@ async def test_acknowledged_callback_survives_an_engine_restart(redis_url):
 async def test_sweep_removes_callers_no_longer_announced(redis_url):
     """A caller whose end was missed (no AgentConnect/Hangup seen) leaves the line at the sweep."""
     conn, line, _ = parts(redis_url)
-    await line.announce("inbound", "u-old", 0, 0.0)
-    await line.announce("inbound", "u-new", 0, 100.0)
+    await enter(line, "u-old", 0, 0.0)
+    await enter(line, "u-new", 0, 100.0)
     assert await line.sweep("inbound", oldest=50.0) == 1
     assert await line.members("inbound") == ["call:u-new"]
     await conn.close()

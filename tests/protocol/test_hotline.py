@@ -261,3 +261,75 @@ async def test_repeat_complainant_goes_to_the_complaint_queue_with_their_ticket(
     assert other.variables["CC_QUEUE"] == "inbound" and "CC_TICKET_ID" not in other.variables
     sync.close()
     await conn.close()
+
+
+def timed_caller(clock, seconds, press=None):
+    """Asterisk playing prompts in real time on the engine's clock: `seconds[name]` is how long
+    the first piece of a prompt plays (the menu's 8.6 s and the greeting's 3.1 s are from
+    transcripts3/routed_call_agent_free/TIMELINE.txt); WAIT FOR DIGIT runs to its timeout.
+    `press` = (prompt, digit): that prompt is interrupted by the digit at once."""
+    def answer(command):
+        if command.startswith(b"STREAM FILE"):
+            for name, length in seconds.items():
+                if f"/ccengine/{name} ".encode() in command or \
+                        f"/ccengine/{name}-1 ".encode() in command:
+                    if press and press[0] == name:
+                        clock.advance(1.0)
+                        return digit_code_reply(press[1], endpos=8000)
+                    clock.advance(length)
+            return None
+        if command.startswith(b"WAIT FOR DIGIT"):
+            clock.advance(int(command.split()[-1]) / 1000)
+            return b"200 result=0\n"
+        return None
+    return answer
+
+
+PROMPT_SECONDS = {"welcome": 3.1, "menu": 8.6}
+
+
+@pytest_twisted.ensureDeferred
+async def test_key_pressed_during_the_greeting_is_the_menu_choice(redis_url):
+    """Type-ahead: 3 pressed one second into the greeting routes to the complaint queue at
+    once; the menu is never played (transcripts3: the greeting had no escape digits, the key
+    was dropped and that caller joined the default queue 59 s after answer)."""
+    factory, registry, conn = build(redis_url)
+    clock = factory.routes["hotline"].clock
+    start = clock.seconds()
+    asterisk = await call(factory, timed_caller(clock, PROMPT_SECONDS, ("welcome", "3")),
+                          callerid="13700000011")
+    greeting = [c for c in asterisk.commands if b"/ccengine/welcome" in c][0]
+    assert greeting.endswith(b'"0123456789*#"')
+    assert not [c for c in asterisk.commands if b"/ccengine/menu" in c]
+    v = asterisk.variables
+    assert (v["CC_QUEUE"], v["CC_CATEGORY"], v["CC_ROUTE_OK"]) == ("complaint", "10", "1")
+    assert clock.seconds() - start == 1.0
+    await conn.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_no_input_caller_reaches_the_default_queue_within_the_budget(redis_url):
+    """A caller who presses nothing hears the menu only as often as fits the 30 s budget
+    (greeting 3.1 s + 2 x (8.6 s + 4 s) = 28.3 s), then gets the default route, counted."""
+    factory, registry, conn = build(redis_url)
+    clock = factory.routes["hotline"].clock
+    start = clock.seconds()
+    asterisk = await call(factory, timed_caller(clock, PROMPT_SECONDS), callerid="13700000012")
+    assert len([c for c in asterisk.commands if b"/ccengine/menu" in c]) == 2
+    assert asterisk.variables["CC_QUEUE"] == "inbound"
+    assert 28.0 < clock.seconds() - start <= 30.0
+    assert registry.get_sample_value("ccengine_menu_defaulted_total") == 1.0
+    await conn.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_tighter_budget_cuts_the_retries(redis_url):
+    """With no_input_budget = 20 the second menu play (it would end at 28.3 s) is not started."""
+    config = parse_config({"ivr": {"no_input_budget": 20}})
+    factory, registry, conn = build(redis_url, config=config)
+    clock = factory.routes["hotline"].clock
+    start = clock.seconds()
+    asterisk = await call(factory, timed_caller(clock, PROMPT_SECONDS), callerid="13700000013")
+    assert len([c for c in asterisk.commands if b"/ccengine/menu" in c]) == 1
+    assert clock.seconds() - start <= 20.0
+    await conn.close()

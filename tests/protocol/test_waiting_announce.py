@@ -19,6 +19,7 @@ from ccengine.config import load_config
 from ccengine.store.base import StoreUnavailable
 from ccengine.store.embedded import free_port
 from ccengine.waiting import feature as waiting_feature
+from ccengine.waiting import priority
 
 UNIQUEID = "cclab-1795366328.16"
 CALLER = "13800000001"
@@ -89,10 +90,17 @@ def build(redis_url, config=None, staffing=None, talk_times=()):
     return factory, registry, conn, ctx, r
 
 
-async def call(factory, caller, phase="periodic", uniqueid=UNIQUEID, callerid=CALLER):
+# What [ccengine-wait] passes: the QUEUE_PRIO the caller queues with (base 0, first entry 40 s
+# before the engine clock's now) and that first entry's epoch (CC_WAIT_SINCE).
+FIRST_ENTRY = 1_800_000_000 - 40
+QUEUED_PRIO = priority.queue_priority(0, FIRST_ENTRY)
+
+
+async def call(factory, caller, phase="periodic", uniqueid=UNIQUEID, callerid=CALLER,
+               prio=QUEUED_PRIO, since=FIRST_ENTRY):
     asterisk = ScriptedAsterisk(factory, caller)
-    asterisk.dial("queue-announce", args=("inbound", phase), uniqueid=uniqueid,
-                  callerid=callerid)
+    asterisk.dial("queue-announce", args=("inbound", phase, str(prio), str(since)),
+                  uniqueid=uniqueid, callerid=callerid)
     await asterisk.finished
     return asterisk
 
@@ -103,14 +111,17 @@ def last_set(asterisk) -> bytes:
 
 @pytest_twisted.ensureDeferred
 async def test_pressing_1_keeps_waiting_with_a_place_keeping_priority(redis_url):
-    """Position and estimate are spoken, 1 sends the caller back with CC_PRIORITY from its first
-    join, and only the line entry is written (no callback)."""
+    """Position and estimate are spoken, 1 sends the caller back; the engine leaves the priority
+    to the dialplan (no CC_PRIORITY set) and files the caller in its line under the QUEUE_PRIO
+    and first entry the dialplan passed; no callback is written."""
     factory, registry, conn, _, r = build(redis_url, staffing=2, talk_times=(120, 240))
     caller = Caller(keys={"keep_waiting_or_callback": ["1"]})
     asterisk = await call(factory, caller)
     v = asterisk.variables
     assert (v["CC_ANNOUNCE_ACTION"], v["CC_ROUTE_OK"], v["CC_ANNOUNCE_EVERY"]) == ("stay", "1", "30")
-    assert int(v["CC_PRIORITY"]) == 9_999_998                     # base 0, first join #1
+    assert "CC_PRIORITY" not in v
+    entry = r.hgetall(f"cc:line:entry:inbound:{UNIQUEID}")
+    assert (int(entry["priority"]), float(entry["joined"])) == (QUEUED_PRIO, FIRST_ENTRY)
     assert caller.played == ["position_announce", "keep_waiting_or_callback"]
     # position 1 * 180 s mean / 2 agents = 90 s -> "about 2 minutes"
     assert b"en/ccengine/num/2" in b"\n".join(asterisk.commands)
@@ -127,7 +138,6 @@ async def test_pressing_2_with_caller_id_confirmed_stores_the_callback(redis_url
     """2, then 1 to confirm the caller ID: the callback is stored in the caller's place, the
     caller leaves the line and the dialplan is told `callback`."""
     factory, registry, conn, _, r = build(redis_url)
-    r.set("cc:line:seq:inbound", 4)                               # four callers joined before
     caller = Caller(keys={"keep_waiting_or_callback": ["2"], "callback_confirm_number": ["1"]})
     asterisk = await call(factory, caller)
     assert asterisk.variables["CC_ANNOUNCE_ACTION"] == "callback"
@@ -137,7 +147,8 @@ async def test_pressing_2_with_caller_id_confirmed_stores_the_callback(redis_url
     callback_id = r.get(f"cc:callback:open:{CALLER}")
     stored = r.hgetall(f"cc:callback:{callback_id}")
     assert (stored["number"], stored["queue"], stored["state"]) == (CALLER, "inbound", "pending")
-    assert int(stored["priority"]) == int(asterisk.variables["CC_PRIORITY"]) == 9_999_994
+    # The callback keeps the place of the caller's first entry (Asterisk's order).
+    assert (int(stored["priority"]), float(stored["joined"])) == (QUEUED_PRIO, FIRST_ENTRY)
     assert r.zrange("cc:line:inbound", 0, -1) == [f"cb:{callback_id}"]
     assert r.zrange("cc:callbacks:ready:inbound", 0, -1) == [callback_id]
     assert registry.get_sample_value("ccengine_callbacks_requested_total",
@@ -209,14 +220,15 @@ async def test_key_phase_goes_straight_to_the_callback_dialog(redis_url):
 
 
 @pytest_twisted.ensureDeferred
-async def test_redis_unreachable_withdraws_the_offer_aloud_and_keeps_the_caller_queued(redis_url):
-    """With Redis unreachable the caller hears callback_unavailable and goes back to the queue
-    (CC_ANNOUNCE_ACTION=stay, CC_ROUTE_OK=1): never silently dropped."""
+async def test_redis_unreachable_sends_the_caller_straight_back_into_the_queue(redis_url):
+    """With Redis unreachable the caller goes back to the queue at once, with no prompt first
+    (CC_ANNOUNCE_ACTION=stay, CC_ROUTE_OK=1; issue 24 point 7: the apology before re-entry kept
+    callers out of the queue for seconds), and the round is counted."""
     dead = f"redis://127.0.0.1:{free_port()}/0"
     factory, registry, conn, _, r = build(dead)
     caller = Caller()
     asterisk = await call(factory, caller)
-    assert caller.played == ["callback_unavailable"]
+    assert caller.played == []
     assert (asterisk.variables["CC_ANNOUNCE_ACTION"], asterisk.variables["CC_ROUTE_OK"]) == \
         ("stay", "1")
     assert registry.get_sample_value("ccengine_wait_announcements_total",
@@ -262,4 +274,18 @@ async def test_closed_hours_callback_offer_through_the_hotline(redis_url):
     stored = r.hgetall(f"cc:callback:{callback_id}")
     assert (stored["queue"], stored["state"], stored["call_id"]) == ("inbound", "pending", "late-1")
     assert r.zrange("cc:callbacks:ready:inbound", 0, -1) == [callback_id]
+    await conn.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_garbage_place_arguments_fall_back_to_a_place_now(redis_url):
+    """A QUEUE_PRIO over the C int range and a first entry in the future are refused: the line
+    gets the place the dialplan would compute for an entry now, from CC_PRIORITY's base."""
+    factory, _, conn, ctx, r = build(redis_url)
+    caller = Caller(keys={"keep_waiting_or_callback": ["1"]}, variables={"CC_PRIORITY": "10"})
+    await call(factory, caller, prio=str(2**31), since=str(1_800_000_000 + 3600))
+    entry = r.hgetall(f"cc:line:entry:inbound:{UNIQUEID}")
+    now = ctx.clock.seconds()
+    assert (int(entry["priority"]), float(entry["joined"])) == \
+        (priority.queue_priority(10, now), now)
     await conn.close()

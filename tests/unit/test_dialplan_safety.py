@@ -341,10 +341,16 @@ def test_manager_conf_grants_no_system_or_command_class():
 
 
 def test_features_conf_sets_the_attended_transfer_code():
-    """features.conf maps atxfer (empty by default in Asterisk 22, capture ami8c0) and escalate."""
+    """features.conf maps atxfer (empty by default in Asterisk 22, capture ami8c0) and includes
+    the shipped escalate entry inside [applicationmap] (without it, transcripts3 logged
+    "Unknown DYNAMIC_FEATURES item 'escalate'" on every answered queue call)."""
     text = (DEPLOY / "asterisk" / "features.conf").read_text()
     assert re.search(r"^atxfer => \*2$", text, re.M)
-    assert re.search(r"^escalate => \*5,self,Gosub\(ccengine-escalate,s,1\),default$", text, re.M)
+    section = text[text.index("[applicationmap]"):]
+    assert re.search(r'^#include "ccengine/features_ccengine.conf"$', section, re.M)
+    shipped = (ROOT / "dialplans" / "features_ccengine.conf").read_text()
+    entries = [line for line in shipped.splitlines() if line and not line.startswith(";")]
+    assert entries == ["escalate => *5,self,Gosub(ccengine-escalate,s,1),default"]
 
 
 # ------------------------------------------------------------- the checker catches bugs --

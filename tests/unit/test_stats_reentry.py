@@ -59,7 +59,8 @@ def answered_at(seconds_after_first_join: float, hold_time: int, queue: str = "c
 
 
 def test_queuestatus_timeout_varset_classifies_the_exit():
-    """A Leave followed by VarSet QUEUESTATUS=TIMEOUT exits `timeout` once the channel hangs up.
+    """A Leave followed by VarSet QUEUESTATUS=TIMEOUT exits `timeout` when no re-join and no
+    hang-up follow within leave_grace (the channel went on elsewhere in the dialplan).
 
     No capture has a queue timeout; the order (QueueCallerLeave, then QUEUESTATUS) is app_queue.c
     `queue_exec` (`leave_queue(&qe)` then `set_queue_result(chan, reason)`), and TIMEOUT is one of
@@ -71,8 +72,11 @@ def test_queuestatus_timeout_varset_classifies_the_exit():
     leave = next(i for i, m in enumerate(recorded) if m.event == "QueueCallerLeave")
     rig.replay(recorded[:leave + 1] + [timeout_status(B_UNIQUEID)])
     assert rig.value("ccengine_queue_exits_total", queue="complaint", reason="timeout") == 0
-    rig.replay(recorded[leave + 1:])  # ... the caller hangs up during the announcement
+    rig.replay(m for m in recorded[leave + 1:] if m.event != "Hangup")
+    rig.clock.advance(rig.stats.consumer.leave_grace)
+    rig.stats.consumer.expire()
     assert rig.value("ccengine_queue_exits_total", queue="complaint", reason="timeout") == 1
+    assert rig.value("ccengine_queue_abandoned_total", queue="complaint") == 0
     assert rig.stats.consumer.tracked == 0
 
 
@@ -134,18 +138,34 @@ def test_hold_loop_without_timestamps_adds_the_earlier_slices_by_the_engine_cloc
     assert rig.value("ccengine_queue_answer_time_seconds_sum", queue="complaint") == 47
 
 
-def test_caller_hanging_up_in_the_announcement_exits_with_the_slice_reason():
-    """Between slices nothing is counted; the Hangup of the channel makes the `timeout` exit final."""
+def test_caller_hanging_up_in_the_announcement_abandoned_after_the_whole_wait():
+    """Between slices nothing is counted; a Hangup during the announcement is an abandon whose
+    wait runs from the first join to the Hangup (issue 24: abandonment counts every
+    announcement of the hold loop)."""
     rig = Rig()
     rig.replay(hold_slices(2))
     q = {"queue": "complaint"}
     assert sum(rig.value("ccengine_queue_exits_total", reason=r, **q)
                for r in ("timeout", "other", "abandon")) == 0
-    rig.replay([B_HANGUP_EVENT])
-    assert rig.value("ccengine_queue_exits_total", reason="timeout", **q) == 1
-    assert rig.value("ccengine_queue_abandoned_total", **q) == 0
+    hangup_at = B_JOIN + 45 + 30 + 7
+    rig.replay([tagged(B_HANGUP_EVENT, Timestamp=f"{hangup_at:.6f}")])
+    assert rig.value("ccengine_queue_exits_total", reason="abandon", **q) == 1
+    assert rig.value("ccengine_queue_abandoned_total", **q) == 1
+    assert rig.value("ccengine_queue_abandon_wait_seconds_sum", **q) == pytest.approx(82.0)
     assert rig.value("ccengine_queue_offered_total", **q) == 1
     assert rig.stats.consumer.tracked == 0
+
+
+def test_caller_who_took_a_callback_is_not_an_abandon():
+    """The waiting feature reports the stored callback; the Hangup after the goodbye ends the
+    stay as `callback`."""
+    rig = Rig()
+    rig.replay(hold_slices(1))
+    rig.stats.consumer.callback_taken(B_UNIQUEID)
+    rig.replay([B_HANGUP_EVENT])
+    q = {"queue": "complaint"}
+    assert rig.value("ccengine_queue_exits_total", reason="callback", **q) == 1
+    assert rig.value("ccengine_queue_abandoned_total", **q) == 0
 
 
 def test_exit_with_key_then_back_into_the_queue_is_no_exit():

@@ -1,8 +1,8 @@
-"""The wait estimator and the place-keeping priority: pure functions, stated inputs and outputs."""
+"""The wait estimator: pure functions, stated inputs and outputs."""
 import pytest
 
 from ccengine.config import WaitingConfig
-from ccengine.waiting import estimator, priority
+from ccengine.waiting import estimator
 from ccengine.waiting.numbers import NumberRejected, check_callback_number
 
 
@@ -40,21 +40,6 @@ def test_waiting_longer_than_the_average_does_not_grow_the_estimate():
 def test_spoken_minutes_round_up_and_never_say_zero():
     """20 s is 'about 1 minute', 61 s is 2 minutes, 120 s is 2 minutes."""
     assert [estimator.spoken_minutes(s) for s in (20, 61, 120)] == [1, 2, 2]
-
-
-def test_earlier_first_join_always_has_the_higher_priority():
-    """Within one base, seq 1 > seq 2 > seq 3; any VIP base 10 beats every base 0."""
-    p = [priority.queue_priority(0, seq) for seq in (1, 2, 3)]
-    assert p[0] > p[1] > p[2]
-    assert priority.queue_priority(10, 999_999) > priority.queue_priority(0, 1)
-    assert priority.queue_priority(priority.MAX_BASE + 50, 1) < 2**31
-
-
-def test_base_is_read_from_either_the_hotline_or_a_computed_priority():
-    """CC_PRIORITY '10' (hotline) and a scaled value both give base 10; garbage gives 0."""
-    assert priority.base_of("10") == 10
-    assert priority.base_of(str(priority.queue_priority(10, 7))) == 10
-    assert priority.base_of("x") == priority.base_of(None) == priority.base_of("-5") == 0
 
 
 @pytest.mark.parametrize("number,reason", [
