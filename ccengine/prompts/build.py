@@ -46,8 +46,19 @@ class Renderer(Protocol):
     def render(self, text: str, voice: str, rate: int, dest: Path) -> None: ...
 
 
+# espeak-ng pads every file with about 0.15 s of silence at each end. Prompts are played piece
+# by piece (a number is one file per digit), so that padding adds up where callers wait: the
+# agent-number announcement before the bridge took 4.5 s in transcripts3
+# (routed_call_agent_free: agent_number-1, four digits, agent_number-2), half of it silence.
+# sox trims both ends (the `silence` effect, run forwards and on the reversed audio) and leaves
+# a short gap so that pieces do not run into each other.
+TRIM = ["silence", "1", "0.02", "0.5%", "reverse", "silence", "1", "0.02", "0.5%", "reverse",
+        "pad", "0", "0.06"]
+
+
 class EspeakRenderer:
-    """espeak-ng writes a WAV at its own rate; sox resamples it to mono 16-bit at `rate`."""
+    """espeak-ng writes a WAV at its own rate; sox resamples it to mono 16-bit at `rate` and
+    trims the silence at both ends (TRIM)."""
 
     def __init__(self, espeak: str = "espeak-ng", sox: str = "sox", timeout: float = TIMEOUT):
         self.espeak, self.sox, self.timeout = espeak, sox, timeout
@@ -62,7 +73,7 @@ class EspeakRenderer:
             # would be read as an option.
             self._run([self.espeak, "-v", voice, "-b", "1", "--stdin", "-w", str(raw)], text)
             self._run([self.sox, "-V1", "-G", str(raw), "-r", str(rate), "-c", "1", "-b", "16",
-                       "-e", "signed-integer", "-t", "wav", str(dest)], None)
+                       "-e", "signed-integer", "-t", "wav", str(dest), *TRIM], None)
         with wave.open(str(dest), "rb") as check:
             if check.getnframes() == 0:
                 raise RenderError(f"{dest.name}: rendered an empty file")

@@ -107,3 +107,27 @@ def test_cmd_build_prints_the_report(tmp_path):
     assert code == 0
     assert lines[0].startswith("built ") and "failed 0" in lines[0]
     assert (tmp_path / "zh/ccengine/agent_number-1.wav").is_file()
+
+
+def _edge_silence(path: Path) -> tuple[float, float]:
+    """Seconds of near-silence (|sample| < 1 % of full scale) at the start and at the end."""
+    import array
+    with wave.open(str(path), "rb") as w:
+        rate, samples = w.getframerate(), array.array("h", w.readframes(w.getnframes()))
+    loud = [i for i, s in enumerate(samples) if abs(s) > 327]
+    return loud[0] / rate, (len(samples) - 1 - loud[-1]) / rate
+
+
+def test_rendered_pieces_have_their_silence_trimmed(tmp_path):
+    """A digit and the agent-number prompt's pieces start within 20 ms and end within about
+    0.1 s (the 0.06 s gap kept between pieces), where espeak-ng alone pads each end with about
+    0.15 s: the agent-number announcement the caller hears before the bridge (transcripts3:
+    4.5 s, half of it silence) shrinks by that much per piece."""
+    from ccengine.prompts.build import EspeakRenderer
+    renderer = EspeakRenderer()
+    for text, voice in (("1", "cmn-latn-pinyin"), ("工号", "cmn-latn-pinyin"),
+                        ("Agent", "en")):
+        dest = tmp_path / f"{len(list(tmp_path.iterdir()))}.wav"
+        renderer.render(text, voice, 8000, dest)
+        start, end = _edge_silence(dest)
+        assert start < 0.03 and end < 0.12, (text, start, end)
