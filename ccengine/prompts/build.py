@@ -31,7 +31,7 @@ from typing import Callable, Iterable, Protocol
 
 from ccengine.prompts.catalogue import SOUND_DIR, Catalogue
 
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"   # 2: silence trimmed at both ends (TRIM)
 MANIFEST = ".ccengine-manifest.json"
 RATE_FORMATS = {8000: "wav", 16000: "wav16"}
 RECORDING_FORMATS = ("wav", "wav16", "gsm", "ulaw", "alaw", "sln", "sln16", "g722")
