@@ -59,7 +59,7 @@ def lab(request, tmp_path, redis_url, lab_sounds):
     for agent in AGENTS:
         engine.cli("agents", "add", agent, "--queues", "inbound,complaint", "--pin", AGENT_PIN)
     asterisk.start()
-    ami = AmiObserver(asterisk.ami_port)
+    ami = AmiObserver(asterisk.ami_port, tmp_path / "asterisk" / "ami_stream.raw")
     sipp = Sipp(tmp_path / "sipp", asterisk)
     lab = Lab(asterisk, engine, ami, sipp)
     try:
@@ -75,6 +75,7 @@ def lab(request, tmp_path, redis_url, lab_sounds):
         shutil.rmtree(keep, ignore_errors=True)
         keep.mkdir(parents=True)
         for path in (asterisk.messages, asterisk.home / "log" / "queue_log",
+                     asterisk.home / "ami_stream.raw",
                      engine.home / "engine.log", *sorted((tmp_path / "sipp").glob("*"))):
             if path.exists() and path.is_file():
                 shutil.copy(path, keep / path.name)

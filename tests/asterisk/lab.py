@@ -146,6 +146,7 @@ class Asterisk:
                  30, "the Asterisk control socket")
         assert self.proc.poll() is None, (self.home / "asterisk.out").read_text()[-3000:]
         self.rx("core waitfullybooted")
+        self.rx("agi set debug on")          # every AGI line in messages.log, both directions
 
     def rx(self, command: str) -> str:
         done = subprocess.run([str(self.prefix / "sbin" / "asterisk"), "-C", str(self.conf),
@@ -173,7 +174,8 @@ class Asterisk:
 class AmiObserver:
     """An AMI client with read=all that keeps every event with its Timestamp."""
 
-    def __init__(self, port: int):
+    def __init__(self, port: int, raw: Path):
+        self.raw = open(raw, "wb")           # every byte received: a capture for tests/fixtures
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         self.events: list[dict[str, str]] = []
         self.lock = threading.Lock()
@@ -192,6 +194,8 @@ class AmiObserver:
                 return
             if not chunk:
                 return
+            self.raw.write(chunk)
+            self.raw.flush()
             buffer += chunk
             while b"\r\n\r\n" in buffer:
                 packet, buffer = buffer.split(b"\r\n\r\n", 1)
@@ -218,6 +222,7 @@ class AmiObserver:
             self.sock.close()
         except OSError:
             pass
+        self.raw.close()
 
 
 # ------------------------------------------------------------------------------ engine ---
