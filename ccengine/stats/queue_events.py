@@ -12,9 +12,11 @@ Asterisk facts this relies on (captures in ../shared/asterisk/, copied to tests/
   action had a WithdrawInfo), QueueCallerLeave, VarSet QUEUESTATUS=WITHDRAW.
 - Exit with a key (ami7): no Abandon, no QUEUESTATUS; the Leave event's `Context` is already the
   queue's exit context, while the Join's was the dialplan context of the Queue() call.
-- Timeout / leaveempty / leaveunavail: Leave, then VarSet QUEUESTATUS (app_queue.c
-  `queue_exec`: `leave_queue()` then `set_queue_result()`). VarSet needs the AMI `dialplan`
-  read class (optional, docs/operations.md).
+- Timeout / leaveempty / leaveunavail: QueueCallerAbandon (app_queue.c `queue_exec` calls
+  `record_abandoned()` on each of these exits; lab24_callback_after_30s shows it for a Queue()
+  timeout), Leave, then VarSet QUEUESTATUS (`leave_queue()` then `set_queue_result()`). VarSet
+  needs the AMI `dialplan` read class (optional, docs/operations.md): without it a timeout
+  looks like an abandon until the caller re-joins.
 - Every Queue() call is a new queue entry: its HoldTime counts from that call's own join.
 
 The hold loop (dialplans/extensions_ccengine.conf, [ccengine-wait]) leaves and re-enters the same
@@ -50,7 +52,7 @@ QUEUESTATUS_EXITS = {"TIMEOUT": "timeout", "LEAVEEMPTY": "leaveempty",
                      "LEAVEUNAVAIL": "leaveunavail", "WITHDRAW": "withdraw"}
 FINAL_QUEUESTATUS = frozenset({"LEAVEEMPTY", "LEAVEUNAVAIL"})
 # Exits between slices after which a Hangup means the caller gave up waiting.
-UNSERVED_BETWEEN = frozenset({"timeout", "other"})
+UNSERVED_BETWEEN = frozenset({"timeout", "other", "abandon"})
 
 
 class BadEvent(Exception):
@@ -270,11 +272,15 @@ class QueueEventConsumer:
         caller = self._callers.get(uniqueid) if uniqueid else None
         if caller is None:
             return
-        if caller.between and caller.exit_reason in UNSERVED_BETWEEN and \
-                caller.abandon_wait is None:
-            # Hung up while hearing an announcement (out of the queue between two slices):
-            # an abandoned call, waited from the first entry to this Hangup.
-            caller.abandon_wait = self._hangup_wait(msg, caller)
+        if caller.between and caller.exit_reason in UNSERVED_BETWEEN and not caller.withdrawn:
+            # Hung up while hearing an announcement (out of the queue between two slices, after
+            # a timeout, which Asterisk itself reports as a QueueCallerAbandon): an abandoned
+            # call, waited from the first entry to this Hangup.
+            # A caller who hung up IN the queue has Abandon, Leave and Hangup within
+            # milliseconds: that Abandon's own wait stands.
+            waited = self._hangup_wait(msg, caller)
+            if caller.abandon_wait is None or waited - caller.abandon_wait >= 1.0:
+                caller.abandon_wait = waited
         self._close(uniqueid)
 
     def callback_taken(self, uniqueid: str) -> None:
@@ -282,7 +288,7 @@ class QueueEventConsumer:
         that follows ends the stay as `callback`, not as an abandon."""
         caller = self._callers.get(uniqueid)
         if caller is not None:
-            caller.exit_reason = "callback"
+            caller.exit_reason, caller.abandon_wait = "callback", None
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -327,7 +333,8 @@ class QueueEventConsumer:
         reason = caller.exit_reason if caller.between else "other"
         if moved and caller.abandon_wait is not None:
             reason = "withdraw"   # left with an Abandon and joined another queue: transferred
-        elif reason != "withdraw" and caller.abandon_wait is not None and not caller.withdrawn:
+        elif reason not in ("withdraw", "callback") and caller.abandon_wait is not None \
+                and not caller.withdrawn:
             reason = "abandon"
         if reason == "abandon":
             queue, wait = caller.queue, caller.abandon_wait
