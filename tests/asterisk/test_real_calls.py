@@ -161,3 +161,30 @@ def test_callback_requested_after_30_s_keeps_the_first_entry_place(lab):
         assert (stored["state"], stored.get("handed_over_at", "") != "") == ("claimed", True)
     b.wait(60)
     assert our_warnings(lab) == []
+
+
+def test_redis_stalled_caller_reaches_the_queue_within_the_watchdog_bound(lab):
+    """Redis frozen (SIGSTOP) before the call: the lookup gives up after redis.timeout (2 s)
+    and the caller is treated as new; the menu key then puts them into the queue within the
+    3 s watchdog bound, with nothing played in between (transcripts3: 12.4-12.9 s, the join
+    announcement waited for Redis and apologised first)."""
+    import os
+    import signal
+    r = redis.Redis.from_url(lab.engine.redis_url)
+    pid = int(r.info("server")["process_id"])
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        call = lab.sipp.call("caller", CALLER_A, [("wait", 7000), ("key", "1"), ("wait", 5000)])
+        channel = caller_channel(lab, CALLER_A)["Uniqueid"]
+        key = lab.ami.wait("DTMFEnd", timeout=20, Uniqueid=channel, Digit="1")
+        join = lab.ami.wait("QueueCallerJoin", timeout=20, Uniqueid=channel)
+        assert finished(call, 40) == 0
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    played = [e["Command"] for e in lab.ami.find("AGIExecStart", Uniqueid=channel)
+              if ts(key) <= ts(e) <= ts(join) and e["Command"].split()[0] in MEDIA]
+    print(f"\nkey -> QueueCallerJoin with Redis stopped {ts(join) - ts(key):.3f} s")
+    assert played == []
+    assert ts(join) - ts(key) <= 3.0
+    assert join["Queue"] == "inbound"
+    assert our_warnings(lab) == []
