@@ -1,6 +1,6 @@
 """The engine against the captures of its own issue-24 dialplans on a real Asterisk 22.10.1
-(tests/fixtures/asterisk_lab24/README.md: AMI streams in tests/fixtures/ami/lab24_*, Asterisk's
-messages.log with every AGI line): the place Asterisk computed, the waits the statistics
+(tests/fixtures/asterisk_lab24/README.md: each run's AMI stream, Asterisk's messages.log with
+every AGI line): the place Asterisk computed, the waits the statistics
 derive from Asterisk's event times, and the queue-announce arguments the dialplan really sends."""
 from __future__ import annotations
 
@@ -23,8 +23,13 @@ LAB = Path(__file__).resolve().parents[1] / "fixtures" / "asterisk_lab24"
 QUEUES = {n: QueueConfig(n) for n in ("inbound", "complaint", "outbound", "supervisor")}
 
 
+def messages(capture: str) -> list[Message]:
+    _, blocks = ami_replay.split_raw((LAB / f"{capture}.ami_stream.raw").read_bytes())
+    return [Message.parse(block) for block in blocks]
+
+
 def events(capture: str, name: str | None = None, **headers: str) -> list[Message]:
-    return [m for m in ami_replay.raw_messages(f"lab24_{capture}") if m.event is not None
+    return [m for m in messages(capture) if m.event is not None
             and (name is None or m.event == name)
             and all(m.get(k) == v for k, v in headers.items())]
 
@@ -154,3 +159,13 @@ def test_no_warning_from_our_dialplans_in_the_lab_runs():
         bad = [line for line in lines[booted:] if re.search(r"\] (WARNING|ERROR)\[", line)
                and not any(text in line for text in engine_down)]
         assert bad == [], log.name
+
+
+@pytest.mark.parametrize("capture", ["routed_call_agent_free", "type_ahead_greeting",
+                                     "no_input_budget", "engine_down_key2_fallback",
+                                     "callback_after_30s"])
+def test_every_lab_stream_parses_to_typed_messages(capture):
+    """Every block of every lab stream is an Event or Response with no malformed line."""
+    parsed = messages(capture)
+    assert parsed and all(m.malformed == [] for m in parsed)
+    assert all(m.event is not None or m.response is not None for m in parsed)
