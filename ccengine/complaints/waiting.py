@@ -14,8 +14,9 @@ AMI note 6), and the dialplan re-queues them in `supervisor` at the same place.
 The wait counts from the caller's first queue entry as recorded by the waiting feature
 (`cc:line:entry:{queue}:{uniqueid}` field `joined`, from the dialplan's CC_WAIT_SINCE), because
 the dialplan re-enters Queue() after every announcement and QueueEntry's Wait restarts each
-time; without that record (not announced yet) QueueEntry's Wait is used. A Redis key per caller (`cc:complaints:moved:{uniqueid}`, SET NX)
-makes the move happen once, also across engine restarts.
+time; without that record (not announced yet) QueueEntry's Wait is used. A Redis key per
+caller (`cc:complaints:moved:{uniqueid}`, SET NX) makes the move happen once, also across
+engine restarts.
 """
 from __future__ import annotations
 

@@ -275,9 +275,9 @@ class QueueEventConsumer:
         if caller.between and caller.exit_reason in UNSERVED_BETWEEN and not caller.withdrawn:
             # Hung up while hearing an announcement (out of the queue between two slices, after
             # a timeout, which Asterisk itself reports as a QueueCallerAbandon): an abandoned
-            # call, waited from the first entry to this Hangup.
-            # A caller who hung up IN the queue has Abandon, Leave and Hangup within
-            # milliseconds: that Abandon's own wait stands.
+            # call, waited from the first entry to this Hangup. A caller who hung up IN the
+            # queue has Abandon, Leave and Hangup within milliseconds: that Abandon's wait
+            # stands.
             waited = self._hangup_wait(msg, caller)
             if caller.abandon_wait is None or waited - caller.abandon_wait >= 1.0:
                 caller.abandon_wait = waited
