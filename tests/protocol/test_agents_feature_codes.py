@@ -227,3 +227,63 @@ async def test_codes_from_a_phone_nobody_uses_say_not_logged_in(redis_url):
         assert asterisk.variables["CC_ROUTE_OK"] == "1"
     assert lab.queues.actions == []
     await lab.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_pin_check_runs_off_the_reactor_while_other_calls_are_served(redis_url):
+    """The PIN hash is computed in a thread: while one login's check is held in the thread
+    pool, another phone's feature code (a full AGI session) is served to its end; the login
+    then completes. On the reactor the check would have blocked every session meanwhile
+    (issue 18: 47 ms of PBKDF2 per check)."""
+    import threading
+
+    from twisted.internet.defer import ensureDeferred
+    from twisted.internet.task import deferLater
+    from twisted.internet.threads import deferToThread
+    from twisted.internet import reactor
+
+    from ccengine.agents.directory import verify_pin
+    lab = await lab_with_agent(redis_url)
+    started, release = threading.Event(), threading.Event()
+
+    def held_check(pin, stored):
+        def work():
+            started.set()
+            release.wait(10)
+            return verify_pin(pin, stored)
+        return deferToThread(work)
+    lab.feature.routes["agent-login"]._handler.__self__.check_pin = held_check
+    login = ensureDeferred(lab.dial("agent-login", keys=LOGIN_KEYS))
+    while not started.is_set():
+        await deferLater(reactor, 0.01, lambda: None)
+    other, keypad = await lab.dial("agent-unpause", phone="1004")
+    assert "agent_not_logged_in" in keypad.heard() and other.closed
+    assert not login.called                      # the login is still waiting for its hash
+    release.set()
+    asterisk, keypad = await login
+    assert "agent_login_ok-1" in keypad.heard()
+    assert asterisk.variables["CC_ROUTE_OK"] == "1"
+    await lab.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_wired_pin_check_hashes_in_a_worker_thread(redis_url, monkeypatch):
+    """The feature wires check_pin_in_thread, and it runs verify_pin outside the reactor's
+    thread (the thread the test itself runs in)."""
+    import threading
+
+    from ccengine.agents import login as login_module
+    lab = await lab_with_agent(redis_url)
+    codes = lab.feature.routes["agent-login"]._handler.__self__
+    assert codes.check_pin is login_module.check_pin_in_thread
+    threads = []
+    real = login_module.verify_pin
+
+    def recording(pin, stored):
+        threads.append(threading.current_thread())
+        return real(pin, stored)
+    monkeypatch.setattr(login_module, "verify_pin", recording)
+    asterisk, keypad = await lab.dial("agent-login", keys=LOGIN_KEYS)
+    assert "agent_login_ok-1" in keypad.heard()
+    assert threads and threads[0] is not threading.current_thread()
+    await lab.close()
