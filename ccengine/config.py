@@ -23,8 +23,8 @@ from typing import Mapping
 from ccengine import tomlclasses
 from ccengine.config_features import (AgentsConfig, ComplaintsConfig, OutboundConfig,
                                       WaitingConfig)
-from ccengine.configcheck import (CATEGORY_RE, DAYS, KINDS, LANGUAGE_RE, QUEUE_NAME_RE,
-                                  calendar, port as _port, positive as _positive)
+from ccengine.configcheck import (CATEGORY_RE, DAYS, KIND_BY_DIGIT, KINDS, LANGUAGE_RE,
+                                  QUEUE_NAME_RE, calendar, port as _port, positive as _positive)
 
 class ConfigError(Exception):
     """The configuration is unusable; `problems` lists each one with its location."""
@@ -139,16 +139,26 @@ class CallersConfig:
 
 @dataclass(frozen=True)
 class MenuOption:
-    kind: str = "other"
+    # Optional: the category's first digit is the kind (SERVICE-STANDARDS.md); when given, the
+    # two must agree, so a key meant as a complaint cannot be counted as something else.
+    kind: str = ""
     queue: str = "inbound"
     category: str = "90"
 
     def problems(self) -> list[str]:
         out = []
-        if self.kind not in KINDS:
+        if self.kind and self.kind not in KINDS:
             out.append(f"kind: must be one of {', '.join(KINDS)}")
         if not CATEGORY_RE.fullmatch(self.category):
             out.append("category: two digits, the first 1, 2, 3, 4 or 9 (see SERVICE-STANDARDS.md)")
+        elif self.kind in KINDS and KIND_BY_DIGIT[self.category[0]] != self.kind:
+            # The category's first digit is the kind; a menu key whose two disagree would be
+            # counted and routed as the category's kind (a "complaint" with 30 as an inquiry).
+            digit = next(d for d, k in KIND_BY_DIGIT.items() if k == self.kind)
+            out.append(f"kind '{self.kind}' and category '{self.category}' disagree: the first "
+                       f"digit of the category is the kind ({self.category[0]} = "
+                       f"{KIND_BY_DIGIT[self.category[0]]}); use a category {digit}x for "
+                       f"{self.kind}")
         return out
 
 

@@ -10,6 +10,8 @@ QUEUE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 CATEGORY_RE = re.compile(r"^[12349][0-9]$")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 KINDS = ("inquiry", "lookup", "complaint", "suggestion", "other")
+# A category code's first digit is its kind (SERVICE-STANDARDS.md, "Kinds of call").
+KIND_BY_DIGIT = {"1": "complaint", "2": "suggestion", "3": "inquiry", "4": "lookup", "9": "other"}
 
 
 def port(port: int) -> list[str]:

@@ -6,9 +6,8 @@ import unicodedata
 from dataclasses import dataclass
 
 from ccengine.config import CallersConfig, IvrConfig
+from ccengine.configcheck import KIND_BY_DIGIT
 from ccengine.store.customers import CallerProfile
-
-KIND_BY_DIGIT = {"1": "complaint", "2": "suggestion", "3": "inquiry", "4": "lookup", "9": "other"}
 _NUMBER_RE = re.compile(r"^\+?[0-9]{3,32}$")
 
 

@@ -103,3 +103,17 @@ def test_days_and_closed_dates_are_checked_for_queues_and_the_calling_window():
         "bad.toml: outbound.days: 'someday' is not one of mon, tue, wed, thu, fri, sat, sun",
         "bad.toml: outbound.closed_dates: 'tomorrow' is not a date (YYYY-MM-DD)",
     ])
+
+
+def test_menu_kind_and_category_must_agree():
+    """kind = "complaint" with category "30" was validated and then routed as an inquiry; the
+    configuration now refuses the pair and says which category fits (issue 18). Without a kind
+    the category decides."""
+    problems = problems_of({"ivr": {"options": {"5": {"kind": "complaint", "queue": "complaint",
+                                                      "category": "30"}}}})
+    assert problems == ["bad.toml: ivr.options.5.kind 'complaint' and category '30' disagree: "
+                        "the first digit of the category is the kind (3 = inquiry); use a "
+                        "category 1x for complaint"]
+    for option in ({"queue": "complaint", "category": "12"},
+                   {"kind": "complaint", "queue": "complaint", "category": "12"}):
+        assert parse_config({"ivr": {"options": {"5": option}}}).ivr.options["5"].category == "12"
