@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import gc
 import importlib
+import logging
 import sys
 from typing import TYPE_CHECKING, Any
 
-from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
+from twisted.logger import Logger, LogLevel, globalLogBeginner, textFileLogObserver
 
 if TYPE_CHECKING:
     from ccengine.agi.server import FastAGIFactory
@@ -171,12 +172,35 @@ def _build_ami(config, reactor, registry):
                      metrics=AmiMetrics(registry))
 
 
+class _ToTwistedLogger(logging.Handler):
+    """Libraries (redis-py, asyncio, pyst2) log with the standard library; their records go
+    into twisted.logger, the engine's one log, under the library's logger name."""
+
+    LEVELS = {logging.DEBUG: LogLevel.debug, logging.INFO: LogLevel.info,
+              logging.WARNING: LogLevel.warn, logging.ERROR: LogLevel.error,
+              logging.CRITICAL: LogLevel.critical}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = self.LEVELS.get(record.levelno, LogLevel.error)
+        Logger(namespace=record.name).emit(level, "{message}", message=self.format(record))
+
+
+def bridge_stdlib_logging(level: int = logging.WARNING) -> logging.Handler:
+    """Route the standard library's root logger into twisted.logger (warnings and up)."""
+    handler = _ToTwistedLogger(level)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(min(root.level or level, level))
+    return handler
+
+
 def run(config) -> int:
     from twisted.internet import asyncioreactor
     asyncioreactor.install()
     from twisted.internet import reactor
 
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)])
+    bridge_stdlib_logging()
     url, embedded = resolve_redis(config)
     top, _ = build_service(config, reactor, url)
     top.startService()

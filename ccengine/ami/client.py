@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import inspect
 import itertools
-import logging
 import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ccengine.ami.metrics import AmiMetrics
@@ -30,7 +30,7 @@ from ccengine.ami.protocol import (AmiActionError, AmiConnectionLost, AmiError, 
                                    AmiTimeout)
 from ccengine.ami.wire import Action, FieldValue, Message
 
-log = logging.getLogger(__name__)
+log = Logger()
 
 EventCallback = Callable[[Message], object]
 
@@ -88,6 +88,11 @@ class AmiClient(Service):
                                       prepareConnection=self._login)
 
     # -- what domain code calls ------------------------------------------------------------
+    @property
+    def server(self) -> str:
+        """host:port of the Asterisk this client follows, for log lines."""
+        return f"{self.settings.host}:{self.settings.port}"
+
     @property
     def connected(self) -> bool:
         return self._protocol is not None
@@ -184,12 +189,13 @@ class AmiClient(Service):
         except AmiActionError as exc:
             # Asterisk answers a wrong secret after ~1 s with `Authentication failed` and then
             # closes the connection (ami4_login_ping_events, c2).
-            log.error("AMI login as %r refused by Asterisk: %s; retrying with backoff", user, exc)
+            log.error("AMI {server}: login as {user!r} refused by Asterisk: {exc}; retrying "
+                      "with backoff", server=self.server, user=user, exc=exc)
             self._reject(protocol)
             raise AmiLoginFailed(str(exc)) from None
         except Exception as exc:
-            log.warning("AMI login as %r did not complete: %s: %s", user,
-                        type(exc).__name__, exc)
+            log.warn("AMI {server}: login as {user!r} did not complete: {kind}: {exc}",
+                     server=self.server, user=user, kind=type(exc).__name__, exc=exc)
             self._reject(protocol)
             raise
         self._logged_in(protocol)
@@ -209,7 +215,8 @@ class AmiClient(Service):
         if self._logins > 1:
             self._metrics.reconnects.inc()
         self._metrics.connected.set(1)
-        log.info("AMI logged in as %r (%s)", self.settings.username, protocol.banner)
+        log.info("AMI {server}: logged in as {user!r} ({banner})", server=self.server,
+                 user=self.settings.username, banner=protocol.banner)
         self._stop_keepalive()
         self._keepalive = LoopingCall(self._ping)
         self._keepalive.clock = self._clock
@@ -225,8 +232,8 @@ class AmiClient(Service):
         self._metrics.connected.set(0)
         self._stop_keepalive()
         if self.running:
-            log.warning("AMI connection lost (%s); reconnecting",
-                        reason.getErrorMessage() if reason is not None else "closed")
+            log.warn("AMI {server}: connection lost ({why}); reconnecting", server=self.server,
+                     why=reason.getErrorMessage() if reason is not None else "closed")
 
     def _stop_keepalive(self) -> None:
         if self._keepalive is not None and self._keepalive.running:
@@ -242,21 +249,22 @@ class AmiClient(Service):
 
     def _ping_failed(self, failure: Failure, protocol: AmiProtocol) -> None:
         if failure.check(AmiTimeout):
-            log.warning("AMI Ping unanswered after %ss; dropping the connection",
-                        self.settings.action_timeout)
+            log.warn("AMI {server}: Ping unanswered after {t}s; dropping the connection",
+                     server=self.server, t=self.settings.action_timeout)
             # abort, not lose: a stuck peer may never drain our write buffer.
             protocol.transport.abortConnection()
         elif failure.check(AmiConnectionLost):
-            log.debug("AMI Ping cut short by the connection loss")
+            log.debug("AMI {server}: Ping cut short by the connection loss", server=self.server)
         else:
-            log.error("AMI Ping failed: %s", failure.getErrorMessage())
+            log.error("AMI {server}: Ping failed: {why}", server=self.server,
+                      why=failure.getErrorMessage())
 
     # -- handler isolation -----------------------------------------------------------------
     def _call_isolated(self, callback: Callable, what: str | None, *args: object) -> None:
         try:
             result = callback(*args)
         except Exception:
-            log.exception("AMI %s handler %r failed", what, callback)
+            log.failure("AMI {what} handler {callback!r} failed", what=what, callback=callback)
             self._metrics.bad("handler_error")
             return
         if result is None:
@@ -267,7 +275,8 @@ class AmiClient(Service):
             result.addErrback(self._handler_failed, what, callback)
 
     def _handler_failed(self, failure: Failure, what: str | None, callback: Callable) -> None:
-        log.error("AMI %s handler %r failed: %s", what, callback, failure.getTraceback())
+        log.failure("AMI {what} handler {callback!r} failed", failure, what=what,
+                    callback=callback)
         self._metrics.bad("handler_error")
 
 

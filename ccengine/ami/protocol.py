@@ -8,18 +8,18 @@ with a reason from BAD_MESSAGE_REASONS and never raise out of `dataReceived`.
 from __future__ import annotations
 
 import itertools
-import logging
 from collections.abc import Callable
 
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ccengine.ami.wire import (Action, AmiFrameTooLarge, BlockSplitter, Message,
                               is_plain_block, peek_event)
 
-log = logging.getLogger(__name__)
+log = Logger()
 
 # Bounded label values for ccengine_ami_bad_events_total{reason}.
 BAD_MESSAGE_REASONS = ("malformed_line", "no_type", "too_large", "unknown_response",
@@ -189,11 +189,12 @@ class AmiProtocol(Protocol):
         try:
             self.on_event(message)
         except Exception as exc:  # one bad handler must not stop the stream
-            log.exception("AMI event handler failed on %s", message.event)
+            log.failure("AMI event handler failed on {event}", event=message.event)
             self._bad("handler_error", exc)
 
     def _bad(self, reason: str, detail: object) -> None:
-        log.warning("AMI: bad incoming data (%s): %r", reason, detail)
+        log.warn("AMI: bad incoming data ({reason}): {detail!r:.200}", reason=reason,
+                 detail=detail)
         if self.on_bad_message is not None:
             self.on_bad_message(reason, detail)
 

@@ -36,7 +36,7 @@ from typing import Any, Callable
 from twisted.logger import Logger
 
 from ccengine.ami.client import AmiNotConnected
-from ccengine.ami.protocol import AmiActionError
+from ccengine.ami.protocol import AmiActionError, AmiConnectionLost, AmiTimeout
 from ccengine.config import OutboundConfig
 from ccengine.outbound.jobs import Job, JobStore
 from ccengine.outbound.pacing import Reservation
@@ -159,7 +159,7 @@ class Dialler:
             log.warn("Originate for job {job} refused: {exc}", job=job.id, exc=exc)
             await self.conclude(channel_id, "failed")
             return "ok", 0.0
-        except Exception as exc:   # connection lost / timeout: it may have been sent
+        except (AmiConnectionLost, AmiTimeout) as exc:   # it may have been sent
             log.warn("Originate for job {job} unconfirmed ({exc}); checking the channel after "
                      "the reconnect", job=job.id, exc=type(exc).__name__)
             return "unsure", 0.0

@@ -6,7 +6,6 @@ transcripts (c_member_actions, d_queuestatus_waiting_caller, a_answered).
 """
 from __future__ import annotations
 
-import logging
 
 
 import ami_replay
@@ -33,10 +32,16 @@ def test_login_sends_credentials_after_the_banner_and_connects():
     assert harness.sample("ccengine_ami_reconnects_total") == 0
 
 
-def test_failed_login_is_logged_without_secret_and_retried_with_backoff(caplog):
+def test_failed_login_is_logged_without_secret_and_retried_with_backoff():
     """A wrong secret (`Authentication failed`, then EOF: ami4 c2) leaves the client disconnected,
-    logs the refusal without the secret, and a new attempt follows after the backoff."""
-    caplog.set_level(logging.DEBUG)
+    logs the refusal without the secret (in the engine's one logging system, twisted.logger,
+    naming the server), and a new attempt follows after the backoff."""
+    from twisted.logger import formatEvent, globalLogPublisher
+    logged: list[str] = []
+
+    def observer(event):
+        logged.append(formatEvent(event))
+    globalLogPublisher.addObserver(observer)
     harness = ClientHarness(AmiSettings(backoff_initial=0.5, backoff_max=30), secret="wrong-pw")
     connected = []
     harness.client.on_connected(lambda: connected.append(1))
@@ -47,7 +52,10 @@ def test_failed_login_is_logged_without_secret_and_retried_with_backoff(caplog):
     harness.answer(refusal)
     harness.close()  # Asterisk closes the TCP connection after the refusal
     assert not harness.client.connected and connected == []
-    assert "Authentication failed" in caplog.text and "wrong-pw" not in caplog.text
+    globalLogPublisher.removeObserver(observer)
+    text = "\n".join(logged)
+    assert "AMI 127.0.0.1:5038: login as 'ccengine' refused by Asterisk" in text
+    assert "Authentication failed" in text and "wrong-pw" not in text
     assert len(harness.endpoint.connections) == 1
     harness.clock.advance(0.5)
     assert len(harness.endpoint.connections) == 2

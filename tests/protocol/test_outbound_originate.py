@@ -198,3 +198,21 @@ async def test_drop_before_the_queued_response_is_unsure_and_checked_not_resent(
         originate["ChannelId"]: "answered"}
     assert rig.ami.originates() == 1
     await rig.conn.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_programming_error_around_originate_is_not_taken_for_an_unsure_dial(redis_url):
+    """Only a lost connection or an action timeout make a dial `unsure` (it may have been
+    sent). A bug raising anything else propagates instead of being logged as "unconfirmed
+    Originate" and retried for ever (issue 18)."""
+    import pytest
+
+    rig = Rig(redis_url)
+    job = await rig.claimed_job("survey")
+
+    async def broken(*args, **kwargs):
+        raise TypeError("a bug in the action's fields")
+    rig.dialler.ami.send_action = broken
+    with pytest.raises(TypeError):
+        await rig.dialler.dial(job, None, "inbound")
+    await rig.conn.close()

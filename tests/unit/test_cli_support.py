@@ -28,3 +28,4 @@ def test_config_user_and_redis_errors_get_their_exit_codes(tmp_path, capsys):
     assert "ccengine demo: number not allowed" in capsys.readouterr().err
     assert ping(good) == 3
     assert "ccengine demo: Redis:" in capsys.readouterr().err
+
