@@ -65,6 +65,7 @@ def build_service(config, reactor, redis_url: str):
     from ccengine.agi.metrics import AgiMetrics
     from ccengine.agi.server import AgiSettings, FastAGIFactory
     from ccengine.feature import EngineContext
+    from ccengine.lag import ReactorLagProbe
     from ccengine.prompts.catalogue import load_catalogue
     from ccengine.prompts.metrics import PromptMetrics
     from ccengine.prompts.player import Prompter
@@ -118,6 +119,7 @@ def build_service(config, reactor, redis_url: str):
     internet.TCPServer(config.http.port, build_site(root, config.http.max_body_bytes),
                        interface=config.http.bind).setServiceParent(top)
     internet.TimerService(5.0, _ping_redis, redis).setServiceParent(top)
+    ReactorLagProbe(reactor, registry).setServiceParent(top)
     return top, ctx
 
 
