@@ -1,17 +1,9 @@
-"""Shared fixtures: a real redis-server on a free loopback port, and fixture file loading."""
+"""Shared fixtures: a real redis-server on a free loopback port."""
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
 from ccengine.store.embedded import EmbeddedRedis
-
-FIXTURES = Path(__file__).parent / "fixtures"
-
-
-def fixture_path(name: str) -> Path:
-    return FIXTURES / name
 
 
 @pytest.fixture(scope="session")

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from lab import AGENT_PIN, AGENTS, ENGINE, AmiObserver, Asterisk, Engine, Sipp, prefix  # noqa: E402
+from asterisk_lab import AGENT_PIN, AGENTS, ENGINE, AmiObserver, Asterisk, Engine, Sipp, prefix
 
 ARTEFACTS = Path(__file__).resolve().parents[2] / "tests" / "asterisk" / "artefacts"
 

@@ -1,6 +1,6 @@
 """What callers live through on a real Asterisk 22 with our dialplans and a real engine.
 
-SIPp plays the callers and the agents' phones (tests/asterisk/lab.py); an AMI observer with
+SIPp plays the callers and the agents' phones (tests/asterisk_lab.py); an AMI observer with
 read=all keeps Asterisk's own events with their Timestamps, which are the measure of every
 check below. Skipped unless CCENGINE_TEST_ASTERISK names an install prefix (conftest.py).
 
@@ -15,7 +15,7 @@ import redis
 
 import pytest
 
-from lab import AGENT_PIN, finished, keys, wait_for
+from asterisk_lab import AGENT_PIN, finished, keys, wait_for
 
 CALLER_A = "13800000001"
 CALLER_B = "13800000002"

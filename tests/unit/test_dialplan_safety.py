@@ -23,8 +23,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import fixture_path
-
 ROOT = Path(__file__).resolve().parents[2]
 DIALPLANS = ROOT / "dialplans"
 DEPLOY = ROOT / "deploy"
@@ -298,7 +296,7 @@ def test_fallback_matches_the_captured_engine_down_path(shipped):
 
     Source: transcripts/e_baseline_and_agi_fallback.asterisk.log (copied to tests/fixtures/).
     """
-    log = fixture_path("e_baseline_and_agi_fallback.asterisk.log").read_text()
+    log = (ROOT / "tests" / "fixtures" / "e_baseline_and_agi_fallback.asterisk.log").read_text()
     failed = log.index("FastAGI failed")
     captured = re.search(r'Queue\("[^"]+", "([^"]*)"\)', log[failed:]).group(1)
     steps = _exten_steps(shipped, "ccengine-hotline", "s")
