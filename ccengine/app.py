@@ -69,6 +69,8 @@ def build_service(config, reactor, redis_url: str):
     from ccengine.prompts.catalogue import load_catalogue
     from ccengine.prompts.metrics import PromptMetrics
     from ccengine.prompts.player import Prompter
+    from ccengine.queues.feed import QueueFeed
+    from ccengine.queues.picture import QueuePicture
     from ccengine.store.base import RedisConnection, StoreMetrics
     from ccengine.web import Health, build_root, build_site
 
@@ -82,9 +84,10 @@ def build_service(config, reactor, redis_url: str):
     ami = _build_ami(config, reactor, registry)
     if ami is not None:
         ami.setServiceParent(top)
+    feed = QueueFeed(ami, QueuePicture(reactor)) if ami is not None else None
     ctx = EngineContext(config=config, clock=reactor, registry=registry, redis=redis, ami=ami,
                         prompter=Prompter(catalogue, PromptMetrics(registry)),
-                        api_token=config.api_token())
+                        api_token=config.api_token(), queues=feed)
 
     routes: dict[str, Any] = {}
     api_root = None

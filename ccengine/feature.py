@@ -16,6 +16,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.web.resource import Resource
 
 from ccengine.config import Config
+from ccengine.queues.feed import QueueFeed
 from ccengine.store.base import RedisConnection
 
 
@@ -28,6 +29,8 @@ class EngineContext:
     ami: Any                      # ccengine.ami.client.AmiClient, or None when AMI is disabled
     prompter: Any                 # ccengine.prompts.player.Prompter
     api_token: str | None = None
+    # The one picture of Asterisk's queues and its AMI feed; None when AMI is disabled.
+    queues: QueueFeed | None = None
     shared: dict[str, Any] = field(default_factory=dict)   # parts one feature offers another
 
 

@@ -91,7 +91,7 @@ class HotlineRoute:
         self.writes = writes
         self.closed_offer = closed_offer
         self.repeat = repeat
-        # queue -> agents staffing it (None = not known yet); waiting.events.StaffingTracker
+        # queue -> agents staffing it (None = not known yet); queues.picture.QueuePicture.staffing
         self.availability = availability
 
     # --- the route ------------------------------------------------------------------------

@@ -25,7 +25,8 @@ from ccengine.calls.routing import caller_number, safe_call_id
 from ccengine.config import QueueConfig, WaitingConfig
 from ccengine.store.base import StoreUnavailable
 from ccengine.waiting import estimator, priority
-from ccengine.waiting.events import EstimateLedger, StaffingTracker, WaitingEvents
+from ccengine.queues.picture import QueuePicture
+from ccengine.waiting.events import EstimateLedger, WaitingEvents
 from ccengine.waiting.line import LinePlace, WaitingLine
 from ccengine.waiting.metrics import WaitingMetrics
 from ccengine.waiting.offer import CallbackDialog, Placement
@@ -40,7 +41,7 @@ class AnnounceParts:
     prompter: Any
     line: WaitingLine
     dialog: CallbackDialog
-    staffing: StaffingTracker
+    picture: QueuePicture          # staffing per queue (the one picture of Asterisk's queues)
     ledger: EstimateLedger
     events: WaitingEvents
     metrics: WaitingMetrics
@@ -81,7 +82,7 @@ class QueueAnnounceRoute:
             await self._finish(channel, queue, "stay")
             return
         p.events.remember(uniqueid, queue)
-        estimate = estimator.estimate_wait(place.position, p.staffing.available(queue),
+        estimate = estimator.estimate_wait(place.position, p.picture.staffing(queue),
                                            place.talk_times)
         p.ledger.announced(uniqueid, queue, now, estimate)
         if self._phase(channel) == "key" and p.config.offer_callback:

@@ -1,9 +1,6 @@
-"""What the waiting-callers feature learns from AMI: staffing, answers, talk times, hang-ups.
+"""What the waiting-callers feature learns from AMI (through the queue feed, ccengine/queues/):
+answers, talk times, hang-ups. Staffing comes from the queue picture itself.
 
-- Staffing per queue (`StaffingTracker`): members logged in (device not unavailable/invalid/
-  unknown) and not paused, from QueueMemberAdded/Removed/Pause/Status and a QueueStatus resync
-  after every AMI login. Field names differ by event (AMI note 10): QueueStatus `QueueMember`
-  has `Location`, the member events have `Interface`.
 - AgentConnect (caller `Uniqueid`, `Queue`): the caller leaves the line and its first
   estimate is compared with the actual answer time (estimate-error histogram).
 - AgentComplete (`TalkTime` in seconds, AMI note 11): one sample of the handling-time window.
@@ -23,48 +20,6 @@ from ccengine.waiting.line import WaitingLine
 from ccengine.waiting.metrics import WaitingMetrics
 
 log = Logger()
-
-# Device states (include/asterisk/devicestate.h): 0 unknown, 4 invalid, 5 unavailable.
-_NOT_LOGGED_IN = {"0", "4", "5"}
-MEMBER_EVENTS = ("QueueMemberAdded", "QueueMemberStatus", "QueueMemberPause")
-
-
-class StaffingTracker:
-    """Agents staffing each queue (logged in, not paused), from member events and resyncs."""
-
-    def __init__(self, queues: list[str]):
-        self.queues = set(queues)
-        self._members: dict[tuple[str, str], bool] = {}   # (queue, interface) -> staffing
-        self.synced = False
-
-    def available(self, queue: str) -> int | None:
-        """Agents staffing `queue`; None when the engine has no member data (no AMI yet)."""
-        if not self.synced:
-            return None
-        return sum(1 for (q, _), staffing in self._members.items() if q == queue and staffing)
-
-    def member_event(self, message: Any) -> None:
-        queue = message.get("Queue")
-        interface = message.get("Interface") or message.get("Location")
-        if queue not in self.queues or not interface:
-            return
-        if message.event == "QueueMemberRemoved":
-            self._members.pop((queue, interface), None)
-            return
-        self._members[(queue, interface)] = _staffing(message)
-
-    def replace(self, entries: list[Any]) -> None:
-        """A QueueStatus answer: the whole truth replaces what events built up."""
-        self._members = {}
-        for message in entries:
-            if message.event == "QueueMember":
-                self.member_event(message)
-        self.synced = True
-
-
-def _staffing(message: Any) -> bool:
-    return message.get("Paused", "0") != "1" and message.get("Status", "0") not in _NOT_LOGGED_IN
-
 
 class EstimateLedger:
     """The first estimate announced to each waiting caller, until it is answered or gone."""
@@ -95,36 +50,26 @@ class EstimateLedger:
 
 
 class WaitingEvents:
-    """Subscribes the feature to AMI; `callers` maps an announced uniqueid to its queue."""
+    """The feature's consumer of the queue feed; `callers` maps an announced uniqueid to its
+    queue."""
 
-    def __init__(self, line: WaitingLine, staffing: StaffingTracker, ledger: EstimateLedger,
-                 clock: Any, queues: list[str]):
+    def __init__(self, line: WaitingLine, ledger: EstimateLedger, clock: Any, queues: list[str]):
         self.line = line
-        self.staffing = staffing
         self.ledger = ledger
         self.clock = clock
         self.queues = set(queues)
         self.callers: OrderedDict[str, str] = OrderedDict()
 
-    def attach(self, ami: Any) -> None:
-        for name in (*MEMBER_EVENTS, "QueueMemberRemoved"):
-            ami.subscribe(name, self.staffing.member_event)
-        ami.subscribe("AgentConnect", self.agent_connect)
-        ami.subscribe("AgentComplete", self.agent_complete)
-        ami.subscribe("Hangup", self.hangup)
+    def attach(self, feed: Any) -> None:
+        feed.on(("AgentConnect",), self.agent_connect)
+        feed.on(("AgentComplete",), self.agent_complete)
+        feed.on(("Hangup",), self.hangup)
 
     def remember(self, uniqueid: str, queue: str) -> None:
         self.callers[uniqueid] = queue
         self.callers.move_to_end(uniqueid)
         while len(self.callers) > 20000:
             self.callers.popitem(last=False)
-
-    def resync(self, ami: Any) -> Deferred:
-        """After each AMI login: staffing from QueueStatus (the events missed meanwhile)."""
-        d = ami.send_list_action("QueueStatus")
-        d.addCallback(self.staffing.replace)
-        d.addErrback(lambda f: log.warn("QueueStatus resync failed: {e}", e=f.getErrorMessage()))
-        return d
 
     # --- handlers -------------------------------------------------------------------------
     def agent_connect(self, message: Any) -> None:

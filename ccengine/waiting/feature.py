@@ -1,6 +1,6 @@
 """Wiring of the waiting-callers feature: the queue-announce route, the closed-hours offer for
 the hotline (ctx.shared["closed_offer"]), the callback store for the dialler
-(ctx.shared["callbacks"]), AMI subscriptions and the periodic sweep."""
+(ctx.shared["callbacks"]), its consumers of the queue feed and the periodic sweep."""
 from __future__ import annotations
 
 from typing import Any
@@ -9,7 +9,8 @@ from ccengine.feature import EngineContext, Feature
 from ccengine.periodic import PeriodicService
 from ccengine.waiting.announce import AnnounceParts, ClosedHoursOffer, QueueAnnounceRoute
 from ccengine.waiting.callbacks import CallbackStore
-from ccengine.waiting.events import EstimateLedger, StaffingTracker, WaitingEvents
+from ccengine.queues.picture import QueuePicture
+from ccengine.waiting.events import EstimateLedger, WaitingEvents
 from ccengine.waiting.line import WaitingLine
 from ccengine.waiting.metrics import WaitingMetrics
 from ccengine.waiting.offer import CallbackDialog
@@ -51,12 +52,12 @@ def build(ctx: EngineContext) -> Feature:
     line = WaitingLine(ctx.redis, config.handling_time_window)
     callbacks = CallbackStore(ctx.redis, list(queues), config.callback_expire_hours,
                               config.finished_keep_days, metrics)
-    staffing = StaffingTracker(list(queues))
-    # Asterisk's own view of who staffs each queue (member events, QueueStatus after each
-    # login); the hotline uses it too, to route by language (calls/hotline.py).
-    ctx.shared["agent_availability"] = staffing.available
+    # Asterisk's own view of who staffs each queue (ccengine/queues/); without AMI a picture
+    # that never syncs ("not known"). The hotline uses it too, to route by language.
+    picture = ctx.queues.picture if ctx.queues is not None else QueuePicture(ctx.clock)
+    ctx.shared["agent_availability"] = picture.staffing
     ledger = EstimateLedger(metrics)
-    events = WaitingEvents(line, staffing, ledger, ctx.clock, list(queues))
+    events = WaitingEvents(line, ledger, ctx.clock, list(queues))
     dialog = CallbackDialog(config, ctx.prompter, callbacks, metrics, ctx.clock)
 
     def callback_taken(uniqueid: str) -> None:
@@ -66,16 +67,14 @@ def build(ctx: EngineContext) -> Feature:
             stats.consumer.callback_taken(uniqueid)
 
     parts = AnnounceParts(config=config, queues=queues, prompter=ctx.prompter, line=line,
-                          dialog=dialog, staffing=staffing, ledger=ledger, events=events,
+                          dialog=dialog, picture=picture, ledger=ledger, events=events,
                           metrics=metrics, clock=ctx.clock, on_callback=callback_taken)
     ctx.shared["closed_offer"] = ClosedHoursOffer(parts)
     ctx.shared["callbacks"] = callbacks
-    on_connected = []
-    if ctx.ami is not None:
-        events.attach(ctx.ami)
-        on_connected.append(lambda: events.resync(ctx.ami))
+    if ctx.queues is not None:
+        events.attach(ctx.queues)
     stale = {name: q.announce_frequency * STALE_PERIODS + 60 for name, q in queues.items()}
     sweeper = WaitingSweeper(callbacks, line, metrics, ctx.clock, config.sweep_interval,
                              config.claim_timeout_seconds, stale)
     return Feature(routes={QueueAnnounceRoute.script: QueueAnnounceRoute(parts)},
-                   services=[sweeper], on_ami_connected=on_connected)
+                   services=[sweeper])

@@ -64,12 +64,13 @@ def _never(*args, **kwargs):
 
 
 def test_language_routing_reads_the_same_staffing_as_the_wait_estimate(tmp_path, redis_url):
-    """The hotline's language routing asks the waiting feature's StaffingTracker (Asterisk's
-    member events), the one count of available agents in the engine."""
+    """The hotline's language routing asks the queue picture (ccengine/queues/) that the wait
+    estimate divides by: the one count of staffing agents in the engine."""
     config = parse_config({"engine": {"state_dir": str(tmp_path)}})
     top, ctx = app.build_service(config, reactor, redis_url)
     availability = ctx.shared["agent_availability"]
-    assert availability.__self__.__class__.__name__ == "StaffingTracker"
+    announce = app.fastagi_factory(top).routes["queue-announce"]
+    assert availability.__self__ is announce.p.picture
     assert availability("inbound") is None                 # nothing known before AMI syncs
 
 

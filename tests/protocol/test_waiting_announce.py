@@ -81,7 +81,7 @@ def build(redis_url, config=None, staffing=None, talk_times=()):
     route = feature.routes["queue-announce"]
     if staffing is not None:
         # QueueStatus QueueMember entries as in ami9_pause_rna_incall (Status 1, Paused 0).
-        route.p.staffing.replace([Message({"Event": "QueueMember", "Queue": "inbound",
+        route.p.picture.replace([Message({"Event": "QueueMember", "Queue": "inbound",
                                            "Location": f"PJSIP/100{i}", "Status": "1",
                                            "Paused": "0"}) for i in range(staffing)])
     r = redis.Redis.from_url(redis_url, decode_responses=True)

@@ -7,7 +7,7 @@ from prometheus_client import CollectorRegistry
 from twisted.internet.task import Clock
 
 import ami_replay
-from ccengine.waiting.events import EstimateLedger, StaffingTracker, WaitingEvents
+from ccengine.waiting.events import EstimateLedger, WaitingEvents
 from ccengine.waiting.metrics import WaitingMetrics
 
 
@@ -56,7 +56,7 @@ def test_estimate_error_is_estimated_minus_actual_at_agent_connect():
     clock = Clock()
     ledger = EstimateLedger(metrics)
     line = RecordingLine()
-    events = WaitingEvents(line, StaffingTracker(["complaint"]), ledger, clock, ["complaint"])
+    events = WaitingEvents(line, ledger, clock, ["complaint"])
     connect, = ami_replay.events("a_answered", "AgentConnect")
     uniqueid = connect["Uniqueid"]
     clock.advance(1000)
@@ -77,28 +77,8 @@ def test_estimate_error_is_estimated_minus_actual_at_agent_connect():
 def test_agent_complete_feeds_the_handling_time_window():
     """AgentComplete's TalkTime (17 s in a_answered) becomes one handling-time sample."""
     line = RecordingLine()
-    events = WaitingEvents(line, StaffingTracker(["complaint"]),
-                           EstimateLedger(WaitingMetrics(CollectorRegistry(), [])), Clock(),
-                           ["complaint"])
+    events = WaitingEvents(line, EstimateLedger(WaitingMetrics(CollectorRegistry(), [])),
+                           Clock(), ["complaint"])
     complete, = ami_replay.events("a_answered", "AgentComplete")
     events.agent_complete(complete)
     assert line.talk == [("complaint", 17.0)]
-
-
-def test_staffing_counts_logged_in_unpaused_members_from_queuestatus_and_pause_events():
-    """ami9: the QueueStatus answer lists shortq's three members with 1003 paused (2 staffing);
-    the QueueMemberPause event that unpauses 1003 makes 3; a pause event makes 2 again; a
-    member in use (Status 2) still staffs the queue."""
-    tracker = StaffingTracker(["shortq"])
-    assert tracker.available("shortq") is None                  # no data before a resync
-    messages = ami_replay.events("ami9_pause_rna_incall", "QueueMember", "QueueMemberPause")
-    status = [m for m in messages if m.event == "QueueMember"]
-    pauses = [m for m in messages if m.event == "QueueMemberPause"]
-    tracker.replace(status[:3])
-    assert tracker.available("shortq") == 2
-    tracker.member_event(pauses[-1])
-    assert (pauses[-1]["Paused"], tracker.available("shortq")) == ("0", 3)
-    tracker.member_event(pauses[0])
-    assert (pauses[0]["Paused"], tracker.available("shortq")) == ("1", 2)
-    tracker.replace(status[3:6])                                 # taken during the call
-    assert status[4]["Status"] == "2" and tracker.available("shortq") == 2

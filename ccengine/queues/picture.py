@@ -1,0 +1,210 @@
+"""The one picture of Asterisk's queues: members and waiting callers, from AMI.
+
+Asterisk's field quirks live here and nowhere else, each backed by a capture (tests/fixtures/ami):
+- member events (QueueMemberAdded/Status/Pause/Removed) name the member `MemberName` and its
+  channel `Interface`; QueueStatus's `QueueMember` items name them `Name` and `Location`; both
+  carry `StateInterface`, `Status`, `Paused`, `PausedReason`, `InCall`, `LastPause`
+  (c_member_actions, ami9_pause_rna_incall, d_queuestatus_*);
+- `Status` is the device state of include/asterisk/devicestate.h: 0 unknown, 1 not in use,
+  2 in use, 3 busy, 4 invalid, 5 unavailable, 6 ringing, 7 ringing and in use, 8 on hold;
+- a waiting caller: QueueCallerJoin / QueueCallerLeave carry `Queue`, `Uniqueid`, `Channel`,
+  `Position` and `Count` (their `Priority` is the DIALPLAN priority, not the queue priority);
+  QueueStatus's `QueueEntry` has `Position`, `Wait` (seconds in the current Queue() call) and
+  `Priority` (the queue priority) (d_queuestatus_waiting_caller, ami6_queue_priority_withdraw).
+
+Who is "available" follows app_queue itself (apps/app_queue.c, `is_member_available()`): a
+member whose device is invalid or unavailable is never rung; not in use AND unknown (0) are
+rung when not paused; in use, busy, ringing and on hold only with ringinuse, which the shipped
+queues set off. "Staffing" (what a wait estimate divides by, what the staffing guard counts) is
+a member whose device is not invalid/unavailable and who is not paused.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Iterable
+
+NOT_LOGGED_IN = frozenset({"4", "5"})          # invalid, unavailable: never rung
+FREE = frozenset({"0", "1"})                    # unknown, not in use: rung when not paused
+MEMBER_EVENTS = ("QueueMemberAdded", "QueueMemberStatus", "QueueMemberPause",
+                 "QueueMemberRemoved")
+CALLER_EVENTS = ("QueueCallerJoin", "QueueCallerLeave")
+
+
+@dataclass(frozen=True)
+class Member:
+    queue: str
+    interface: str
+    name: str
+    status: str
+    paused: bool
+    reason: str = ""
+
+    @property
+    def logged_in(self) -> bool:
+        return self.status not in NOT_LOGGED_IN
+
+    @property
+    def staffing(self) -> bool:
+        """Logged in and not paused (may be on a call)."""
+        return self.logged_in and not self.paused
+
+    @property
+    def available(self) -> bool:
+        """Would be rung now (app_queue is_member_available, ringinuse off)."""
+        return self.status in FREE and not self.paused
+
+
+@dataclass(frozen=True)
+class Caller:
+    queue: str
+    uniqueid: str
+    channel: str
+    position: int
+    entered: float          # start of the current Queue() call (Asterisk's clock when known)
+    priority: int | None = None   # the queue priority, known from QueueStatus only
+
+
+def member_from(message: Any) -> Member | None:
+    """A Member from a member event or a QueueStatus QueueMember item (None if unusable)."""
+    queue = message.get("Queue") or ""
+    interface = message.get("Interface") or message.get("Location") or ""
+    if not queue or not interface:
+        return None
+    return Member(queue, interface, message.get("MemberName") or message.get("Name") or "",
+                  message.get("Status") or "0", message.get("Paused") == "1",
+                  message.get("PausedReason") or "")
+
+
+Listener = Callable[[str, Any], None]
+
+
+class QueuePicture:
+    """Members and waiting callers of every queue; `listen` is told each change:
+    ("member", Member), ("member_removed", Member), ("caller_joined", Caller),
+    ("caller_left", Caller), ("resync", None)."""
+
+    def __init__(self, clock: Any):
+        self.clock = clock
+        self.members: dict[tuple[str, str], Member] = {}
+        self.callers: dict[str, Caller] = {}
+        self.synced = False
+        self._listeners: list[Listener] = []
+
+    # --- what readers ask -----------------------------------------------------------------
+    def queue_members(self, queue: str) -> list[Member]:
+        return [m for (q, _), m in self.members.items() if q == queue]
+
+    def staffing(self, queue: str) -> int | None:
+        """Members staffing `queue`; None before the first QueueStatus (nothing known)."""
+        if not self.synced:
+            return None
+        return sum(1 for m in self.queue_members(queue) if m.staffing)
+
+    def available(self, queue: str) -> int | None:
+        if not self.synced:
+            return None
+        return sum(1 for m in self.queue_members(queue) if m.available)
+
+    def waiting(self, queue: str) -> list[Caller]:
+        """Callers in `queue` now, in Asterisk's order."""
+        return sorted((c for c in self.callers.values() if c.queue == queue),
+                      key=lambda c: c.position)
+
+    def listen(self, listener: Listener) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    # --- what the feed tells it -----------------------------------------------------------
+    def apply(self, message: Any) -> None:
+        """One AMI event; events this picture does not model are ignored."""
+        event = message.get("Event") or ""
+        if event in MEMBER_EVENTS:
+            self._member_event(event, message)
+        elif event == "QueueCallerJoin":
+            self._join(message)
+        elif event == "QueueCallerLeave":
+            self._leave(message)
+
+    def replace(self, messages: Iterable[Any]) -> None:
+        """A QueueStatus answer: the whole truth replaces what events built up."""
+        now = self.clock.seconds()
+        members: dict[tuple[str, str], Member] = {}
+        callers: dict[str, Caller] = {}
+        for message in messages:
+            event = message.get("Event")
+            if event == "QueueMember":
+                member = member_from(message)
+                if member is not None:
+                    members[(member.queue, member.interface)] = member
+            elif event == "QueueEntry":
+                caller = _entry(message, now)
+                if caller is not None:
+                    callers[caller.uniqueid] = caller
+        self.members, self.callers, self.synced = members, callers, True
+        self._tell("resync", None)
+
+    def _member_event(self, event: str, message: Any) -> None:
+        member = member_from(message)
+        if member is None:
+            return
+        key = (member.queue, member.interface)
+        if event == "QueueMemberRemoved":
+            gone = self.members.pop(key, None)
+            if gone is not None:
+                self._tell("member_removed", gone)
+            return
+        if self.members.get(key) != member:
+            self.members[key] = member
+            self._tell("member", member)
+
+    def _join(self, message: Any) -> None:
+        uniqueid, queue = message.get("Uniqueid") or "", message.get("Queue") or ""
+        if not uniqueid or not queue:
+            return
+        position = _int(message.get("Position"))
+        # Callers behind the joining position move down one (join_queue() inserts).
+        for other in [c for c in self.callers.values() if c.queue == queue
+                      and c.uniqueid != uniqueid and c.position >= position]:
+            self.callers[other.uniqueid] = replace(other, position=other.position + 1)
+        caller = Caller(queue, uniqueid, message.get("Channel") or "", position,
+                        _timestamp(message, self.clock.seconds()))
+        self.callers[uniqueid] = caller
+        self._tell("caller_joined", caller)
+
+    def _leave(self, message: Any) -> None:
+        caller = self.callers.pop(message.get("Uniqueid") or "", None)
+        if caller is None:
+            return
+        for other in [c for c in self.callers.values() if c.queue == caller.queue
+                      and c.position > caller.position]:
+            self.callers[other.uniqueid] = replace(other, position=other.position - 1)
+        self._tell("caller_left", caller)
+
+    def _tell(self, kind: str, what: Any) -> None:
+        for listener in list(self._listeners):
+            listener(kind, what)
+
+
+def _entry(message: Any, now: float) -> Caller | None:
+    uniqueid, queue = message.get("Uniqueid") or "", message.get("Queue") or ""
+    if not uniqueid or not queue:
+        return None
+    wait = _int(message.get("Wait"))
+    return Caller(queue, uniqueid, message.get("Channel") or "", _int(message.get("Position")),
+                  now - wait, _int(message.get("Priority")))
+
+
+def _int(text: str | None) -> int:
+    try:
+        return int(text or 0)
+    except ValueError:
+        return 0
+
+
+def _timestamp(message: Any, default: float) -> float:
+    try:
+        value = float(message.get("Timestamp") or "")
+    except ValueError:
+        return default
+    return value if math.isfinite(value) else default
