@@ -1,8 +1,8 @@
 """Queue statistics for operations: AMI queue events -> Prometheus metrics (docs/metrics.md).
 
-app.py wires it with `QueueStats.build(registry, config.queues, clock, is_open)`, then
-`stats.consumer.attach(ami_client)` and, after every (re)login,
-`stats.consumer.request_resync(ami_client)`.
+stats/feature.py wires it with `QueueStats.build(registry, config.queues, clock, is_open)` and
+hands `stats.consumer.handle` the queue feed's events and `stats.consumer.resync` its QueueStatus
+answer after every AMI (re)login (ccengine/queues/feed.py).
 """
 from __future__ import annotations
 

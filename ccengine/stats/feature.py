@@ -1,7 +1,8 @@
 """Wiring of the queue statistics (docs/metrics.md): AMI queue events -> queue metrics.
 
 `ccengine_queue_open{queue}` follows each queue's opening hours in the centre's time zone
-(calls/hours.py). After every AMI (re)login the waiting snapshot is rebuilt from QueueStatus.
+(calls/hours.py). After every AMI (re)login the waiting snapshot is rebuilt from the queue
+feed's QueueStatus (ccengine/queues/feed.py).
 A timer closes the stays of callers who left between two hold-loop slices and neither came back
 nor hung up within `leave_grace` (queue_events.py), even when no AMI event arrives.
 """
@@ -29,7 +30,7 @@ def build(ctx: EngineContext) -> Feature:
     expiry = TimerService(EXPIRE_INTERVAL, stats.consumer.expire)
     expiry.clock = ctx.clock
     feature.services.append(expiry)
-    if ctx.ami is not None:
-        stats.consumer.attach(ctx.ami)
-        feature.on_ami_connected.append(lambda: stats.consumer.request_resync(ctx.ami))
+    if ctx.queues is not None:
+        ctx.queues.on(stats.consumer.EVENTS, stats.consumer.handle)
+        ctx.queues.on_status(stats.consumer.resync)
     return feature

@@ -105,11 +105,6 @@ class QueueEventConsumer:
     def tracked(self) -> int:
         return len(self._callers)
 
-    def attach(self, client: Any) -> None:
-        """Subscribe to the events this consumer reads on an ami.client.AmiClient."""
-        for name in self.EVENTS:
-            client.subscribe(name, self.handle)
-
     def handle(self, msg: Any) -> None:
         handler = self._handlers.get((msg.get("Event") or "").lower())
         if handler is None:
@@ -132,12 +127,9 @@ class QueueEventConsumer:
 
     # --- resync ---------------------------------------------------------------------------
 
-    def request_resync(self, client: Any):
-        """Send QueueStatus and rebuild the waiting snapshot from its QueueEntry events."""
-        return client.send_list_action("QueueStatus").addCallback(self.resync)
-
     def resync(self, messages: Iterable[Any]) -> None:
-        """Replace the waiting snapshot with the QueueEntry events of a QueueStatus answer.
+        """Replace the waiting snapshot with the QueueEntry events of a QueueStatus answer
+        (the queue feed's one QueueStatus per AMI login, ccengine/queues/feed.py).
 
         QueueEntry has `Queue`, `Uniqueid` and `Wait` (whole seconds in the current slice) but
         no Timestamp (d_queuestatus_waiting_caller); callers first seen here are not offered and

@@ -14,6 +14,8 @@ import ami_replay
 from ami_replay import ClientHarness
 from ccengine.ami import AmiConnectionLost, Message
 from ccengine.config import load_config
+from ccengine.queues.feed import QueueFeed
+from ccengine.queues.picture import QueuePicture
 from ccengine.stats import QueueStats
 
 QUEUES = dict(load_config(None).queues)
@@ -23,9 +25,12 @@ RAW_CAPTURES = ["ami4_login_ping_events", "ami5_originate", "ami6_queue_priority
 
 
 def harness_with_stats() -> tuple[ClientHarness, QueueStats]:
+    """The statistics on the engine's queue feed over a real AmiClient (ccengine/queues/)."""
     harness = ClientHarness()
     stats = QueueStats.build(harness.registry, QUEUES, harness.clock)
-    stats.consumer.attach(harness.client)
+    feed = QueueFeed(harness.client, QueuePicture(harness.clock))
+    feed.on(stats.consumer.EVENTS, stats.consumer.handle)
+    feed.on_status(stats.consumer.resync)
     harness.login(with_events=False)
     return harness, stats
 
@@ -118,7 +123,6 @@ def test_case10_drop_fails_the_pending_originate_and_never_resends_it():
     harness, stats = harness_with_stats()
     resyncs: list[int] = []
     harness.client.on_connected(lambda: resyncs.append(len(harness.endpoint.connections)))
-    harness.client.on_connected(lambda: stats.consumer.request_resync(harness.client))
     outcome: list = []
     harness.client.send_action("Originate", Channel="Local/13800000001@ccengine-callback",
                                Async="true").addBoth(outcome.append)
@@ -155,4 +159,5 @@ def test_case10_actions_while_disconnected_fail_fast_and_are_not_queued():
     assert len(failed) == 1
     harness.clock.advance(0.5)
     harness.login(with_events=False)
-    assert [m["Action"] for m in harness.written()] == ["Login"]
+    # the login and the queue feed's one QueueStatus; never the Originate
+    assert [m["Action"] for m in harness.written()] == ["Login", "QueueStatus"]

@@ -6,26 +6,13 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from prometheus_client import CollectorRegistry
-from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 
 import ami_replay
 from ccengine.config import load_config
 from ccengine.feature import EngineContext
 from ccengine.stats import feature
-
-
-class FakeAmi:
-    def __init__(self):
-        self.subscribed: set[str] = set()
-        self.sent: list[str] = []
-
-    def subscribe(self, name, callback):
-        self.subscribed.add(name)
-
-    def send_list_action(self, name, **fields):
-        self.sent.append(name)
-        return succeed(ami_replay.events("d_queuestatus_waiting_caller"))
+from queue_feed_helpers import FakeAmi, feed_over
 
 
 def build(at: datetime, ami=None):
@@ -33,7 +20,8 @@ def build(at: datetime, ami=None):
     clock.advance(at.timestamp())
     registry = CollectorRegistry()
     ctx = EngineContext(config=load_config(None), clock=clock, registry=registry, redis=None,
-                        ami=ami, prompter=None)
+                        ami=ami, prompter=None,
+                        queues=feed_over(ami, clock) if ami is not None else None)
     return registry, ctx, feature.build(ctx)
 
 
@@ -45,13 +33,14 @@ def test_queue_open_follows_opening_hours_in_the_centre_time_zone():
     assert build(night)[0].get_sample_value("ccengine_queue_open", {"queue": "inbound"}) == 0
 
 
-def test_feature_subscribes_and_resyncs_after_each_login():
-    """With AMI, the consumer is subscribed, and each login sends QueueStatus and applies it."""
-    ami = FakeAmi()
+def test_feature_reads_the_queue_feed_and_its_one_queuestatus_per_login():
+    """With AMI, the consumer gets the queue feed's events, and each login's one QueueStatus
+    (sent by the feed, not by the feature) rebuilds the waiting snapshot."""
+    ami = FakeAmi(ami_replay.events("d_queuestatus_waiting_caller"))
     registry, ctx, built = build(datetime(2026, 1, 5, 10, 0, tzinfo=ZoneInfo("UTC")), ami)
     assert {"QueueCallerJoin", "AgentConnect", "QueueCallerAbandon"} <= ami.subscribed
-    assert len(built.on_ami_connected) == 1
-    built.on_ami_connected[0]()
+    assert built.on_ami_connected == []
+    ami.login()
     assert ami.sent == ["QueueStatus"]
     assert registry.get_sample_value("ccengine_queue_waiting_calls", {"queue": "inbound"}) == 1
     assert ctx.shared["queue_stats"].waiting is not None

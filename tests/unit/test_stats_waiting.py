@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 from prometheus_client import CollectorRegistry
-from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 
 import ami_replay
@@ -112,39 +111,6 @@ def test_resync_replaces_the_snapshot_from_queue_entries():
     assert registry.get_sample_value("ccengine_queue_exits_total",
                                      {"queue": "complaint", "reason": "other"}) == 1
     assert stats.consumer.tracked == 1
-
-
-def test_request_resync_sends_queuestatus_and_applies_the_answer():
-    """request_resync asks the AMI client for the QueueStatus list and resyncs from the answer."""
-    clock, registry, stats = build()
-
-    class Client:
-        sent: list = []
-
-        def send_list_action(self, name, **fields):
-            self.sent.append(name)
-            return succeed(ami_replay.events("d_queuestatus_waiting_caller"))
-
-    client = Client()
-    stats.consumer.request_resync(client)
-    assert client.sent == ["QueueStatus"]
-    assert gauge(registry, "ccengine_queue_waiting_calls", "inbound") == 1
-
-
-def test_attach_subscribes_the_queue_events():
-    """attach() subscribes the consumer to every event it reads."""
-    _, _, stats = build()
-    subscribed = []
-
-    class Client:
-        def subscribe(self, name, callback):
-            subscribed.append((name, callback))
-
-    stats.consumer.attach(Client())
-    assert {name for name, _ in subscribed} == {"QueueCallerJoin", "AgentConnect",
-                                                "QueueCallerAbandon", "QueueCallerLeave",
-                                                "AgentComplete", "VarSet", "Hangup"}
-    assert all(callback == stats.consumer.handle for _, callback in subscribed)
 
 
 def test_config_gauges_and_opening_hours():
