@@ -86,6 +86,8 @@ def ingest(mode: str, port: int, expect: int) -> None:
         from ccengine.ami.metrics import AmiMetrics
         from ccengine.ami.protocol import AmiProtocol
         from ccengine.config import parse_config
+        from ccengine.queues.feed import QueueFeed
+        from ccengine.queues.picture import QueuePicture
         from ccengine.stats import QueueStats
 
         config = parse_config({"queues": {name: {} for name in CAPTURE_QUEUES}}, "<bench>")
@@ -93,7 +95,10 @@ def ingest(mode: str, port: int, expect: int) -> None:
         client = AmiClient(AmiSettings(), "unused", clock=reactor, endpoint=None,
                            metrics=metrics)
         stats = QueueStats.build(registry, dict(config.queues), reactor)
-        stats.consumer.attach(client)
+        # The engine's wiring: the queue feed keeps the picture and hands the statistics
+        # their events (ccengine/queues/).
+        feed = QueueFeed(client, QueuePicture(reactor))
+        feed.on(stats.consumer.EVENTS, stats.consumer.handle)
 
         class Ingest(AmiProtocol):
             def dataReceived(self, data: bytes) -> None:

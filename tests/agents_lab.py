@@ -21,6 +21,8 @@ from ccengine.feature import EngineContext
 from ccengine.prompts.catalogue import load_catalogue
 from ccengine.prompts.metrics import PromptMetrics
 from ccengine.prompts.player import Prompter
+from ccengine.queues.feed import QueueFeed
+from ccengine.queues.picture import QueuePicture
 from ccengine.store.base import RedisConnection
 
 _RESPONSES = {m["Message"]: m for m in ami_replay.received_messages("c_member_actions")
@@ -158,7 +160,8 @@ class AgentsLab:
                                    default_language=self.config.company.default_language)
         self.ctx = EngineContext(config=self.config, clock=self.clock, registry=self.registry,
                                  redis=self.conn, ami=self.harness.client,
-                                 prompter=Prompter(catalogue, PromptMetrics(self.registry)))
+                                 prompter=Prompter(catalogue, PromptMetrics(self.registry)),
+                                 queues=QueueFeed(self.harness.client, QueuePicture(self.clock)))
         self.feature = agents_feature.build(self.ctx)
         self.factory, _, _ = agi_factory(self.feature.routes, clock=self.clock,
                                          registry=CollectorRegistry())

@@ -1,4 +1,5 @@
-"""Wiring of the agents feature: feature-code routes, state tracking, resync on AMI login."""
+"""Wiring of the agents feature: feature-code routes, state tracking and the resync after each
+AMI login, both fed by the queue feed (ccengine/queues/)."""
 from __future__ import annotations
 
 from ccengine.agents.actions import MemberActions
@@ -30,12 +31,11 @@ def build(ctx: EngineContext) -> Feature:
     ctx.shared["agent_directory"] = directory
     ctx.shared["agent_states"] = store
     feature = Feature(routes={**codes.routes(), **connect.routes()})
-    if ctx.ami is not None:
+    if ctx.queues is not None:
         serial = Serial()   # events and resyncs, one at a time
         tracker = StateTracker(directory, store, actions, settings, ctx.clock, metrics)
-        tracker.subscribe(ctx.ami, serial)
-        resync = Resync(ctx.ami, directory, store, actions, settings, ctx.clock, metrics)
-        resync.subscribe(ctx.ami, serial)
-        feature.on_ami_connected.append(lambda: serial.run(resync.on_connected))
+        tracker.attach(ctx.queues, serial)
+        resync = Resync(ctx.queues, directory, store, actions, settings, ctx.clock, metrics)
+        resync.attach(ctx.queues, serial)
         ctx.shared["agent_events"] = serial
     return feature

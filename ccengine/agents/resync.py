@@ -95,9 +95,9 @@ def _pause_of(ms: MemberState) -> tuple[bool, str]:
 
 
 class Resync:
-    def __init__(self, ami: Any, directory: Any, store: Any, actions: Any, settings: Any,
+    def __init__(self, feed: Any, directory: Any, store: Any, actions: Any, settings: Any,
                  clock: Any, metrics: Any):
-        self.ami = ami
+        self.feed = feed                 # ccengine.queues.feed.QueueFeed
         self.directory = directory
         self.store = store
         self.actions = actions
@@ -107,15 +107,17 @@ class Resync:
         self._phone = interface_pattern(settings.interface_template)
         self._lock = DeferredLock()
 
-    def subscribe(self, ami: Any, serial: Any) -> None:
-        ami.subscribe("FullyBooted", lambda msg: serial.run(self.on_fully_booted, msg))
-        ami.subscribe("Shutdown", lambda msg: serial.run(self.on_shutdown, msg))
+    def attach(self, feed: Any, serial: Any) -> None:
+        feed.on(("FullyBooted",), lambda msg: serial.run(self.on_fully_booted, msg))
+        feed.on(("Shutdown",), lambda msg: serial.run(self.on_shutdown, msg))
+        feed.on_status(lambda messages: serial.run(self.on_status, messages))
 
     # --- triggers ---------------------------------------------------------------------------
-    async def on_connected(self) -> None:
+    async def on_status(self, messages: list) -> None:
+        """After each AMI login, with the queue feed's QueueStatus answer."""
         pending = await self.store.conn.call(
             lambda r: r.hget(keys.ASTERISK_BOOT, "restart_pending"))
-        await self.run(restart=pending == "1")
+        await self.run(restart=pending == "1", status=messages)
 
     async def on_fully_booted(self, msg: Any) -> None:
         try:
@@ -135,15 +137,17 @@ class Resync:
                 lambda r: r.hset(keys.ASTERISK_BOOT, "restart_pending", "1"))
 
     # --- the resync -------------------------------------------------------------------------
-    async def run(self, restart: bool = False) -> Plan:
+    async def run(self, restart: bool = False, status: list | None = None) -> Plan:
+        """Make Asterisk and Redis agree, from `status` (a QueueStatus answer) or, without
+        it, from a fresh one the queue feed asks for (an Asterisk restart)."""
         await self._lock.acquire()
         try:
-            return await self._run(restart)
+            return await self._run(restart, status)
         finally:
             self._lock.release()
 
-    async def _run(self, restart: bool) -> Plan:
-        answer = await self.ami.send_list_action("QueueStatus")
+    async def _run(self, restart: bool, status: list | None) -> Plan:
+        answer = status if status is not None else await self.feed.refresh()
         members = members_from_status(answer)
         sessions = await self.directory.sessions()
         agent_numbers = set(await self.directory.numbers())

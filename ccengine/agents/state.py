@@ -169,9 +169,9 @@ class StateTracker:
         self.metrics = metrics
         self._phone = interface_pattern(settings.interface_template)
 
-    def subscribe(self, ami: Any, serial: Serial) -> None:
-        for name in self.MEMBER_EVENTS:
-            ami.subscribe(name, lambda msg: serial.run(self.handle, msg))
+    def attach(self, feed: Any, serial: Serial) -> None:
+        """Read the member and agent events from the queue feed (ccengine/queues/feed.py)."""
+        feed.on(self.MEMBER_EVENTS, lambda msg: serial.run(self.handle, msg))
 
     async def handle(self, msg: Any) -> None:
         match = self._phone.fullmatch(msg.get("Interface") or "")

@@ -19,6 +19,7 @@ from ccengine.complaints.store import TicketStore
 from ccengine.complaints.sweeper import DeadlineSweeper
 from ccengine.complaints.waiting import WaitingComplainants
 from ccengine.feature import EngineContext, Feature
+from ccengine.queues.picture import QueuePicture
 
 
 def build(ctx: EngineContext) -> Feature:
@@ -44,15 +45,16 @@ def build(ctx: EngineContext) -> Feature:
     ctx.shared["complaints"] = complaints
 
     on_connected = []
-    if ctx.ami is not None:
+    picture = ctx.queues.picture if ctx.queues is not None else QueuePicture(ctx.clock)
+    if ctx.queues is not None:
         ctx.ami.subscribe("AttendedTransfer", escalation.on_attended_transfer)
-        ctx.ami.subscribe("Hangup", escalation.on_hangup)
+        ctx.queues.on(("Hangup",), escalation.on_hangup)
         on_connected.append(lambda: Deferred.fromCoroutine(escalation.resync()))
     services = [
         DeadlineSweeper(complaints, ctx.ami, ctx.clock, settings.sweep_interval),
-        WaitingComplainants(ctx.redis, ctx.ami, ctx.clock, metrics, settings.complaint_queue,
-                            settings.supervisor_queue, settings.wait_limit_seconds,
-                            settings.wait_check_interval),
+        WaitingComplainants(ctx.redis, ctx.ami, picture, ctx.clock, metrics,
+                            settings.complaint_queue, settings.supervisor_queue,
+                            settings.wait_limit_seconds, settings.wait_check_interval),
     ]
     return Feature(
         routes={"escalate": escalation, "followup": FollowUpRoute(complaints, ctx.prompter)},

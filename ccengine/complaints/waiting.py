@@ -1,21 +1,22 @@
 """Complainants waiting too long: moved from the complaint queue to the supervisor queue,
-keeping their priority, and counted.
+keeping their place, and counted.
 
 Mechanism, aligned with dialplans/extensions_ccengine.conf ([ccengine-wait], label
-`withdrawn`): every `wait_check_interval` seconds the engine asks `QueueStatus` for the
-complaint queue (QueueEntry carries Channel, Uniqueid, Wait and Priority; capture
-ami6_queue_priority_withdraw). For each caller waiting longer than `wait_limit_seconds` it
-sets `CC_PRIORITY` on the caller's channel to the business priority within the caller's
-current queue priority (AMI Setvar; the dialplan adds the caller's place, waiting/priority.py)
-and sends `QueueWithdrawCaller(Queue=complaint, Caller=<channel>, WithdrawInfo=supervisor)`.
-Asterisk takes the caller out (~4 s later, QUEUESTATUS=WITHDRAW, QUEUE_WITHDRAW_INFO; ami6,
-AMI note 6), and the dialplan re-queues them in `supervisor` at the same place.
+`withdrawn`): every `wait_check_interval` seconds the engine looks at the complaint queue's
+waiting callers in the queue picture (ccengine/queues/: channel, uniqueid, the start of the
+current Queue() call, and the queue priority where a QueueStatus gave it). For each caller
+waiting longer than `wait_limit_seconds` it sets `CC_PRIORITY` on the caller's channel to the
+business priority within the caller's queue priority (AMI Setvar; the dialplan adds the
+caller's place, waiting/priority.py) and sends `QueueWithdrawCaller(Queue=complaint,
+Caller=<channel>, WithdrawInfo=supervisor)`. Asterisk takes the caller out (~4 s later,
+QUEUESTATUS=WITHDRAW, QUEUE_WITHDRAW_INFO; ami6, AMI note 6), and the dialplan re-queues them
+in `supervisor` at the same place.
 
 The wait counts from the caller's first queue entry as recorded by the waiting feature
-(`cc:line:entry:{queue}:{uniqueid}` field `joined`, from the dialplan's CC_WAIT_SINCE), because
-the dialplan re-enters Queue() after every announcement and QueueEntry's Wait restarts each
-time; without that record (not announced yet) QueueEntry's Wait is used. A Redis key per
-caller (`cc:complaints:moved:{uniqueid}`, SET NX) makes the move happen once, also across
+(`cc:line:entry:{queue}:{uniqueid}` fields `joined`, from the dialplan's CC_WAIT_SINCE, and
+`priority`, the QUEUE_PRIO), because the dialplan re-enters Queue() after every announcement;
+without that record (not announced yet) the current Queue() call's start is used. A Redis key
+per caller (`cc:complaints:moved:{uniqueid}`, SET NX) makes the move happen once, also across
 engine restarts.
 """
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ccengine.complaints.escalation import CHANNEL_RE
 from ccengine.store import keys
 from ccengine.store.base import RedisConnection, StoreUnavailable
 from ccengine.periodic import PeriodicService
+from ccengine.queues.picture import Caller, QueuePicture
 from ccengine.waiting.priority import base_of
 
 log = Logger()
@@ -41,11 +43,13 @@ MOVED_TTL = 3600
 class WaitingComplainants(PeriodicService):
     name = "complaints-waiting"
 
-    def __init__(self, conn: RedisConnection, ami: Any, clock: Any, metrics: ComplaintMetrics,
-                 queue: str, target_queue: str, wait_limit: float, interval: float):
+    def __init__(self, conn: RedisConnection, ami: Any, picture: QueuePicture, clock: Any,
+                 metrics: ComplaintMetrics, queue: str, target_queue: str, wait_limit: float,
+                 interval: float):
         super().__init__(clock, interval)
         self.conn = conn
         self.ami = ami
+        self.picture = picture
         self.metrics = metrics
         self.queue = queue
         self.target_queue = target_queue
@@ -56,38 +60,31 @@ class WaitingComplainants(PeriodicService):
 
     async def check(self) -> int:
         """One look at the complaint queue; returns how many callers were moved."""
-        if self.ami is None or not self.ami.connected:
-            return 0
-        try:
-            messages = await self.ami.send_list_action("QueueStatus", Queue=self.queue)
-        except AmiError as exc:
-            log.warn("QueueStatus {queue} failed: {exc}", queue=self.queue, exc=exc)
+        if self.ami is None or not self.ami.connected or not self.picture.synced:
             return 0
         now = self.clock.seconds()
         moved = 0
-        for entry in messages:
-            if entry.event != "QueueEntry" or entry.get("Queue") != self.queue:
-                continue
+        for caller in self.picture.waiting(self.queue):
             try:
-                moved += await self._consider(entry, now)
+                moved += await self._consider(caller, now)
             except StoreUnavailable as exc:
                 log.warn("waiting complainants: Redis unavailable ({exc}); next check retries",
                          exc=exc)
                 break
         return moved
 
-    async def _consider(self, entry: Any, now: float) -> int:
-        channel = entry.get("Channel") or ""
-        uniqueid = entry.get("Uniqueid") or ""
-        wait, priority = _int(entry.get("Wait")), _int(entry.get("Priority"))
-        if not CHANNEL_RE.fullmatch(channel) or not _UNIQUEID_RE.fullmatch(uniqueid) or wait is None:
-            log.warn("QueueEntry with unusable fields skipped: {ch!r:.60}", ch=channel)
+    async def _consider(self, caller: Caller, now: float) -> int:
+        channel, uniqueid = caller.channel, caller.uniqueid
+        if not CHANNEL_RE.fullmatch(channel) or not _UNIQUEID_RE.fullmatch(uniqueid):
+            log.warn("waiting caller with unusable fields skipped: {ch!r:.60}", ch=channel)
             return 0
-        joined = await self.conn.call(
-            lambda r: r.hget(keys.line_entry(self.queue, uniqueid), "joined"))
-        waited = now - float(joined) if joined else float(wait)
+        entry = await self.conn.call(
+            lambda r: r.hmget(keys.line_entry(self.queue, uniqueid), "joined", "priority"))
+        joined, stored_priority = entry
+        waited = now - float(joined) if joined else now - caller.entered
         if waited <= self.wait_limit:
             return 0
+        priority = _int(stored_priority) if stored_priority else caller.priority
         first = await self.conn.call(lambda r: r.set(keys.complaint_moved(uniqueid), "1",
                                                      nx=True, ex=MOVED_TTL))
         if not first:

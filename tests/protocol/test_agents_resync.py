@@ -34,7 +34,8 @@ async def logged_in_lab(redis_url):
 
 
 async def resync(lab):
-    await lab.feature.on_ami_connected[0]()
+    """What follows an AMI login: the queue feed's one QueueStatus, handed to the resync."""
+    await lab.ctx.queues.resync()
     await lab.ctx.shared["agent_events"].drained()
 
 

@@ -1,6 +1,6 @@
-"""Complainants waiting too long move to the supervisor queue with their priority: QueueStatus
-answered with the recorded list of ami6_queue_priority_withdraw (two callers waiting, priorities
-10 and 0), QueueWithdrawCaller answered as recorded there; Setvar's answer `Variable Set` is
+"""Complainants waiting too long move to the supervisor queue with their priority: the queue
+picture holds the recorded QueueStatus list of ami6_queue_priority_withdraw (two callers
+waiting, priorities 10 and 0), QueueWithdrawCaller answered as recorded there; Setvar's answer `Variable Set` is
 manager.c's action_setvar (astman_send_ack(s, m, "Variable Set")), not captured."""
 import pytest_twisted
 from prometheus_client import CollectorRegistry
@@ -9,6 +9,7 @@ from ami_replay import ClientHarness, received_messages, retag
 from ccengine.ami.wire import Message
 from ccengine.complaints.metrics import ComplaintMetrics
 from ccengine.complaints.waiting import WaitingComplainants
+from ccengine.queues.picture import QueuePicture
 from ccengine.store.base import RedisConnection
 
 CAPTURE = "ami6_queue_priority_withdraw"
@@ -22,8 +23,7 @@ def auto_answer(harness):
     withdraw = next(m for m in received_messages(CAPTURE, "c1")
                     if m.get("Message") == "Withdraw requested successfully")
     setvar = Message([("Response", "Success"), ("ActionID", "x"), ("Message", "Variable Set")])
-    replies = {"queuestatus": queue_status_reply(), "queuewithdrawcaller": [withdraw],
-               "setvar": [setvar]}
+    replies = {"queuewithdrawcaller": [withdraw], "setvar": [setvar]}
     transport = harness.transport
     original = transport.write
 
@@ -40,14 +40,18 @@ def auto_answer(harness):
 
 
 def make(redis_url, wait_limit=3):
+    """The mover on a queue picture holding ami6's recorded QueueStatus answer (what the
+    queue feed's resync after a login gives it)."""
     harness = ClientHarness()
     harness.login()
     auto_answer(harness)
     conn = RedisConnection(redis_url)
     registry = CollectorRegistry()
-    mover = WaitingComplainants(conn, harness.client, harness.clock, ComplaintMetrics(registry),
-                                queue="inbound", target_queue="supervisor",
-                                wait_limit=wait_limit, interval=15)
+    picture = QueuePicture(harness.clock)
+    picture.replace(queue_status_reply())
+    mover = WaitingComplainants(conn, harness.client, picture, harness.clock,
+                                ComplaintMetrics(registry), queue="inbound",
+                                target_queue="supervisor", wait_limit=wait_limit, interval=15)
     return harness, mover, conn, registry
 
 
@@ -80,6 +84,7 @@ async def test_wait_counts_from_first_join_recorded_by_the_waiting_feature(redis
     it is moved too, keeping its priority 10."""
     harness, mover, conn, _ = make(redis_url, wait_limit=100)
     harness.clock.advance(10_000)
+    mover.picture.replace(queue_status_reply())     # the picture as Asterisk shows it now
     await conn.call(lambda r: r.hset("cc:line:entry:inbound:cclab-1795366330.17",
                                      mapping={"joined": "9800", "priority": "10"}))
     assert await mover.check() == 1
