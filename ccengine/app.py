@@ -8,7 +8,6 @@ for its parts and starts one MultiService: FastAGI server, AMI client, HTTP, fea
 from __future__ import annotations
 
 import gc
-import importlib
 import logging
 import sys
 from typing import TYPE_CHECKING, Any
@@ -19,19 +18,6 @@ if TYPE_CHECKING:
     from ccengine.agi.server import FastAGIFactory
 
 log = Logger()
-
-# Order matters: a feature may offer parts to the ones after it through ctx.shared
-# (waiting offers the closed-hours callback offer, complaints the repeat-complainant check,
-# to the hotline).
-FEATURES = [
-    "ccengine.waiting.feature",
-    "ccengine.agents.feature",
-    "ccengine.complaints.feature",
-    "ccengine.calls.feature",
-    "ccengine.stats.feature",
-    "ccengine.outbound.feature",
-]
-
 
 def resolve_redis(config, embedded_factory=None):
     """(url, embedded-or-None). Pure process management: runs before the reactor starts."""
@@ -55,6 +41,29 @@ def fastagi_factory(top) -> "FastAGIFactory":
     """The FastAGIFactory of a service tree from `build_service` (the bench and tests drive
     it directly)."""
     return top.getServiceNamed(AGI_SERVICE).args[1]
+
+
+def build_features(ctx) -> list:
+    """Every feature, each given by name what the others provide (typed, no shared dict)."""
+    from ccengine.agents import feature as agents
+    from ccengine.calls import feature as calls
+    from ccengine.complaints import feature as complaints
+    from ccengine.outbound import feature as outbound
+    from ccengine.stats import feature as stats
+    from ccengine.store.calls import CallRecordStore
+    from ccengine.waiting import feature as waiting
+
+    records = CallRecordStore(ctx.redis, ctx.config.records.max_calls,
+                              ctx.config.records.ttl_days)
+    queue_stats = stats.build(ctx)
+    waited = waiting.build(ctx, on_callback=queue_stats.stats.consumer.callback_taken)
+    staff = agents.build(ctx)
+    handled = complaints.build(ctx, records=records, directory=staff.directory)
+    hotline = calls.build(ctx, records=records, closed_offer=waited.closed_offer,
+                          repeat=handled.repeat, availability=waited.staffing)
+    dialler = outbound.build(ctx, records=records, callbacks=waited.callbacks,
+                             directory=staff.directory, states=staff.states)
+    return [queue_stats, waited, staff, handled, hotline, dialler]
 
 
 def build_service(config, reactor, redis_url: str):
@@ -91,7 +100,7 @@ def build_service(config, reactor, redis_url: str):
 
     routes: dict[str, Any] = {}
     api_root = None
-    features = [importlib.import_module(name).build(ctx) for name in FEATURES]
+    features = build_features(ctx)
     agi = config.fastagi
     factory = FastAGIFactory(
         {}, reactor,

@@ -1,9 +1,11 @@
 """The seam between app.py and each feature package.
 
 A feature (calls, waiting, agents, complaints, outbound, stats) has a module with
-`build(ctx: EngineContext) -> Feature`. app.py builds the shared context once, asks every
-feature for its parts and wires them: AGI routes by network script, long-lived services,
-HTTP API resources under /api/<name>, and callbacks run after each AMI (re)login.
+`build(ctx: EngineContext, *, <what it needs from other features>) -> Feature` (or a subclass
+of Feature with typed fields for what it provides to others). app.build_features() builds
+them in order and passes the parts by name; app.py then wires AGI routes by network script,
+long-lived services, HTTP API resources under /api/<name>, and callbacks run after each AMI
+(re)login.
 """
 from __future__ import annotations
 
@@ -31,7 +33,6 @@ class EngineContext:
     api_token: str | None = None
     # The one picture of Asterisk's queues and its AMI feed; None when AMI is disabled.
     queues: QueueFeed | None = None
-    shared: dict[str, Any] = field(default_factory=dict)   # parts one feature offers another
 
 
 @dataclass

@@ -174,7 +174,7 @@ class AgentsLab:
         asterisk.dial(script, channel=channel or f"PJSIP/{phone}-0000000a",
                       args=args or (phone,), language="en")
         await asterisk.finished
-        await self.ctx.shared["agent_events"].drained()
+        await self.feature.events.drained()
         return asterisk, keypad
 
     def sample(self, name: str, **labels: str) -> float | None:

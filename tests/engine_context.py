@@ -2,7 +2,7 @@
 player, a fresh metrics registry, and a FastAGIFactory on a task.Clock (tests/agi_harness.py).
 
     factory, ctx = engine_context(redis_url, now=MONDAY_10AM)
-    factory.routes.update(calls_feature.build(ctx).routes)
+    factory.routes.update(calls_feature.build(ctx, records=records_for(ctx)).routes)
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from ccengine.prompts.catalogue import load_catalogue
 from ccengine.prompts.metrics import PromptMetrics
 from ccengine.prompts.player import Prompter
 from ccengine.store.base import RedisConnection, StoreMetrics
+from ccengine.store.calls import CallRecordStore
 
 
 def prompter_for(config: Config, registry: CollectorRegistry) -> Prompter:
@@ -45,3 +46,8 @@ def records_written(factory):
     """Fires once the hotline's call records are in Redis: the route writes them after the
     caller is routed, without holding the session (store/pending.py)."""
     return factory.routes["hotline"].writes.wait()
+
+
+def records_for(ctx: EngineContext) -> CallRecordStore:
+    """The call-record store app.build_features gives the features, for one context."""
+    return CallRecordStore(ctx.redis, ctx.config.records.max_calls, ctx.config.records.ttl_days)

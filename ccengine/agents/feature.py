@@ -2,6 +2,8 @@
 AMI login, both fed by the queue feed (ccengine/queues/)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ccengine.agents.actions import MemberActions
 from ccengine.agents.connect import ConnectAnnouncements
 from ccengine.agents.directory import AgentDirectory
@@ -13,7 +15,14 @@ from ccengine.agents.state import AgentStateStore, Serial, StateTracker
 from ccengine.feature import EngineContext, Feature
 
 
-def build(ctx: EngineContext) -> Feature:
+@dataclass(kw_only=True)
+class AgentsFeature(Feature):
+    directory: AgentDirectory
+    states: AgentStateStore
+    events: Serial | None = None          # the agents' event handlers, one at a time (AMI on)
+
+
+def build(ctx: EngineContext) -> AgentsFeature:
     config = ctx.config
     settings = config.agents
     directory = AgentDirectory(ctx.redis)
@@ -28,14 +37,13 @@ def build(ctx: EngineContext) -> Feature:
                          ctx.clock)
     connect = ConnectAnnouncements(settings, dict(config.queues), directory, ctx.prompter,
                                    codes.phone_of)
-    ctx.shared["agent_directory"] = directory
-    ctx.shared["agent_states"] = store
-    feature = Feature(routes={**codes.routes(), **connect.routes()})
+    feature = AgentsFeature(routes={**codes.routes(), **connect.routes()}, directory=directory,
+                            states=store)
     if ctx.queues is not None:
         serial = Serial()   # events and resyncs, one at a time
         tracker = StateTracker(directory, store, actions, settings, ctx.clock, metrics)
         tracker.attach(ctx.queues, serial)
         resync = Resync(ctx.queues, directory, store, actions, settings, ctx.clock, metrics)
         resync.attach(ctx.queues, serial)
-        ctx.shared["agent_events"] = serial
+        feature.events = serial
     return feature

@@ -1,14 +1,15 @@
 """Wiring of the caller's path: the hotline route, its stores, the caller lists from files."""
 from __future__ import annotations
 
+from typing import Callable
+
 from twisted.application.service import Service
 from twisted.logger import Logger
 
+from ccengine.calls.hotline import ClosedHoursOffer, HotlineRoute, HotlineSettings, RepeatComplaints
+from ccengine.calls.metrics import HotlineMetrics
 from ccengine.calls.sources import read_list
 from ccengine.config import CallersConfig
-
-from ccengine.calls.hotline import HotlineRoute, HotlineSettings
-from ccengine.calls.metrics import HotlineMetrics
 from ccengine.feature import EngineContext, Feature
 from ccengine.store.base import StoreUnavailable
 from ccengine.store.calls import CallRecordStore
@@ -16,21 +17,21 @@ from ccengine.store.customers import CustomerStore
 from ccengine.store.pending import PendingWrites
 
 
-def build(ctx: EngineContext) -> Feature:
+def build(ctx: EngineContext, *, records: CallRecordStore,
+          closed_offer: ClosedHoursOffer | None = None,
+          repeat: RepeatComplaints | None = None,
+          availability: Callable[[str], int | None] | None = None) -> Feature:
+    """The hotline with what other features provide: the closed-hours callback offer (waiting),
+    the repeat-complainant check (complaints) and the staffing per queue (queues picture)."""
     config = ctx.config
     customers = CustomerStore(ctx.redis)
-    records = CallRecordStore(ctx.redis, config.records.max_calls, config.records.ttl_days)
-    ctx.shared["customers"] = customers
-    ctx.shared["call_records"] = records
     settings = HotlineSettings(company=config.company, ivr=config.ivr, callers=config.callers,
                                queues=dict(config.queues))
     # Call records are written after the caller is routed; shutdown waits for them.
     writes = PendingWrites(ctx.clock, drain_timeout=2 * config.redis.timeout + 1)
     hotline = HotlineRoute(settings, customers, records, ctx.prompter,
                            HotlineMetrics(ctx.registry, config.queues), ctx.clock, writes,
-                           closed_offer=ctx.shared.get("closed_offer"),
-                           repeat=ctx.shared.get("repeat_complaints"),
-                           availability=ctx.shared.get("agent_availability"))
+                           closed_offer=closed_offer, repeat=repeat, availability=availability)
     return Feature(routes={"hotline": hotline},
                    services=[CallerListsLoader(config.callers, customers), writes])
 

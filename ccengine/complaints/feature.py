@@ -1,14 +1,13 @@
-"""Wiring of the complaints feature (app.py calls `build(ctx)`).
-
-Offers `ctx.shared["repeat_complaints"]` (RepeatComplainants) to the hotline and
-`ctx.shared["complaints"]` (the Complaints service) to later features, so it must be built
-BEFORE ccengine.calls.feature. Uses `ctx.shared["call_records"]` and
-`ctx.shared["agent_directory"]` when present, else its own stores on the same Redis.
-"""
+"""Wiring of the complaints feature. Takes the engine's call records and the agent directory;
+provides (ComplaintsFeature) the repeat-complainant check for the hotline and the Complaints
+service."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from twisted.internet.defer import Deferred
 
+from ccengine.agents.directory import AgentDirectory
 from ccengine.complaints.api import ComplaintsResource
 from ccengine.complaints.escalation import TransferStore, WarmEscalation
 from ccengine.complaints.followup import FollowUpRoute, FollowUpScheduler
@@ -20,9 +19,17 @@ from ccengine.complaints.sweeper import DeadlineSweeper
 from ccengine.complaints.waiting import WaitingComplainants
 from ccengine.feature import EngineContext, Feature
 from ccengine.queues.picture import QueuePicture
+from ccengine.store.calls import CallRecordStore
 
 
-def build(ctx: EngineContext) -> Feature:
+@dataclass(kw_only=True)
+class ComplaintsFeature(Feature):
+    repeat: RepeatComplainants
+    complaints: Complaints
+
+
+def build(ctx: EngineContext, *, records: CallRecordStore,
+          directory: AgentDirectory) -> ComplaintsFeature:
     settings = ctx.config.complaints
     metrics = ComplaintMetrics(ctx.registry)
     store = TicketStore(ctx.redis, settings.deadline_hours)
@@ -30,19 +37,8 @@ def build(ctx: EngineContext) -> Feature:
     complaints = Complaints(store, metrics, ctx.clock, settings.deadline_hours, followups)
     repeat = RepeatComplainants(store, ctx.clock, settings.repeat_days, settings.repeat_priority,
                                 settings.complaint_queue, metrics)
-    directory = ctx.shared.get("agent_directory")
-    if directory is None:
-        from ccengine.agents.directory import AgentDirectory
-        directory = AgentDirectory(ctx.redis)
-    records = ctx.shared.get("call_records")
-    if records is None:     # built before the calls feature (it needs repeat_complaints)
-        from ccengine.store.calls import CallRecordStore
-        records = CallRecordStore(ctx.redis, ctx.config.records.max_calls,
-                                  ctx.config.records.ttl_days)
     escalation = WarmEscalation(settings, complaints, TransferStore(ctx.redis), repeat, ctx.ami,
                                 ctx.clock, call_records=records, agent_directory=directory)
-    ctx.shared["repeat_complaints"] = repeat
-    ctx.shared["complaints"] = complaints
 
     on_connected = []
     picture = ctx.queues.picture if ctx.queues is not None else QueuePicture(ctx.clock)
@@ -56,7 +52,8 @@ def build(ctx: EngineContext) -> Feature:
                             settings.complaint_queue, settings.supervisor_queue,
                             settings.wait_limit_seconds, settings.wait_check_interval),
     ]
-    return Feature(
+    return ComplaintsFeature(
+        repeat=repeat, complaints=complaints,
         routes={"escalate": escalation, "followup": FollowUpRoute(complaints, ctx.prompter)},
         services=services,
         api={"complaints": ComplaintsResource(complaints, ctx.api_token,

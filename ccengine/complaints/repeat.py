@@ -1,7 +1,7 @@
 """Repeat complainants: a caller with an active complaint, or one opened in the last
 `repeat_days` days, goes to the complaint queue with higher priority, and the agent gets the
-ticket id on the channel (CC_TICKET_ID). The hotline asks `check(number)`; it is offered to it
-as `ctx.shared["repeat_complaints"]`.
+ticket id on the channel (CC_TICKET_ID). The hotline asks `check(number)`; app.py hands it
+the complaints feature's `repeat` (ComplaintsFeature).
 
 On the hotline's critical path the size of the caller's ticket index is read with the
 recognition (`index_key`, CustomerStore.lookup), and the tickets are read only for a number

@@ -39,23 +39,23 @@ class CallRecords:
             "origin": job.origin})
 
 
-def build(ctx: EngineContext) -> Feature:
+def build(ctx: EngineContext, *, records: CallRecordStore, callbacks: Any = None,
+          directory: Any = None, states: Any = None) -> Feature:
+    """`callbacks`: the waiting feature's CallbackStore (callbacks become jobs); `directory` and
+    `states`: the agents feature's AgentDirectory and AgentStateStore (pacing by free agents)."""
     config = ctx.config.outbound
     queues = set(ctx.config.queues)
     metrics = OutboundMetrics(ctx.registry, queues)
     jobs = JobStore(ctx.redis)
-    records = CallRecordStore(ctx.redis, ctx.config.records.max_calls, ctx.config.records.ttl_days)
     default_tz = ctx.config.company.timezone
-    sources = Sources(ctx.redis, jobs, default_tz, callbacks=ctx.shared.get("callbacks"))
+    sources = Sources(ctx.redis, jobs, default_tz, callbacks=callbacks)
     pool = None
-    if "agent_directory" in ctx.shared and "agent_states" in ctx.shared:
-        pool = AgentPool(ctx.redis, ctx.shared["agent_directory"], ctx.shared["agent_states"],
-                         ctx.config.agents.wrapup_seconds)
+    if directory is not None and states is not None:
+        pool = AgentPool(ctx.redis, directory, states, ctx.config.agents.wrapup_seconds)
     feature = Feature(routes={
         "survey": SurveyRoute(ctx.prompter, records, metrics, ctx.clock, config.survey_queues,
                               queues),
         "outbound-answer": OutboundAnswerRoute(jobs, ctx.prompter)})
-    ctx.shared["outbound_jobs"] = jobs
     if ctx.ami is None:
         log.warn("outbound dialler disabled: AMI is not configured")
         return feature

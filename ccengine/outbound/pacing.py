@@ -47,7 +47,8 @@ class AgentPool:
     """Free agents per queue from the agents feature's Redis state, and holds on them.
 
     `directory` is agents.directory.AgentDirectory (sessions()), `states` agents.state.
-    AgentStateStore (get(number) -> {queue: MemberState}); both come from ctx.shared."""
+    AgentStateStore (get(number) -> {queue: MemberState}); both come from the agents feature
+    (AgentsFeature, passed by app.build_features)."""
 
     def __init__(self, conn: RedisConnection, directory: Any, states: Any, wrapup_seconds: float,
                  fallback_queue: str = "outbound"):

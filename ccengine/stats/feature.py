@@ -8,6 +8,8 @@ nor hung up within `leave_grace` (queue_events.py), even when no AMI event arriv
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from twisted.application.internet import TimerService
 
 from ccengine.calls.hours import is_open, local_now
@@ -17,7 +19,12 @@ from ccengine.stats import QueueStats
 EXPIRE_INTERVAL = 5.0  # seconds between checks for callers who did not come back
 
 
-def build(ctx: EngineContext) -> Feature:
+@dataclass(kw_only=True)
+class StatsFeature(Feature):
+    stats: QueueStats
+
+
+def build(ctx: EngineContext) -> StatsFeature:
     queues = dict(ctx.config.queues)
     timezone = ctx.config.company.timezone
 
@@ -25,8 +32,7 @@ def build(ctx: EngineContext) -> Feature:
         return is_open(queues[name], local_now(now, timezone))
 
     stats = QueueStats.build(ctx.registry, queues, ctx.clock, queue_open)
-    ctx.shared["queue_stats"] = stats
-    feature = Feature()
+    feature = StatsFeature(stats=stats)
     expiry = TimerService(EXPIRE_INTERVAL, stats.consumer.expire)
     expiry.clock = ctx.clock
     feature.services.append(expiry)

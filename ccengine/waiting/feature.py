@@ -1,9 +1,10 @@
-"""Wiring of the waiting-callers feature: the queue-announce route, the closed-hours offer for
-the hotline (ctx.shared["closed_offer"]), the callback store for the dialler
-(ctx.shared["callbacks"]), its consumers of the queue feed and the periodic sweep."""
+"""Wiring of the waiting-callers feature: the queue-announce route, its consumers of the queue
+feed and the periodic sweep. Provides (WaitingFeature) the closed-hours offer for the hotline,
+the callback store for the dialler and the staffing count for language routing."""
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from ccengine.feature import EngineContext, Feature
 from ccengine.periodic import PeriodicService
@@ -45,7 +46,17 @@ class WaitingSweeper(PeriodicService):
         self.metrics.set_pending(await self.callbacks.pending_counts())
 
 
-def build(ctx: EngineContext) -> Feature:
+@dataclass(kw_only=True)
+class WaitingFeature(Feature):
+    closed_offer: ClosedHoursOffer
+    callbacks: CallbackStore
+    staffing: Callable[[str], int | None]     # queue -> agents staffing it (None: not known)
+
+
+def build(ctx: EngineContext, *,
+          on_callback: Callable[[str], None] = lambda uniqueid: None) -> WaitingFeature:
+    """`on_callback(uniqueid)`: told when a waiting caller's callback is stored (the queue
+    statistics end that caller's stay as `callback`, not as an abandon)."""
     config = ctx.config.waiting
     queues = dict(ctx.config.queues)
     metrics = WaitingMetrics(ctx.registry, queues)
@@ -53,28 +64,19 @@ def build(ctx: EngineContext) -> Feature:
     callbacks = CallbackStore(ctx.redis, list(queues), config.callback_expire_hours,
                               config.finished_keep_days, metrics)
     # Asterisk's own view of who staffs each queue (ccengine/queues/); without AMI a picture
-    # that never syncs ("not known"). The hotline uses it too, to route by language.
+    # that never syncs ("not known").
     picture = ctx.queues.picture if ctx.queues is not None else QueuePicture(ctx.clock)
-    ctx.shared["agent_availability"] = picture.staffing
     ledger = EstimateLedger(metrics)
     events = WaitingEvents(line, ledger, ctx.clock, list(queues))
     dialog = CallbackDialog(config, ctx.prompter, callbacks, metrics, ctx.clock)
-
-    def callback_taken(uniqueid: str) -> None:
-        # The statistics feature is built after this one (app.FEATURES): looked up per call.
-        stats = ctx.shared.get("queue_stats")
-        if stats is not None:
-            stats.consumer.callback_taken(uniqueid)
-
     parts = AnnounceParts(config=config, queues=queues, prompter=ctx.prompter, line=line,
                           dialog=dialog, picture=picture, ledger=ledger, events=events,
-                          metrics=metrics, clock=ctx.clock, on_callback=callback_taken)
-    ctx.shared["closed_offer"] = ClosedHoursOffer(parts)
-    ctx.shared["callbacks"] = callbacks
+                          metrics=metrics, clock=ctx.clock, on_callback=on_callback)
     if ctx.queues is not None:
         events.attach(ctx.queues)
     stale = {name: q.announce_frequency * STALE_PERIODS + 60 for name, q in queues.items()}
     sweeper = WaitingSweeper(callbacks, line, metrics, ctx.clock, config.sweep_interval,
                              config.claim_timeout_seconds, stale)
-    return Feature(routes={QueueAnnounceRoute.script: QueueAnnounceRoute(parts)},
-                   services=[sweeper])
+    return WaitingFeature(routes={QueueAnnounceRoute.script: QueueAnnounceRoute(parts)},
+                          services=[sweeper], closed_offer=ClosedHoursOffer(parts),
+                          callbacks=callbacks, staffing=picture.staffing)

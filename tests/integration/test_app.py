@@ -68,9 +68,9 @@ def test_language_routing_reads_the_same_staffing_as_the_wait_estimate(tmp_path,
     estimate divides by: the one count of staffing agents in the engine."""
     config = parse_config({"engine": {"state_dir": str(tmp_path)}})
     top, ctx = app.build_service(config, reactor, redis_url)
-    availability = ctx.shared["agent_availability"]
-    announce = app.fastagi_factory(top).routes["queue-announce"]
-    assert availability.__self__ is announce.p.picture
+    routes = app.fastagi_factory(top).routes
+    availability = routes["hotline"].availability
+    assert availability.__self__ is routes["queue-announce"].p.picture
     assert availability("inbound") is None                 # nothing known before AMI syncs
 
 

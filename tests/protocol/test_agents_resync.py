@@ -36,7 +36,7 @@ async def logged_in_lab(redis_url):
 async def resync(lab):
     """What follows an AMI login: the queue feed's one QueueStatus, handed to the resync."""
     await lab.ctx.queues.resync()
-    await lab.ctx.shared["agent_events"].drained()
+    await lab.feature.events.drained()
 
 
 def stored_states(redis_url):
@@ -88,11 +88,11 @@ async def test_restart_relogs_every_agent_with_pause_and_reason(redis_url):
     c3 = ami_replay.events("ami10_restart", "FullyBooted", connection="c3")
     assert [m["Uptime"] for m in c1 if m.event == "FullyBooted"] + [c3[0]["Uptime"]] == ["246", "0"]
     ami_replay.feed_client(lab.harness.client, [c1[0]])
-    await lab.ctx.shared["agent_events"].drained()
+    await lab.feature.events.drained()
     assert lab.queues.actions == []          # first FullyBooted seen: nothing to compare with
     lab.queues.members.clear()               # persistentmembers = no: the restart lost them
     ami_replay.feed_client(lab.harness.client, [c1[1], c3[0]])
-    await lab.ctx.shared["agent_events"].drained()
+    await lab.feature.events.drained()
 
     def relog(queue: bytes, penalty: bytes) -> bytes:
         return (CAPTURED[2].replace(b"Queue: inbound", b"Queue: " + queue)
@@ -122,7 +122,7 @@ async def test_restart_mode_restores_the_pause_redis_kept(redis_url):
     lab.queues.actions.clear()
     c1 = ami_replay.events("ami10_restart", "Shutdown", connection="c1")
     ami_replay.feed_client(lab.harness.client, c1)
-    await lab.ctx.shared["agent_events"].drained()
+    await lab.feature.events.drained()
     await resync(lab)
     pause = (CAPTURED[3].replace(b"PJSIP/1005", b"PJSIP/1003").replace(b"lunch", b"training"))
     assert lab.queues.written() == [QUEUESTATUS, pause.replace(b"supervisor", b"complaint"),

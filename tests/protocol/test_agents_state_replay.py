@@ -24,18 +24,18 @@ async def lab_with_phones(redis_url, phones, queues):
                 "Name": number, "Paused": "0", "PausedReason": "", "Penalty": "0"}
     store = AgentStateStore(lab.conn)
     seen = []
-    original = lab.ctx.shared["agent_states"].put
+    original = lab.feature.states.put
 
     def spy(number, queue, ms):
         seen.append((number, queue, ms.state, ms.reason))
         return original(number, queue, ms)
-    lab.ctx.shared["agent_states"].put = spy
+    lab.feature.states.put = spy
     return lab, store, seen
 
 
 async def replay(lab, messages):
     ami_replay.feed_client(lab.harness.client, messages)
-    await lab.ctx.shared["agent_events"].drained()
+    await lab.feature.events.drained()
 
 
 def states_of(states):

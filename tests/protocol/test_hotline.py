@@ -10,7 +10,7 @@ import pytest_twisted
 import redis
 
 from agi_harness import ScriptedAsterisk, digit_code_reply
-from engine_context import engine_context, records_written
+from engine_context import engine_context, records_for, records_written
 from ccengine.calls import feature as calls_feature
 from ccengine.config import load_config, parse_config
 
@@ -20,7 +20,7 @@ MONDAY_11PM = datetime(2026, 11, 23, 23, 0, tzinfo=ZoneInfo("Asia/Shanghai")).ti
 
 def build(redis_url, config=None, now=MONDAY_10AM):
     factory, ctx = engine_context(redis_url, now=now, config=config)
-    factory.routes.update(calls_feature.build(ctx).routes)
+    factory.routes.update(calls_feature.build(ctx, records=records_for(ctx)).routes)
     return factory, ctx.registry, ctx.redis
 
 
@@ -245,9 +245,13 @@ async def test_repeat_complainant_goes_to_the_complaint_queue_with_their_ticket(
     config = load_config(None)
     factory, ctx = engine_context(redis_url, now=MONDAY_10AM)
     conn = ctx.redis
-    complaints_feature.build(ctx)
-    factory.routes.update(calls_feature.build(ctx).routes)
-    ticket = await ctx.shared["complaints"].open(number="13400000000", queue="complaint",
+    from ccengine.agents.directory import AgentDirectory
+    records = records_for(ctx)
+    handled = complaints_feature.build(ctx, records=records,
+                                       directory=AgentDirectory(ctx.redis))
+    factory.routes.update(calls_feature.build(ctx, records=records,
+                                              repeat=handled.repeat).routes)
+    ticket = await handled.complaints.open(number="13400000000", queue="complaint",
                                                  category="10", agent="1003")
     repeat = await call(factory, press_on_menu("1"), callerid="13400000000")
     v = repeat.variables

@@ -10,7 +10,7 @@ import pytest_twisted
 import redis
 
 from agi_harness import ScriptedAsterisk, digit_code_reply
-from engine_context import engine_context
+from engine_context import engine_context, records_for
 from ccengine.config import load_config
 from ccengine.outbound import feature as outbound_feature
 from ccengine.outbound.jobs import JobStore, new_job
@@ -24,7 +24,7 @@ def build(redis_url, survey_queues=("inbound",)):
     config = dataclasses.replace(config, outbound=dataclasses.replace(
         config.outbound, survey_queues=survey_queues))
     factory, ctx = engine_context(redis_url, now=NOW, config=config)
-    factory.routes.update(outbound_feature.build(ctx).routes)
+    factory.routes.update(outbound_feature.build(ctx, records=records_for(ctx)).routes)
     return factory, ctx.registry, ctx.redis
 
 

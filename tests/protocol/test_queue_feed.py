@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest_twisted
 
 import ami_replay
+from ccengine.app import build_features
 from ccengine.config import load_config
 from ccengine.feature import EngineContext
 from ccengine.prompts.catalogue import load_catalogue
@@ -15,11 +16,7 @@ from ccengine.queues.feed import EVENTS, QueueFeed
 from ccengine.queues.picture import QueuePicture
 from ccengine.store.base import RedisConnection
 
-FEATURES = ("waiting", "agents", "complaints", "stats")
-
-
 def wired(redis_url):
-    import importlib
     harness = ami_replay.ClientHarness()
     config = load_config(None)
     catalogue = load_catalogue(config.prompts, company=config.company.name,
@@ -30,9 +27,7 @@ def wired(redis_url):
                         redis=conn, ami=harness.client,
                         prompter=Prompter(catalogue, PromptMetrics(harness.registry)),
                         queues=QueueFeed(harness.client, QueuePicture(harness.clock)))
-    features = [importlib.import_module(f"ccengine.{name}.feature").build(ctx)
-                for name in FEATURES]
-    for feature in features:
+    for feature in build_features(ctx):
         for callback in feature.on_ami_connected:
             harness.client.on_connected(callback)
     return harness, ctx, conn
@@ -42,15 +37,16 @@ def wired(redis_url):
 async def test_one_queuestatus_per_login_and_one_subscription_per_event(redis_url):
     """After a login replay exactly one QueueStatus is sent (the feed's; the agents' resync, the
     statistics and the waiting feature used to send one each), and each queue event has one
-    subscriber on the AMI client: the feed. Only AttendedTransfer (complaints) is subscribed
-    besides."""
+    subscriber on the AMI client: the feed. Only AttendedTransfer (complaints) and
+    OriginateResponse (the dialler) are subscribed besides."""
     harness, ctx, conn = wired(redis_url)
     harness.login()
     actions = [m["Action"] for m in harness.written()]
     assert actions.count("QueueStatus") == 1
     subscribers = harness.client._subscribers
     assert {name: len(subscribers[name.lower()]) for name in EVENTS} == {n: 1 for n in EVENTS}
-    assert set(subscribers) - {n.lower() for n in EVENTS} == {"attendedtransfer"}
+    assert set(subscribers) - {n.lower() for n in EVENTS} == {"attendedtransfer",
+                                                               "originateresponse"}
     harness.close()                                  # a reconnect: one more, not three
     harness.clock.advance(1.0)
     harness.login()

@@ -13,7 +13,7 @@ import redis
 from twisted.internet.defer import fail
 
 from agi_harness import ScriptedAsterisk, digit_code_reply, split_args
-from engine_context import engine_context
+from engine_context import engine_context, records_for
 from ccengine.ami.wire import Message
 from ccengine.config import load_config
 from ccengine.store.base import StoreUnavailable
@@ -242,7 +242,7 @@ async def test_redis_failing_at_the_store_step_withdraws_the_offer(redis_url):
     """Redis answering the announcement but failing when the confirmed callback is stored:
     callback_unavailable is spoken, nothing is stored, the caller stays queued."""
     factory, _, conn, ctx, r = build(redis_url)
-    store = ctx.shared["callbacks"]
+    store = factory.routes["queue-announce"].p.dialog.callbacks
     store.request = lambda *args, **kwargs: fail(StoreUnavailable("redis: TimeoutError: "))
     caller = Caller(keys={"keep_waiting_or_callback": ["2"], "callback_confirm_number": ["1"]})
     asterisk = await call(factory, caller)
@@ -254,16 +254,19 @@ async def test_redis_failing_at_the_store_step_withdraws_the_offer(redis_url):
 
 @pytest_twisted.ensureDeferred
 async def test_closed_hours_callback_offer_through_the_hotline(redis_url):
-    """Outside hours the hotline (calls feature, wired after waiting) offers the callback from
-    ctx.shared["closed_offer"]: 1 then 1 to confirm stores a pending callback for inbound."""
+    """Outside hours the hotline (calls feature, given the waiting feature's closed-hours offer)
+    offers the callback: 1 then 1 to confirm stores a pending callback for inbound."""
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
     from ccengine.calls import feature as calls_feature
+    from ccengine.waiting.announce import ClosedHoursOffer
     factory, _, conn, ctx, r = build(redis_url)
     monday_11pm = datetime(2026, 11, 23, 23, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
     ctx.clock.advance(monday_11pm - ctx.clock.seconds())
-    factory.routes.update(calls_feature.build(ctx).routes)
+    offer = ClosedHoursOffer(factory.routes["queue-announce"].p)
+    factory.routes.update(calls_feature.build(ctx, records=records_for(ctx),
+                                              closed_offer=offer).routes)
     caller = Caller(keys={"menu": ["1"], "closed_callback_offer": ["1"],
                           "callback_confirm_number": ["1"]})
     asterisk = ScriptedAsterisk(factory, caller)

@@ -13,7 +13,7 @@ from twisted.internet.protocol import ClientFactory, Factory, Protocol
 
 from agi_harness import ScriptedAsterisk, digit_code_reply
 from ccengine.calls import feature as calls_feature
-from engine_context import engine_context
+from engine_context import engine_context, records_for
 
 MONDAY_10AM = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
 
@@ -26,7 +26,7 @@ def hotline_factory(redis_url: str, *, clock=None, now: float = MONDAY_10AM, con
     (factory, registry, conn)."""
     factory, ctx = engine_context(redis_url, now=now, config=config, clock=clock,
                                   redis_timeout=redis_timeout, **agi_settings)
-    factory.routes.update(calls_feature.build(ctx).routes)
+    factory.routes.update(calls_feature.build(ctx, records=records_for(ctx)).routes)
     factory.routes.update(extra_routes or {})
     return factory, ctx.registry, ctx.redis
 

@@ -8,6 +8,7 @@ from ccengine.calls import feature
 from ccengine.calls.metrics import KINDS, OUTCOMES, HotlineMetrics
 from ccengine.config import load_config
 from ccengine.feature import EngineContext
+from ccengine.store.calls import CallRecordStore
 
 
 def samples(registry: CollectorRegistry, name: str) -> dict[tuple, float]:
@@ -33,6 +34,6 @@ def test_feature_creates_the_series_for_the_configured_queues():
     registry = CollectorRegistry()
     ctx = EngineContext(config=config, clock=Clock(), registry=registry, redis=None, ami=None,
                         prompter=None)
-    feature.build(ctx)
+    feature.build(ctx, records=CallRecordStore(None, 10, 1))
     queues = {dict(labels)["queue"] for labels in samples(registry, "ccengine_routed_calls_total")}
     assert queues == set(config.queues)

@@ -43,7 +43,7 @@ def test_feature_reads_the_queue_feed_and_its_one_queuestatus_per_login():
     ami.login()
     assert ami.sent == ["QueueStatus"]
     assert registry.get_sample_value("ccengine_queue_waiting_calls", {"queue": "inbound"}) == 1
-    assert ctx.shared["queue_stats"].waiting is not None
+    assert built.stats.waiting is not None
 
 
 def test_feature_without_ami_still_exports_the_configured_queues():
@@ -56,7 +56,7 @@ def test_feature_without_ami_still_exports_the_configured_queues():
 def test_timer_closes_callers_who_did_not_come_back_without_any_event():
     """A caller who left a slice (b_abandoned Join/Leave, no Abandon) and never returns is closed by the timer."""
     registry, ctx, built = build(datetime(2026, 1, 5, 10, 0, tzinfo=ZoneInfo("UTC")))
-    consumer = ctx.shared["queue_stats"].consumer
+    consumer = built.stats.consumer
     for event in ami_replay.events("b_abandoned", "QueueCallerJoin", "QueueCallerLeave"):
         consumer.handle(event)
     for service in built.services:
