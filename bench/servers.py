@@ -156,7 +156,8 @@ def run_framework(args, with_redis: bool) -> None:
     from twisted.internet import reactor
 
     from ccengine.agi.metrics import AgiMetrics
-    from ccengine.agi.server import AgiSettings, FastAGIFactory
+    from ccengine.agi.server import FastAGIFactory
+    from ccengine.agi.settings import AgiSettings
     from ccengine.app import tune_garbage_collector
 
     route = ReplayRoute(_sequence(args.sequence))

@@ -72,7 +72,7 @@ def build_service(config, reactor, redis_url: str):
     from twisted.application import internet, service
 
     from ccengine.agi.metrics import AgiMetrics
-    from ccengine.agi.server import AgiSettings, FastAGIFactory
+    from ccengine.agi.server import FastAGIFactory
     from ccengine.feature import EngineContext
     from ccengine.lag import ReactorLagProbe
     from ccengine.prompts.catalogue import load_catalogue
@@ -102,12 +102,7 @@ def build_service(config, reactor, redis_url: str):
     api_root = None
     features = build_features(ctx)
     agi = config.fastagi
-    factory = FastAGIFactory(
-        {}, reactor,
-        AgiSettings(command_timeout=agi.command_timeout, media_timeout=agi.media_timeout,
-                    max_silence=agi.max_silence, watchdog_grace=agi.watchdog_grace,
-                    max_session=agi.max_session),
-        AgiMetrics(registry))
+    factory = FastAGIFactory({}, reactor, agi, AgiMetrics(registry))   # FastAgiConfig is AgiSettings
     agi_server = internet.TCPServer(agi.port, factory, interface=agi.bind)
     agi_server.setName(AGI_SERVICE)
     agi_server.setServiceParent(top)

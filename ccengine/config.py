@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Mapping
 
 from ccengine import tomlclasses
+from ccengine.agi.settings import AgiSettings
 from ccengine.config_features import (AgentsConfig, ComplaintsConfig, OutboundConfig,
                                       WaitingConfig)
 from ccengine.configcheck import (CATEGORY_RE, DAYS, KIND_BY_DIGIT, KINDS, LANGUAGE_RE,
@@ -65,18 +66,14 @@ class EngineConfig:
 
 
 @dataclass(frozen=True)
-class FastAgiConfig:
+class FastAgiConfig(AgiSettings):
+    """The server's timings (agi/settings.py, defaults defined there once) and its address."""
     bind: str = "127.0.0.1"
     port: int = 4573
-    command_timeout: float = 10.0
-    media_timeout: float = 120.0
-    max_silence: float = 3.0
-    watchdog_grace: float = 1.0
-    max_session: float = 600.0
 
     def problems(self) -> list[str]:
         return _port(self.port) + _positive(self, "command_timeout", "media_timeout", "max_silence",
-                                            "watchdog_grace", "max_session")
+                                            "watchdog_grace", "max_session", "env_timeout")
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,8 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
 from ccengine.agi.metrics import AgiMetrics
-from ccengine.agi.server import AgiSettings, FastAGIFactory
+from ccengine.agi.server import FastAGIFactory
+from ccengine.agi.settings import AgiSettings
 
 __all__ = ["environment_block", "default_reply", "split_args", "ScriptedAsterisk", "HOLD",
            "digit_code_reply", "get_data_reply", "AGI_FIXTURES", "capture_dialogue", "replay",

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ccengine.store.embedded import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 ENGINE = ROOT / ".venv" / "bin" / "ccengine"
 AMI_SECRET = "lab-secret-9f3c1d2e"
 OBSERVER_SECRET = "lab-observer-51a7c0"

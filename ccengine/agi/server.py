@@ -5,7 +5,6 @@ fallback trusts only the positive acknowledgement the route sets (e.g. CC_ROUTE_
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Mapping, Protocol as TypingProtocol
 
 from twisted.internet.defer import CancelledError, Deferred
@@ -17,6 +16,7 @@ from twisted.python.failure import Failure
 from ccengine.agi.channel import AgiChannel, CallerHungUp
 from ccengine.agi.metrics import AgiMetrics
 from ccengine.agi.protocol import AgiConnectionLost, AgiTimeout, FastAGIProtocol
+from ccengine.agi.settings import AgiSettings
 from ccengine.timers import Deadline
 from ccengine.agi.wire import (
     AgiEnvironment, AgiInvalidCommand, AgiProtocolError, AgiUsageError,
@@ -28,16 +28,6 @@ log = Logger()
 
 # Clock arithmetic (idle_since + max_silence - now) may land an ulp off zero.
 _SLACK = 1e-9
-
-
-@dataclass(frozen=True)
-class AgiSettings:
-    command_timeout: float = 10.0   # reply to an ordinary command
-    media_timeout: float = 120.0    # reply to a prompt (STREAM FILE, GET DATA, SAY, EXEC)
-    max_silence: float = 3.0        # engine holds the line with no command in flight
-    watchdog_grace: float = 1.0     # deadline for Route.on_watchdog
-    max_session: float = 900.0      # overall cap of one session
-    env_timeout: float = 10.0       # connected but no complete environment
 
 
 class Route(TypingProtocol):

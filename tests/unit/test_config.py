@@ -117,3 +117,14 @@ def test_menu_kind_and_category_must_agree():
     for option in ({"queue": "complaint", "category": "12"},
                    {"kind": "complaint", "queue": "complaint", "category": "12"}):
         assert parse_config({"ivr": {"options": {"5": option}}}).ivr.options["5"].category == "12"
+
+
+def test_fastagi_timings_are_defined_once():
+    """The [fastagi] section is the server's own settings class plus the address, so the
+    engine runs with exactly the configured timings (AgiSettings said max_session 900 while
+    the configuration said 600)."""
+    from ccengine.agi.settings import AgiSettings
+    config = load_config(None)
+    assert isinstance(config.fastagi, AgiSettings)
+    assert config.fastagi.max_session == AgiSettings().max_session == 600.0
+    assert parse_config({"fastagi": {"env_timeout": 5}}).fastagi.env_timeout == 5

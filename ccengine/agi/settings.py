@@ -1,0 +1,15 @@
+"""The FastAGI server's timings, defined once: config.FastAgiConfig (the `[fastagi]` section)
+extends this class with the listening address, and agi/server.py reads it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class AgiSettings:
+    command_timeout: float = 10.0   # reply to an ordinary command
+    media_timeout: float = 120.0    # reply to a prompt (STREAM FILE, GET DATA, SAY, EXEC)
+    max_silence: float = 3.0        # engine holds the line with no command in flight
+    watchdog_grace: float = 1.0     # deadline for Route.on_watchdog
+    max_session: float = 600.0      # overall cap of one session
+    env_timeout: float = 10.0       # connected but no complete environment
