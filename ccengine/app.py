@@ -37,7 +37,7 @@ def resolve_redis(config, embedded_factory=None):
 AGI_SERVICE = "fastagi"
 
 
-def fastagi_factory(top) -> "FastAGIFactory":
+def fastagi_factory(top) -> FastAGIFactory:
     """The FastAGIFactory of a service tree from `build_service` (the bench and tests drive
     it directly)."""
     return top.getServiceNamed(AGI_SERVICE).args[1]

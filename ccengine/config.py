@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import time
 from importlib import resources
 from pathlib import Path
-from typing import Mapping
+from collections.abc import Mapping
 
 from ccengine import tomlclasses
 from ccengine.agi.settings import AgiSettings

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import time
-from typing import Mapping
+from collections.abc import Mapping
 
 from ccengine.configcheck import QUEUE_NAME_RE, calendar, positive as _positive
 

@@ -10,7 +10,8 @@ long-lived services, HTTP API resources under /api/<name>, and callbacks run aft
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
+from collections.abc import Callable, Mapping
 
 from prometheus_client import CollectorRegistry
 from twisted.application.service import IService

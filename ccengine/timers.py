@@ -11,7 +11,7 @@ deadline itself, as with one callLater per deadline.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 

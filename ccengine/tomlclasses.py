@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 
 def build(cls: type, data: dict, where: str, problems: list[str]) -> Any:

@@ -18,7 +18,8 @@ queue member"). Neither is covered by a capture yet: verify on the lab before re
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from twisted.logger import Logger
 

@@ -18,7 +18,7 @@ import json
 import re
 import secrets
 from dataclasses import dataclass, field
-from typing import Mapping
+from collections.abc import Mapping
 
 from twisted.internet.defer import Deferred
 
@@ -75,7 +75,7 @@ class AgentRecord:
                 "languages": ",".join(self.languages), "name": self.name}
 
     @classmethod
-    def from_hash(cls, number: str, data: Mapping[str, str]) -> "AgentRecord | None":
+    def from_hash(cls, number: str, data: Mapping[str, str]) -> AgentRecord | None:
         if not data:
             return None
         return cls(number, parse_queues(data.get("queues", "{}")),
@@ -126,7 +126,7 @@ class AgentSession:
                 "queues": json.dumps(dict(self.queues), sort_keys=True)}
 
     @classmethod
-    def from_hash(cls, number: str, data: Mapping[str, str]) -> "AgentSession | None":
+    def from_hash(cls, number: str, data: Mapping[str, str]) -> AgentSession | None:
         if not data or "phone" not in data:
             return None
         return cls(number, data["phone"], data.get("interface", ""),

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread

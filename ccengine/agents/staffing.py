@@ -7,7 +7,8 @@ Redis, with a TTL), which the pause route consumes.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from ccengine.agents.state import AVAILABLE, MemberState, effective
 from ccengine.calls import hours

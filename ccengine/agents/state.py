@@ -19,7 +19,8 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from twisted.internet.defer import Deferred, DeferredLock
 
@@ -43,7 +44,7 @@ class MemberState:
                           sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "MemberState | None":
+    def from_json(cls, text: str) -> MemberState | None:
         try:
             raw = json.loads(text)
             state = raw["state"]

@@ -1,7 +1,7 @@
 """Metric families of the FastAGI server (names fixed by docs/architecture.md)."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 

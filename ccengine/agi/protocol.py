@@ -5,7 +5,8 @@ The protocol only frames and dispatches; it knows nothing about calls. Its facto
 """
 from __future__ import annotations
 
-from typing import Callable, Protocol as TypingProtocol
+from typing import Protocol as TypingProtocol
+from collections.abc import Callable
 
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IReactorTime
@@ -42,11 +43,11 @@ class SessionHost(TypingProtocol):
     clock: IReactorTime
     env_timeout: float
 
-    def session_started(self, protocol: "FastAGIProtocol", env: AgiEnvironment) -> None: ...
+    def session_started(self, protocol: FastAGIProtocol, env: AgiEnvironment) -> None: ...
 
-    def session_ended(self, protocol: "FastAGIProtocol") -> None: ...
+    def session_ended(self, protocol: FastAGIProtocol) -> None: ...
 
-    def connection_aborted(self, protocol: "FastAGIProtocol", kind: str) -> None: ...
+    def connection_aborted(self, protocol: FastAGIProtocol, kind: str) -> None: ...
 
 
 class _Command:
@@ -164,9 +165,9 @@ class FastAGIProtocol(Protocol):
                 # A reply nobody asked for: replies can no longer be paired with commands.
                 self._abort("unsolicited_reply")
             elif isinstance(item, AgiReply):
-                self._complete(lambda d: d.callback(item))
+                self._complete(lambda d, reply=item: d.callback(reply))
             else:
-                self._complete(lambda d: d.errback(item))
+                self._complete(lambda d, error=item: d.errback(error))
 
     def _hangup_seen(self) -> None:
         # HANGUP never answers a command: the pending one gets its own `200 result=-1` first

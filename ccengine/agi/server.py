@@ -5,7 +5,8 @@ fallback trusts only the positive acknowledgement the route sets (e.g. CC_ROUTE_
 """
 from __future__ import annotations
 
-from typing import Mapping, Protocol as TypingProtocol
+from typing import Protocol as TypingProtocol
+from collections.abc import Mapping
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -50,7 +51,7 @@ _ERROR_KINDS: tuple[tuple[type[BaseException], str | None], ...] = (
 class _Session:
     """One routed call: the handler, its watchdog and session cap."""
 
-    def __init__(self, factory: "FastAGIFactory", protocol: FastAGIProtocol,
+    def __init__(self, factory: FastAGIFactory, protocol: FastAGIProtocol,
                  channel: AgiChannel, route: Route, script: str) -> None:
         self.factory = factory
         self.protocol = protocol

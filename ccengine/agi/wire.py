@@ -9,7 +9,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping
+from collections.abc import Mapping
 from urllib.parse import parse_qs
 
 __all__ = [
@@ -178,9 +178,9 @@ class AgiReply:
 class _Hangup:
     """The `HANGUP` line Asterisk sends when the caller is gone (not a reply to a command)."""
 
-    _instance: "_Hangup | None" = None
+    _instance: _Hangup | None = None
 
-    def __new__(cls) -> "_Hangup":
+    def __new__(cls) -> _Hangup:
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance
@@ -201,7 +201,7 @@ _MAX_USAGE_LINES = 200
 # endpos=N` a prompt played to its end). AgiReply is immutable, so each such line is parsed
 # once and its reply shared. Only replies without data are kept (no caller text), and at most
 # a bounded number of distinct lines.
-_PLAIN_REPLIES: dict[bytes, "AgiReply"] = {}
+_PLAIN_REPLIES: dict[bytes, AgiReply] = {}
 _MAX_PLAIN_REPLIES = 512
 
 class ReplyParser:

@@ -1,7 +1,7 @@
 """Wiring of the caller's path: the hotline route, its stores, the caller lists from files."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from twisted.application.service import Service
 from twisted.logger import Logger

@@ -6,7 +6,7 @@ the number of series is fixed by the configuration.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter
 

@@ -10,7 +10,7 @@ and `ccengine_routed_calls_total{kind="complaint"}` gives the calls routed as co
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily

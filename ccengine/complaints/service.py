@@ -8,7 +8,8 @@ escalates twice.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from twisted.logger import Logger
 

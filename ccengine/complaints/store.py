@@ -13,7 +13,8 @@ Indexes (store/keys.py): `cc:complaints:all` (every id by opened), `cc:complaint
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Mapping
+from typing import Any
+from collections.abc import Callable, Mapping
 
 from redis.exceptions import WatchError
 from twisted.internet.defer import Deferred

@@ -15,7 +15,8 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 STATES = ("open", "escalated", "resolved", "closed")
 ACTIVE = ("open", "escalated")
@@ -95,7 +96,7 @@ class ComplaintTicket:
         return out
 
     @classmethod
-    def from_hash(cls, data: Mapping[str, str], history=()) -> "ComplaintTicket":
+    def from_hash(cls, data: Mapping[str, str], history=()) -> ComplaintTicket:
         kwargs: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             if f.name == "history" or f.name not in data:

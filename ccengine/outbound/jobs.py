@@ -57,7 +57,7 @@ class Job:
                 "deliveries": str(self.deliveries), "created": f"{self.created:.3f}"}
 
     @classmethod
-    def from_hash(cls, h: dict[str, str]) -> "Job":
+    def from_hash(cls, h: dict[str, str]) -> Job:
         return cls(id=h["id"], kind=h["kind"], number=h["number"], due=float(h.get("due") or 0),
                    tz=h.get("tz", ""), origin=h.get("origin", ""), queue=h.get("queue", ""),
                    language=h.get("language", ""), priority=int(h.get("priority") or 0),

@@ -15,7 +15,8 @@ AGI `followup` of the complaints feature): no agent, only the rate limit.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
+from collections.abc import Iterable, Mapping
 
 from ccengine.store import keys
 from ccengine.store.base import RedisConnection
@@ -98,7 +99,8 @@ class AgentPool:
             agents = await self.free_agents(queue, now)
             for agent in dial_budget(agents, await self.held(agents), len(agents), len(agents)):
                 key = keys.outbound_agent_hold(agent)
-                taken = await self.conn.call(lambda r: r.set(key, job_id, nx=True, ex=hold_seconds))
+                taken = await self.conn.call(
+                    lambda r, key=key: r.set(key, job_id, nx=True, ex=hold_seconds))
                 if taken:
                     return Reservation(agent, queue)
         return None

@@ -49,7 +49,7 @@ class CallingWindow:
     closed: frozenset[date] = frozenset()
 
     @classmethod
-    def from_config(cls, config) -> "CallingWindow":
+    def from_config(cls, config) -> CallingWindow:
         """From OutboundConfig (window_start, window_end, days, closed_dates)."""
         return cls(time.fromisoformat(config.window_start), time.fromisoformat(config.window_end),
                    frozenset(DAY_NAMES.index(d) for d in config.days),

@@ -27,7 +27,8 @@ import tempfile
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Protocol
+from typing import Protocol
+from collections.abc import Callable, Iterable
 
 from ccengine.prompts.catalogue import SOUND_DIR, Catalogue
 

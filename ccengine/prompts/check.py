@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from ccengine.prompts.catalogue import (
     REQUIRED_PROMPTS, SOUND_DIR, Catalogue, CatalogueError, load_catalogue,

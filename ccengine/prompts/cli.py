@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from ccengine.cli_support import config_or_report
 from ccengine.prompts.build import RATE_FORMATS, cmd_build

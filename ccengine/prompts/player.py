@@ -15,7 +15,8 @@ sentence.
 """
 from __future__ import annotations
 
-from typing import Iterable, Protocol
+from typing import Protocol
+from collections.abc import Iterable
 
 from twisted.logger import Logger
 

@@ -10,7 +10,8 @@ Asterisk again outside a login (an Asterisk restart seen by its FullyBooted).
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Iterable
+from typing import Any
+from collections.abc import Callable, Iterable
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger

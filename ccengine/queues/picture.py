@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterable
+from typing import Any
+from collections.abc import Callable, Iterable
 
 NOT_LOGGED_IN = frozenset({"4", "5"})          # invalid, unavailable: never rung
 FREE = frozenset({"0", "1"})                    # unknown, not in use: rung when not paused

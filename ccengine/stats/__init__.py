@@ -7,7 +7,7 @@ answer after every AMI (re)login (ccengine/queues/feed.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from prometheus_client import CollectorRegistry
 

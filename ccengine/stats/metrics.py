@@ -9,7 +9,8 @@ configuration, with an injected clock.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, Mapping, Protocol
+from typing import Protocol
+from collections.abc import Callable, Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily

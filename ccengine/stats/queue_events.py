@@ -41,7 +41,8 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
+from collections.abc import Iterable, Mapping
 
 from ccengine.stats.metrics import Clock, QueueMetrics, QueueSettings
 from ccengine.stats.waiting import WaitingCallers

@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from typing import Any, Awaitable, Callable, Sequence, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
 
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -87,7 +88,7 @@ class RedisConnection:
             # asyncio.timeout (3.11) rather than wait_for, which makes an extra task per call.
             async with asyncio.timeout(self.timeout):
                 result = await op(self.client)
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, RedisError, OSError) as exc:
             raise self._unavailable(type(exc).__name__, exc) from exc
         return self._succeeded(result, started)
 

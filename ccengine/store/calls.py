@@ -6,7 +6,7 @@ and each record hash expires `records.ttl_days` after it was last written.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from twisted.internet.defer import Deferred
 

@@ -50,7 +50,7 @@ class EmbeddedRedis:
     def url(self) -> str:
         return f"redis://{self.host}:{self.port}/0"
 
-    def start(self, timeout: float = 10.0) -> "EmbeddedRedis":
+    def start(self, timeout: float = 10.0) -> EmbeddedRedis:
         exe = shutil.which("redis-server")
         if exe is None:
             raise EmbeddedRedisError(

@@ -19,7 +19,8 @@ never be paired with a later request. The next request connects again.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from redis.asyncio.connection import parse_url
 from twisted.internet.defer import Deferred
@@ -145,7 +146,7 @@ def _soon_for(reactor: Any) -> Callable[[Callable[[], None]], Any]:
 
 
 class _RespProtocol(Protocol):
-    def __init__(self, lane: "ScriptLane") -> None:
+    def __init__(self, lane: ScriptLane) -> None:
         self.lane = lane
         self._buffer = b""
         self.writer: DirectWriter | None = None

@@ -16,7 +16,8 @@ callback keeps the place Asterisk gave the caller at the first entry.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
+from collections.abc import Callable, Mapping
 
 from twisted.logger import Logger
 

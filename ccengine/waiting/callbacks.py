@@ -161,7 +161,7 @@ class CallbackRequest:
     deliveries: int = 0
 
     @classmethod
-    def from_hash(cls, h: dict[str, str]) -> "CallbackRequest":
+    def from_hash(cls, h: dict[str, str]) -> CallbackRequest:
         return cls(id=h["id"], number=h["number"], queue=h["queue"], language=h["language"],
                    call_id=h["call_id"], priority=int(h["priority"]), joined=float(h["joined"]),
                    requested=float(h["requested"]), expires=float(h["expires"]),

@@ -16,7 +16,7 @@ agents or longer calls. Without agents or without history there is no honest num
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def average_handling_time(talk_times: Sequence[float]) -> float | None:

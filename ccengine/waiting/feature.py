@@ -4,7 +4,8 @@ the callback store for the dialler and the staffing count for language routing."
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from ccengine.feature import EngineContext, Feature
 from ccengine.periodic import PeriodicService

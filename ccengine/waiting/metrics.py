@@ -1,7 +1,7 @@
 """Metrics of the waiting-callers feature. Labels: `queue` (configured names only), `choice`."""
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
