@@ -80,7 +80,7 @@ def _memory_redis(conn) -> None:
     """Answer the hotline's two scripts at once, as Redis would for a known caller."""
     from twisted.internet.defer import succeed
 
-    from ccengine.store import calls, customers
+    from ccengine.calls import customers, records as calls
 
     def script(lua, keys, args):
         if lua is customers._LOOKUP:

@@ -186,8 +186,8 @@ def _redis_replay(replay: ReplayRoute, redis_url: str, reactor):
     from ccengine.config import load_config
     from ccengine.store import keys
     from ccengine.store.base import RedisConnection, StoreMetrics
-    from ccengine.store.calls import CallRecordStore
-    from ccengine.store.customers import CustomerStore
+    from ccengine.calls.records import CallRecordStore
+    from ccengine.calls.customers import CustomerStore
 
     config = load_config(None)
     conn = RedisConnection(redis_url, config.redis.timeout,

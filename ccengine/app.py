@@ -50,7 +50,7 @@ def build_features(ctx) -> list:
     from ccengine.complaints import feature as complaints
     from ccengine.outbound import feature as outbound
     from ccengine.stats import feature as stats
-    from ccengine.store.calls import CallRecordStore
+    from ccengine.calls.records import CallRecordStore
     from ccengine.waiting import feature as waiting
 
     records = CallRecordStore(ctx.redis, ctx.config.records.max_calls,
@@ -74,7 +74,7 @@ def build_service(config, reactor, redis_url: str):
     from ccengine.agi.metrics import AgiMetrics
     from ccengine.agi.server import FastAGIFactory
     from ccengine.feature import EngineContext
-    from ccengine.lag import ReactorLagProbe
+    from ccengine.runtime.lag import ReactorLagProbe
     from ccengine.prompts.catalogue import load_catalogue
     from ccengine.prompts.metrics import PromptMetrics
     from ccengine.prompts.player import Prompter
@@ -133,9 +133,9 @@ def build_service(config, reactor, redis_url: str):
 # Collect the youngest generation every 10 000 net allocations instead of every 700. A call's
 # objects are freed by reference counting when it ends (no reference cycles on the call path,
 # tests/protocol/test_agi_no_cycles.py), so collecting more often finds nothing and only walks
-# the objects of the calls in progress: 1.6 % of the CPU at closed 50 and 7-8 % at closed 500
-# with 700; 0.1 % and 1.6-3 % with 10 000 (bench/README.md). What cycles the rarer paths make (a
-# logged Failure's traceback) wait a little longer for the collector: a few MB at most.
+# the objects of the calls in progress (the collector's share of the CPU with each threshold is
+# in bench/README.md). What cycles the rarer paths make (a logged Failure's traceback) wait a
+# little longer for the collector: a few MB at most.
 GC_THRESHOLD = (10_000, 10, 10)
 
 
@@ -143,9 +143,9 @@ def tune_garbage_collector() -> None:
     """After start-up: freeze the start-up heap and collect the young generation less often.
 
     Modules, config, metric families and the features' objects live as long as the process.
-    Left in the collector's oldest generation, every full collection walks them all: 25-35 ms
-    with the reactor stopped, measured under load (bench/README.md), which is what set the
-    whole-call p99 of the open-loop benchmark. After `gc.freeze()` a full collection walks
+    Left in the collector's oldest generation, every full collection walks them all with the
+    reactor stopped, which is what set the whole-call p99 of the open-loop benchmark (figures in
+    bench/README.md). After `gc.freeze()` a full collection walks
     only what was created since; garbage made later is collected as before."""
     gc.collect()
     gc.freeze()

@@ -15,7 +15,7 @@ from ccengine.prompts.catalogue import load_catalogue
 from ccengine.prompts.metrics import PromptMetrics
 from ccengine.prompts.player import Prompter
 from ccengine.store.base import RedisConnection, StoreMetrics
-from ccengine.store.calls import CallRecordStore
+from ccengine.calls.records import CallRecordStore
 
 
 def prompter_for(config: Config, registry: CollectorRegistry) -> Prompter:
@@ -44,7 +44,7 @@ def engine_context(redis_url: str, *, now: float, config: Config | None = None,
 
 def records_written(factory):
     """Fires once the hotline's call records are in Redis: the route writes them after the
-    caller is routed, without holding the session (store/pending.py)."""
+    caller is routed, without holding the session (runtime/pending.py)."""
     return factory.routes["hotline"].writes.wait()
 
 

@@ -15,7 +15,7 @@ from ccengine.agents.directory import (AgentRecord, AgentSession, BadAgentValue,
                                        hash_pin, parse_queue_spec)
 from ccengine.agents.state import MemberState, effective
 from ccengine.store import keys
-from ccengine import cli_support
+from ccengine.cli import support as cli_support
 
 
 def register(subparsers, config_arg) -> None:

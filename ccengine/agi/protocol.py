@@ -13,8 +13,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
-from ccengine.netio import DirectWriter
-from ccengine.timers import Deadline
+from ccengine.runtime.netio import DirectWriter
+from ccengine.runtime.timers import Deadline
 from ccengine.agi.wire import (
     HANGUP, AgiEnvironment, AgiError, AgiProtocolError, AgiReply, ReplyParser, parse_environment,
 )
@@ -191,7 +191,7 @@ class FastAGIProtocol(Protocol):
         deferred = Deferred(self._cancel_command)
         self._deadline.set(timeout)
         self._pending = _Command(line, deferred)
-        # At once, not on the next reactor turn (ccengine/netio.py).
+        # At once, not on the next reactor turn (ccengine/runtime/netio.py).
         self._writer.write(line)
         return deferred
 

@@ -18,7 +18,7 @@ from ccengine.agi.channel import AgiChannel, CallerHungUp
 from ccengine.agi.metrics import AgiMetrics
 from ccengine.agi.protocol import AgiConnectionLost, AgiTimeout, FastAGIProtocol
 from ccengine.agi.settings import AgiSettings
-from ccengine.timers import Deadline
+from ccengine.runtime.timers import Deadline
 from ccengine.agi.wire import (
     AgiEnvironment, AgiInvalidCommand, AgiProtocolError, AgiUsageError,
 )

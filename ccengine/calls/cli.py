@@ -11,7 +11,7 @@ import redis
 
 from ccengine.calls.sources import NUMBER_RE, read_list
 from ccengine.store import keys
-from ccengine import cli_support
+from ccengine.cli import support as cli_support
 
 
 def register(subparsers, config_arg) -> None:

@@ -12,9 +12,9 @@ from ccengine.calls.sources import read_list
 from ccengine.config import CallersConfig
 from ccengine.feature import EngineContext, Feature
 from ccengine.store.base import StoreUnavailable
-from ccengine.store.calls import CallRecordStore
-from ccengine.store.customers import CustomerStore
-from ccengine.store.pending import PendingWrites
+from ccengine.calls.records import CallRecordStore
+from ccengine.calls.customers import CustomerStore
+from ccengine.runtime.pending import PendingWrites
 
 
 def build(ctx: EngineContext, *, records: CallRecordStore,

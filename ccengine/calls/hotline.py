@@ -12,7 +12,7 @@ Steps, in order:
 5. otherwise set the route variables and CC_ROUTE_OK=1 *last*, so the dialplan never acts on a
    half-written route. The session then ends and the dialplan goes on to Queue(); the call
    record is written meanwhile (second Redis round trip, off the caller's path: the caller
-   never waits for it, shutdown does; store/pending.py).
+   never waits for it, shutdown does; runtime/pending.py).
 """
 from __future__ import annotations
 
@@ -30,9 +30,9 @@ from ccengine.calls import hours, routing
 from ccengine.calls.metrics import HotlineMetrics
 from ccengine.config import CallersConfig, CompanyConfig, IvrConfig, QueueConfig
 from ccengine.store.base import StoreUnavailable
-from ccengine.store.calls import CallRecordStore
-from ccengine.store.customers import CallerProfile, CustomerStore
-from ccengine.store.pending import PendingWrites
+from ccengine.calls.records import CallRecordStore
+from ccengine.calls.customers import CallerProfile, CustomerStore
+from ccengine.runtime.pending import PendingWrites
 
 log = Logger()
 # Keys that end the greeting early (type-ahead): any key, as during the menu itself.

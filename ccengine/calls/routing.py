@@ -6,8 +6,8 @@ import unicodedata
 from dataclasses import dataclass
 
 from ccengine.config import CallersConfig, IvrConfig
-from ccengine.configcheck import KIND_BY_DIGIT
-from ccengine.store.customers import CallerProfile
+from ccengine.config.checks import KIND_BY_DIGIT
+from ccengine.calls.customers import CallerProfile
 _NUMBER_RE = re.compile(r"^\+?[0-9]{3,32}$")
 
 

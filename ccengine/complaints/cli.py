@@ -2,7 +2,7 @@
 cli.FEATURE_COMMANDS). Runs outside the engine: a short asyncio loop with the same store and
 service code as the engine (so the same checks and the same atomic transitions), no reactor.
 
-Redis: as every CLI finds it (ccengine/cli_support.py).
+Redis: as every CLI finds it (ccengine/cli/support.py).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from ccengine.complaints.service import Complaints
 from ccengine.complaints.store import TicketStore
 from ccengine.complaints.tickets import LEVELS, STATES, TicketError, TicketNotFound
 from ccengine.store.base import RedisConnection, StoreUnavailable
-from ccengine import cli_support
+from ccengine.cli import support as cli_support
 
 
 class _WallClock:

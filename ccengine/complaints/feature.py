@@ -19,7 +19,7 @@ from ccengine.complaints.sweeper import DeadlineSweeper
 from ccengine.complaints.waiting import WaitingComplainants
 from ccengine.feature import EngineContext, Feature
 from ccengine.queues.picture import QueuePicture
-from ccengine.store.calls import CallRecordStore
+from ccengine.calls.records import CallRecordStore
 
 
 @dataclass(kw_only=True)

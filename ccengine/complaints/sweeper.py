@@ -25,7 +25,7 @@ from ccengine.ami.protocol import AmiError
 from ccengine.complaints.service import Complaints
 from ccengine.complaints.tickets import LEVELS, REASONS, TICKET_ID_RE, TicketError, TicketNotFound
 from ccengine.store.base import StoreUnavailable
-from ccengine.periodic import PeriodicService
+from ccengine.runtime.periodic import PeriodicService
 
 log = Logger()
 USER_EVENT = "CCTicketEscalated"

@@ -31,7 +31,7 @@ from ccengine.complaints.metrics import ComplaintMetrics
 from ccengine.complaints.escalation import CHANNEL_RE
 from ccengine.store import keys
 from ccengine.store.base import RedisConnection, StoreUnavailable
-from ccengine.periodic import PeriodicService
+from ccengine.runtime.periodic import PeriodicService
 from ccengine.queues.picture import Caller, QueuePicture
 from ccengine.waiting.priority import base_of
 

@@ -20,7 +20,7 @@ from ccengine.outbound.jobs import KINDS, add_args, new_job
 from ccengine.outbound.windows import valid_zone
 from ccengine.store import keys
 from ccengine.waiting.numbers import NumberRejected, check_callback_number
-from ccengine import cli_support
+from ccengine.cli import support as cli_support
 
 LOADABLE = ("survey", "callback")      # follow-ups come from the complaints feature only
 PREFIX = {"survey": "sv", "callback": "cl"}

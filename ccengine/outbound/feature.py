@@ -18,7 +18,7 @@ from ccengine.outbound.survey import SurveyRoute
 from ccengine.outbound.windows import CallingWindow
 from ccengine.outbound.worker import DiallerService
 from ccengine.store.base import StoreUnavailable
-from ccengine.store.calls import CallRecordStore
+from ccengine.calls.records import CallRecordStore
 
 log = Logger()
 

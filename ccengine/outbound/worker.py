@@ -17,7 +17,7 @@ from ccengine.outbound.dialler import VERIFY_GRACE, Dialler
 from ccengine.outbound.jobs import KINDS, Job, JobStore
 from ccengine.outbound.pacing import NEEDS_AGENT
 from ccengine.outbound.windows import CallingWindow, valid_zone
-from ccengine.periodic import PeriodicService
+from ccengine.runtime.periodic import PeriodicService
 from ccengine.waiting.numbers import NumberRejected, check_callback_number
 
 log = Logger()

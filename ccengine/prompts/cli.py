@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 from collections.abc import Callable
 
-from ccengine.cli_support import config_or_report
+from ccengine.cli.support import config_or_report
 from ccengine.prompts.build import RATE_FORMATS, cmd_build
 from ccengine.prompts.check import cmd_check
 

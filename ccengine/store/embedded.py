@@ -74,7 +74,7 @@ class EmbeddedRedis:
                 raise EmbeddedRedisError(
                     f"redis-server exited with {self.process.returncode}; see {self.data_dir}/redis.log")
             if redis_answers(self.host, self.port, 0.2):
-                # Recorded so that the CLI finds the engine's private Redis (cli_support.py).
+                # Recorded so that the CLI finds the engine's private Redis (cli/support.py).
                 (self.data_dir / URL_FILE).write_text(self.url + "\n", encoding="utf-8")
                 return self
             time.sleep(0.05)

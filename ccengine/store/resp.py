@@ -1,10 +1,10 @@
 """The script lane: Lua scripts on a call's critical path over one pipelined Twisted connection.
 
 A routed call runs two scripts (recognition, then the call record). Through redis-py's asyncio
-client each one cost ~100 us of CPU in redis-py's command packing, connection pool, retry
-wrapper, stream reader, and the asyncio Task and Deferred around them, about a third of the
-hotline's CPU (bench/README.md). Here one Twisted protocol keeps a single connection, writes
-each command at once (ccengine/netio.py) and pairs replies with requests in order (Redis
+client each one cost CPU in redis-py's command packing, connection pool, retry wrapper,
+stream reader, and the asyncio Task and Deferred around them, a large share of the hotline's
+CPU (figures in bench/README.md). Here one Twisted protocol keeps a single connection, writes
+each command at once (ccengine/runtime/netio.py) and pairs replies with requests in order (Redis
 answers in order), so a script costs a few microseconds plus the round trip.
 
 Only what the lane needs: RESP2 replies (redis-server's default; no HELLO is sent), AUTH and
@@ -12,7 +12,7 @@ SELECT from the URL, parsed by redis-py's own `parse_url`. Everything else in th
 on redis-py (store/base.py); so do URLs the lane does not speak (rediss://, options).
 
 Faults: every request has a deadline (the connection's timeout). Replies come in order, so
-only the oldest request's deadline is armed (ccengine/timers.py). When it passes, or the
+only the oldest request's deadline is armed (ccengine/runtime/timers.py). When it passes, or the
 connection fails, the connection is dropped and every request on it fails: a late reply can
 never be paired with a later request. The next request connects again.
 """
@@ -29,8 +29,8 @@ from twisted.internet.interfaces import ITCPTransport
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
 
-from ccengine.netio import DirectWriter
-from ccengine.timers import Deadline
+from ccengine.runtime.netio import DirectWriter
+from ccengine.runtime.timers import Deadline
 
 __all__ = ["RespError", "LaneUnavailable", "ScriptLane", "encode", "lane_target"]
 

@@ -8,7 +8,7 @@ from typing import Any
 from collections.abc import Callable
 
 from ccengine.feature import EngineContext, Feature
-from ccengine.periodic import PeriodicService
+from ccengine.runtime.periodic import PeriodicService
 from ccengine.waiting.announce import AnnounceParts, ClosedHoursOffer, QueueAnnounceRoute
 from ccengine.waiting.callbacks import CallbackStore
 from ccengine.queues.picture import QueuePicture

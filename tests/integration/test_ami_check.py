@@ -30,7 +30,7 @@ import pytest
 import ami_replay
 from asterisk.manager import Manager
 
-from ccengine import amicheck
+from ccengine.cli import amicheck
 from ccengine.ami.wire import BlockSplitter, Message
 from ccengine.cli import _config_arg
 
@@ -284,7 +284,7 @@ def test_cr_lf_nul_refused_before_anything_is_sent(fake_asterisk, tmp_path, monk
 # A separate process, to show that the process itself ends although pyst2's connect() stays
 # blocked forever in its worker thread (it waits for a banner that never comes).
 CLI = ("import argparse, sys\n"
-       "from ccengine import amicheck\n"
+       "from ccengine.cli import amicheck\n"
        "from ccengine.cli import _config_arg\n"
        "parser = argparse.ArgumentParser()\n"
        "amicheck.register(parser.add_subparsers(dest='command', required=True), _config_arg)\n"

@@ -78,7 +78,7 @@ def test_engine_shutdown_waits_for_the_hotlines_pending_record_writes(tmp_path, 
     """The hotline writes call records after the session ends; the writes it leaves pending
     are a service of the engine, so stopping the engine waits for them."""
     from twisted.internet.defer import Deferred
-    from ccengine.store.pending import PendingWrites
+    from ccengine.runtime.pending import PendingWrites
     config = parse_config({"engine": {"state_dir": str(tmp_path)}})
     top, ctx = app.build_service(config, reactor, redis_url)
     factory = app.fastagi_factory(top)

@@ -9,7 +9,7 @@ from ccengine.calls.feature import CallerListsLoader
 from ccengine.calls.sources import read_list
 from ccengine.config import parse_config
 from ccengine.store.base import RedisConnection
-from ccengine.store.customers import CustomerStore
+from ccengine.calls.customers import CustomerStore
 
 
 def test_bad_lines_are_reported_with_their_line_numbers_and_skipped(tmp_path):

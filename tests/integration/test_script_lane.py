@@ -17,8 +17,8 @@ from prometheus_client import CollectorRegistry
 from twisted.internet.defer import CancelledError, DeferredList
 
 from ccengine.store.base import LuaScript, RedisConnection, StoreMetrics, StoreUnavailable
-from ccengine.store.calls import CallRecordStore
-from ccengine.store.customers import CustomerStore
+from ccengine.calls.records import CallRecordStore
+from ccengine.calls.customers import CustomerStore
 from ccengine.store.embedded import EmbeddedRedis, free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "reliability"))

@@ -3,8 +3,8 @@ import pytest_twisted
 import redis
 
 from ccengine.store.base import RedisConnection, StoreUnavailable
-from ccengine.store.calls import CallRecordStore
-from ccengine.store.customers import CustomerStore
+from ccengine.calls.records import CallRecordStore
+from ccengine.calls.customers import CustomerStore
 
 
 @pytest_twisted.ensureDeferred

@@ -16,7 +16,7 @@ from ccengine.complaints.service import Complaints
 from ccengine.complaints.store import TicketStore
 from ccengine.config import ComplaintsConfig
 from ccengine.store.base import RedisConnection
-from ccengine.store.calls import CallRecordStore
+from ccengine.calls.records import CallRecordStore
 
 CAPTURE = "ami8c_atxfer"
 AGENT_CHANNEL = "PJSIP/1001-00000013"       # the agent's channel in ami8c_atxfer

@@ -14,7 +14,7 @@ from engine_context import engine_context, records_for
 from ccengine.config import load_config
 from ccengine.outbound import feature as outbound_feature
 from ccengine.outbound.jobs import JobStore, new_job
-from ccengine.store.calls import CallRecordStore
+from ccengine.calls.records import CallRecordStore
 
 NOW = 1_748_916_000.0
 

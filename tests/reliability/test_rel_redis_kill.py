@@ -17,8 +17,8 @@ from twisted.internet.task import deferLater
 from ccengine.complaints.store import TicketStore
 from ccengine.config import load_config
 from ccengine.store.base import RedisConnection
-from ccengine.store.calls import CallRecordStore
-from ccengine.store.customers import CustomerStore
+from ccengine.calls.records import CallRecordStore
+from ccengine.calls.customers import CustomerStore
 from ccengine.store.embedded import EmbeddedRedis, redis_answers
 from ccengine.waiting.callbacks import CallbackStore
 

@@ -8,7 +8,7 @@ from ccengine.calls import feature
 from ccengine.calls.metrics import KINDS, OUTCOMES, HotlineMetrics
 from ccengine.config import load_config
 from ccengine.feature import EngineContext
-from ccengine.store.calls import CallRecordStore
+from ccengine.calls.records import CallRecordStore
 
 
 def samples(registry: CollectorRegistry, name: str) -> dict[tuple, float]:

@@ -1,7 +1,7 @@
 """The shared CLI runner: exit codes and messages every feature's CLI relies on."""
 import argparse
 
-from ccengine.cli_support import redis_command
+from ccengine.cli.support import redis_command
 
 
 class Refused(ValueError):

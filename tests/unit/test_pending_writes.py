@@ -1,4 +1,4 @@
-"""PendingWrites (store/pending.py): writes nobody waits for, kept until they finish; shutdown
+"""PendingWrites (runtime/pending.py): writes nobody waits for, kept until they finish; shutdown
 waits for them, and gives up on them after its deadline with each record in the log.
 
 Pure unit tests on a task.Clock; the end-to-end case with a real, stalled Redis is
@@ -12,7 +12,7 @@ from twisted.logger import globalLogPublisher
 
 from ccengine.calls.hotline import HotlineRoute
 from ccengine.store.base import StoreUnavailable
-from ccengine.store.pending import PendingWrites
+from ccengine.runtime.pending import PendingWrites
 
 
 @pytest.fixture

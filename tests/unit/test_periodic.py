@@ -1,7 +1,7 @@
 """PeriodicService: rounds on the injected clock, and a failed round never stops the loop."""
 from twisted.internet.task import Clock
 
-from ccengine.periodic import PeriodicService
+from ccengine.runtime.periodic import PeriodicService
 from ccengine.store.base import StoreUnavailable
 
 

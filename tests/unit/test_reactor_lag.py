@@ -1,10 +1,10 @@
-"""The reactor-lag probe (ccengine/lag.py) on a task.Clock: how late its timer fired."""
+"""The reactor-lag probe (ccengine/runtime/lag.py) on a task.Clock: how late its timer fired."""
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 from twisted.internet.task import Clock
 
-from ccengine.lag import ReactorLagProbe
+from ccengine.runtime.lag import ReactorLagProbe
 
 
 def test_lag_is_the_time_a_timer_fired_after_it_was_due():

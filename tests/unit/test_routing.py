@@ -4,7 +4,7 @@ from zoneinfo import ZoneInfo
 
 from ccengine.calls import hours, routing
 from ccengine.config import load_config
-from ccengine.store.customers import CallerProfile
+from ccengine.calls.customers import CallerProfile
 
 CONFIG = load_config(None)
 TZ = ZoneInfo("Asia/Shanghai")

@@ -30,7 +30,7 @@ from asterisk.manager import (Manager, ManagerAuthException, ManagerException,
                               ManagerSocketException)
 
 from ccengine.ami.wire import Action, UnsafeAmiValue
-from ccengine.cli_support import config_or_report
+from ccengine.cli.support import config_or_report
 
 STEPS = ("connect", "login", "ping", "queuesummary", "logoff")
 BANNER_TITLE = "Asterisk Call Manager"  # transcripts2 AMI note 1: `Asterisk Call Manager/11.0.0`

@@ -2,7 +2,7 @@
 reactor's timer heap.
 
 The command timeout and the watchdog move their deadline on every command (a dozen times per
-call within milliseconds). Cancelling and re-creating a DelayedCall each time cost about a tenth
+call within milliseconds). Cancelling and re-creating a DelayedCall each time was a visible share
 of the server's CPU in the hotline profile (bench/README.md). Here the DelayedCall stays
 armed: a deadline moved later only records the new time, and a call that comes due before the
 current deadline re-arms itself for the rest. Only a deadline moved earlier than the armed call

@@ -5,8 +5,10 @@ location (`queues.inbound.service_level_seconds: expected an integer, got 'fast'
 are errors, not ignored: a typo must not silently fall back to a default. Secrets are never read
 here from the file's own values; `ami_secret()` reads the environment (or a secret file).
 
-Sections added by later features register in `SECTIONS`; each component receives only its own
-section from app.py.
+The core sections live here; the feature sections (waiting, agents, complaints, outbound) in
+features.py, the checks several sections share in checks.py, the TOML-to-dataclass conversion
+in tomlclasses.py and the commented defaults in defaults.toml. Each component receives only its
+own section from app.py.
 """
 from __future__ import annotations
 
@@ -20,11 +22,11 @@ from importlib import resources
 from pathlib import Path
 from collections.abc import Mapping
 
-from ccengine import tomlclasses
+from ccengine.config import tomlclasses
 from ccengine.agi.settings import AgiSettings
-from ccengine.config_features import (AgentsConfig, ComplaintsConfig, OutboundConfig,
+from ccengine.config.features import (AgentsConfig, ComplaintsConfig, OutboundConfig,
                                       WaitingConfig)
-from ccengine.configcheck import (CATEGORY_RE, DAYS, KIND_BY_DIGIT, KINDS, LANGUAGE_RE,
+from ccengine.config.checks import (CATEGORY_RE, DAYS, KIND_BY_DIGIT, KINDS, LANGUAGE_RE,
                                   QUEUE_NAME_RE, calendar, port as _port, positive as _positive)
 
 class ConfigError(Exception):
@@ -256,7 +258,7 @@ class Config:
 
 
 def _defaults() -> dict:
-    text = resources.files("ccengine").joinpath("defaults.toml").read_text(encoding="utf-8")
+    text = resources.files("ccengine.config").joinpath("defaults.toml").read_text(encoding="utf-8")
     return tomllib.loads(text)
 
 

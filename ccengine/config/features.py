@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import time
 from collections.abc import Mapping
 
-from ccengine.configcheck import QUEUE_NAME_RE, calendar, positive as _positive
+from ccengine.config.checks import QUEUE_NAME_RE, calendar, positive as _positive
 
 
 @dataclass(frozen=True)

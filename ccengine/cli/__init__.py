@@ -10,7 +10,7 @@ import importlib
 import os
 import sys
 
-from ccengine.cli_support import config_or_report
+from ccengine.cli.support import config_or_report
 from ccengine.config import ConfigError, load_config
 
 # module path -> a function register(subparsers) that adds that feature's commands
@@ -20,7 +20,7 @@ FEATURE_COMMANDS = [
     "ccengine.agents.cli",
     "ccengine.complaints.cli",
     "ccengine.outbound.cli",
-    "ccengine.amicheck",
+    "ccengine.cli.amicheck",
 ]
 
 
@@ -72,6 +72,3 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return args.func(args)
 
-
-if __name__ == "__main__":
-    sys.exit(main())
