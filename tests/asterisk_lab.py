@@ -409,14 +409,7 @@ Contact: <sip:[local_ip]:[local_port]>
 Content-Type: application/sdp
 Content-Length: [len]
 
-v=0
-o=lab 1 1 IN IP4 127.0.0.1
-s=-
-c=IN IP4 127.0.0.1
-t=0 0
-m=audio [media_port] RTP/AVP 0
-a=rtpmap:0 PCMU/8000
-]]></send>
+[sdp]]]></send>
 <recv request="ACK" optional="true" rtd="true" crlf="true"/>
 <recv request="BYE"/>
 <send><![CDATA[
@@ -459,8 +452,8 @@ class Sipp:
 
     def agent_phone(self, agent: str, ring_ms: int = 1000) -> subprocess.Popen:
         # SIPp's -key does not reach a pause's attribute: the number goes in as text.
-        return self._run(f"phone-{agent}", AGENT_PHONE.replace("[ring_ms]", str(ring_ms)),
-                         self.asterisk.agent_ports[agent])
+        scenario = AGENT_PHONE.replace("[ring_ms]", str(ring_ms)).replace("[sdp]", SDP)
+        return self._run(f"phone-{agent}", scenario, self.asterisk.agent_ports[agent])
 
     def feature_code(self, name: str, agent: str, code: str, steps) -> subprocess.Popen:
         """The agent's phone dials a feature code (*71 ...) and keys in `steps`."""
