@@ -147,7 +147,7 @@ Change = tuple[ComplaintTicket, dict[str, Any]]
 
 
 def open_ticket(ticket_id: str, now: float, deadline_hours: Mapping[str, int],
-                **fields: str) -> Change:
+                **fields: Any) -> Change:
     ticket = ComplaintTicket(id=ticket_id, opened=now, updated=now,
                              deadline=deadline_for("agent", now, deadline_hours), **fields)
     return ticket, entry(ComplaintTicket(id=ticket_id, state=""), ticket, now, "opened",
