@@ -1,23 +1,23 @@
 """`ccengine callers list|add|remove|block|unblock|import`: customers, VIPs and the blocklist.
 
-Talks to Redis with the synchronous client (a CLI has no reactor), using the key names of
-store/keys.py. `import` loads the same file formats as callers.blocklist_file / vip_file.
+Every write goes through calls/customers.py's CustomerStore, the store the engine uses, on the
+Redis the engine uses (cli/support.py). `import` loads the same file formats as
+callers.blocklist_file / vip_file.
 """
 from __future__ import annotations
 
 import sys
 
-import redis
-
+from ccengine.calls.customers import CustomerStore
 from ccengine.calls.sources import NUMBER_RE, read_list
-from ccengine.store import keys
 from ccengine.cli import support as cli_support
+from ccengine.cli.support import wait
 
 
 def register(subparsers, config_arg) -> None:
     command = cli_support.command_group(subparsers, config_arg, "callers",
                                         "customers, VIPs and the blocklist",
-                                        wrap=cli_support.redis_command("callers"))
+                                        wrap=cli_support.store_command("callers"))
 
     p = command("add", cmd_add, "add or update a customer")
     p.add_argument("number")
@@ -44,70 +44,57 @@ def _numbers(values) -> list[str]:
     return list(values)
 
 
-def cmd_add(args, r, config) -> int:
+async def cmd_add(args, conn, config) -> int:
     number = _numbers([args.number])[0]
     if args.language and args.language not in config.company.languages:
         print(f"language must be one of {', '.join(config.company.languages)}", file=sys.stderr)
         return 2
     tier = "vip" if args.vip else "known"
-    with r.pipeline() as p:
-        p.hset(keys.customer(number), mapping={"name": " ".join(args.name.split())[:80],
-                                               "tier": tier, "language": args.language})
-        (p.sadd if args.vip else p.srem)(keys.VIP, number)
-        p.execute()
+    await wait(CustomerStore(conn).put_customer(number, args.name, tier, args.language))
     print(f"{number}: {tier}")
     return 0
 
 
-def cmd_remove(args, r, config) -> int:
+async def cmd_remove(args, conn, config) -> int:
     number = _numbers([args.number])[0]
-    r.delete(keys.customer(number))
-    r.srem(keys.VIP, number)
+    await wait(CustomerStore(conn).remove_customer(number))
     print(f"{number}: removed")
     return 0
 
 
-def cmd_block(args, r, config) -> int:
-    added = r.sadd(keys.BLOCKLIST, *_numbers(args.numbers))
+async def cmd_block(args, conn, config) -> int:
+    added = await wait(CustomerStore(conn).block(_numbers(args.numbers)))
     print(f"{added} number(s) blocked")
     return 0
 
 
-def cmd_unblock(args, r, config) -> int:
-    removed = r.srem(keys.BLOCKLIST, *_numbers(args.numbers))
+async def cmd_unblock(args, conn, config) -> int:
+    removed = await wait(CustomerStore(conn).unblock(_numbers(args.numbers)))
     print(f"{removed} number(s) unblocked")
     return 0
 
 
-def cmd_import(args, r, config) -> int:
-    loaded = load_into(r, args.kind, args.file)
-    return 1 if loaded is None else 0
-
-
-def load_into(r: redis.Redis, kind: str, path: str) -> int | None:
-    """Load a file into Redis; prints problems; None when nothing could be read."""
-    parsed = read_list(path, with_names=(kind == "vip"))
+async def cmd_import(args, conn, config) -> int:
+    """Load a file through the same store calls as the engine's caller lists at start."""
+    parsed = read_list(args.file, with_names=(args.kind == "vip"))
     for problem in parsed.problems:
         print(problem, file=sys.stderr)
     if not parsed.entries and parsed.problems:
-        return None
-    with r.pipeline() as p:
-        for number, name in parsed.entries:
-            if kind == "blocklist":
-                p.sadd(keys.BLOCKLIST, number)
-            else:
-                p.sadd(keys.VIP, number)
-                p.hset(keys.customer(number), mapping={"tier": "vip", **({"name": name} if name else {})})
-        p.execute()
-    print(f"{len(parsed.entries)} {kind} entr{'y' if len(parsed.entries) == 1 else 'ies'} loaded "
-          f"from {path}, {len(parsed.problems)} problem(s)")
-    return len(parsed.entries)
+        return 1
+    customers = CustomerStore(conn)
+    if args.kind == "blocklist":
+        await wait(customers.block([n for n, _ in parsed.entries]))
+    else:
+        await wait(customers.mark_vips(parsed.entries))
+    print(f"{len(parsed.entries)} {args.kind} entr{'y' if len(parsed.entries) == 1 else 'ies'} "
+          f"loaded from {args.file}, {len(parsed.problems)} problem(s)")
+    return 0
 
 
-def cmd_list(args, r, config) -> int:
-    for number in sorted(r.smembers(keys.VIP)):
-        name = r.hget(keys.customer(number), "name") or ""
+async def cmd_list(args, conn, config) -> int:
+    vips, blocked = await wait(CustomerStore(conn).listing())
+    for number, name in vips:
         print(f"vip      {number}  {name}")
-    for number in sorted(r.smembers(keys.BLOCKLIST)):
+    for number in blocked:
         print(f"blocked  {number}")
     return 0

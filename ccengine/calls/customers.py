@@ -47,6 +47,14 @@ def _profile(reply: list, number: str) -> CallerProfile:
                          extra=tuple(more))
 
 
+NAME_LIMIT = 80
+
+
+def clean_name(name: str) -> str:
+    """A customer name as stored: whitespace collapsed, at most NAME_LIMIT characters."""
+    return " ".join(name.split())[:NAME_LIMIT]
+
+
 class CustomerStore:
     def __init__(self, conn: RedisConnection):
         self.conn = conn
@@ -61,8 +69,10 @@ class CustomerStore:
 
     def put_customer(self, number: str, name: str = "", tier: str = "known",
                      language: str = "") -> Deferred:
+        """Add or update a customer (known or vip); the name is stored as agents see it:
+        whitespace collapsed, at most NAME_LIMIT characters."""
         key = keys.customer(number)
-        fields = {"name": name, "tier": tier, "language": language}
+        fields = {"name": clean_name(name), "tier": tier, "language": language}
 
         async def op(r):
             async with r.pipeline(transaction=True) as p:
@@ -81,7 +91,8 @@ class CustomerStore:
         async def op(r):
             async with r.pipeline(transaction=False) as p:
                 for number, name in entries:
-                    p.hset(keys.customer(number), mapping={"tier": "vip", **({"name": name} if name else {})})
+                    fields = {"tier": "vip", **({"name": clean_name(name)} if name else {})}
+                    p.hset(keys.customer(number), mapping=fields)
                     p.sadd(keys.VIP, number)
                 await p.execute()
             return len(entries)
@@ -94,8 +105,29 @@ class CustomerStore:
         numbers = [keys.number_part(n) for n in numbers]
         return self.conn.call(lambda r: r.sadd(keys.BLOCKLIST, *numbers) if numbers else _zero())
 
-    def unblock(self, number: str) -> Deferred:
-        return self.conn.call(lambda r: r.srem(keys.BLOCKLIST, keys.number_part(number)))
+    def unblock(self, numbers: Iterable[str]) -> Deferred:
+        """Fires with how many of `numbers` were blocked."""
+        numbers = [keys.number_part(n) for n in numbers]
+        return self.conn.call(lambda r: r.srem(keys.BLOCKLIST, *numbers) if numbers else _zero())
+
+    def remove_customer(self, number: str) -> Deferred:
+        """Forget a customer record and its VIP status (a blocked number stays blocked)."""
+        key, number = keys.customer(number), keys.number_part(number)
+
+        async def op(r):
+            async with r.pipeline(transaction=True) as p:
+                p.delete(key)
+                p.srem(keys.VIP, number)
+                await p.execute()
+        return self.conn.call(op)
+
+    def listing(self) -> Deferred:
+        """Fires with ([(vip number, name)], [blocked number]), each sorted."""
+        async def op(r):
+            vips = sorted(await r.smembers(keys.VIP))
+            names = [await r.hget(keys.customer(n), "name") or "" for n in vips]
+            return list(zip(vips, names)), sorted(await r.smembers(keys.BLOCKLIST))
+        return self.conn.call(op)
 
     def is_blocked(self, number: str) -> Deferred:
         return self.conn.call(lambda r: r.sismember(keys.BLOCKLIST, keys.number_part(number)))

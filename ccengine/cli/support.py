@@ -1,6 +1,8 @@
-"""What every feature's CLI shares: finding the Redis the engine uses.
+"""What every feature's CLI shares: finding the Redis the engine uses, and running a command
+through the same store classes the engine uses (`store_command`: one road to Redis).
 
-The CLI runs without a reactor and uses redis-py's synchronous client. The URL is, in order:
+A CLI has no reactor: store commands run on asyncio (`asyncio.run`), and the stores'
+Deferreds are awaited with `wait`. The URL is, in order:
 `--redis-url`; `redis.url` of the configuration; the private redis-server the engine started
 under its state directory (`<state_dir>/redis/url`, written while it runs, see
 store/embedded.py); else `redis://127.0.0.1:6379/0`.
@@ -8,14 +10,17 @@ store/embedded.py); else `redis://127.0.0.1:6379/0`.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from typing import Any
 from collections.abc import Callable
 from urllib.parse import urlparse
 
 import redis
+from twisted.internet.defer import Deferred
 
 from ccengine.config import Config, ConfigError, load_config
+from ccengine.store.base import RedisConnection, StoreUnavailable
 from ccengine.store.embedded import URL_FILE, redis_answers
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
@@ -86,6 +91,41 @@ def redis_command(group: str, user_errors: tuple[type[Exception], ...] = ()) -> 
                 print(f"ccengine {group}: {exc}", file=sys.stderr)
                 return 2
             except redis.RedisError as exc:
+                print(f"ccengine {group}: Redis: {exc}", file=sys.stderr)
+                return 3
+        return run
+    return wrap
+
+
+async def wait(result: Any) -> Any:
+    """Await a store's Deferred (or a coroutine) on the running asyncio loop."""
+    d = result if isinstance(result, Deferred) else Deferred.fromCoroutine(result)
+    return await d.asFuture(asyncio.get_running_loop())
+
+
+def store_command(group: str, user_errors: tuple[type[Exception], ...] = ()) -> Callable:
+    """Wrap `async func(args, conn, config)` as a CLI command: load the configuration, open a
+    RedisConnection to the Redis the engine uses, run the command through the stores. Exit 2 on
+    a configuration or user error (`user_errors`), 3 when Redis fails; messages go to stderr,
+    prefixed `ccengine <group>:`."""
+    def wrap(func: Callable) -> Callable[[argparse.Namespace], int]:
+        def run(args: argparse.Namespace) -> int:
+            config = config_or_report(args, f"ccengine {group}: ")
+            if config is None:
+                return 2
+
+            async def main() -> int:
+                conn = RedisConnection(redis_url(args, config), config.redis.timeout)
+                try:
+                    return await func(args, conn, config)
+                finally:
+                    await conn.aclose()
+            try:
+                return asyncio.run(main())
+            except user_errors as exc:
+                print(f"ccengine {group}: {exc}", file=sys.stderr)
+                return 2
+            except StoreUnavailable as exc:
                 print(f"ccengine {group}: Redis: {exc}", file=sys.stderr)
                 return 3
         return run

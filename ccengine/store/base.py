@@ -71,8 +71,8 @@ class RedisConnection:
         # No socket_timeout: `run` bounds every operation with one asyncio.timeout, and
         # redis-py's own per-read and per-write timeouts (an extra Task for asyncio.wait_for on
         # every write, a timer on every read) cost CPU on every command for nothing
-        # (measured in bench/README.md). A cancelled read or write makes redis-py drop that connection, so
-        # a late reply is never paired with the next command.
+        # (measured in bench/README.md). A cancelled read or write makes redis-py drop that
+        # connection, so a late reply is never paired with the next command.
         self.client = aioredis.Redis.from_url(url, decode_responses=True,
                                               socket_connect_timeout=timeout,
                                               socket_timeout=None)
