@@ -1,21 +1,20 @@
 """`ccengine agents add|list|set-pin|set-queues|remove|status|allow-pause`.
 
-Talks to Redis with the synchronous client (a CLI has no reactor). PINs are read with getpass
-unless --pin is given, and stored hashed (directory.hash_pin).
+Every read and write goes through agents/directory.py's AgentDirectory and agents/state.py's
+AgentStateStore, the stores the engine uses (cli/support.py's store_command). PINs are read
+with getpass unless --pin is given, and stored hashed (directory.hash_pin).
 """
 from __future__ import annotations
 
+import asyncio
 import getpass
-import json
 import time
 
-import redis
-
-from ccengine.agents.directory import (AgentRecord, AgentSession, BadAgentValue, check_number,
+from ccengine.agents.directory import (AgentDirectory, AgentRecord, BadAgentValue, check_number,
                                        hash_pin, parse_queue_spec)
-from ccengine.agents.state import MemberState, effective
-from ccengine.store import keys
+from ccengine.agents.state import AgentStateStore, MemberState, effective
 from ccengine.cli import support as cli_support
+from ccengine.cli.support import wait
 
 
 def register(subparsers, config_arg) -> None:
@@ -52,87 +51,82 @@ def _pin(args) -> str:
     return first
 
 
-_run = cli_support.redis_command("agents", (BadAgentValue,))
+_run = cli_support.store_command("agents", (BadAgentValue,))
 
 
 @_run
-def cmd_add(args, r: redis.Redis, config) -> int:
+async def cmd_add(args, conn, config) -> int:
     number = check_number(args.number)
-    if r.exists(keys.agent(number)):
-        raise BadAgentValue(f"agent {number} exists (use set-pin / set-queues)")
     queues = parse_queue_spec(args.queues, set(config.queues))
     languages = tuple(x for x in args.languages.split(",") if x)
     bad = [x for x in languages if x not in config.company.languages]
     if bad:
         raise BadAgentValue(f"languages not configured: {','.join(bad)}")
-    record = AgentRecord(number, queues, languages, args.name.strip()[:80], hash_pin(_pin(args)))
-    with r.pipeline() as p:
-        p.hset(keys.agent(number), mapping=record.to_hash())
-        p.sadd(keys.AGENTS, number)
-        p.execute()
+    directory = AgentDirectory(conn)
+    if await wait(directory.get(number)) is not None:
+        raise BadAgentValue(f"agent {number} exists (use set-pin / set-queues)")
+    # The hash is computed in a thread: PBKDF2 takes tens of milliseconds.
+    pin_hash = await asyncio.to_thread(hash_pin, _pin(args))
+    record = AgentRecord(number, queues, languages, args.name.strip()[:80], pin_hash)
+    if not await wait(directory.add(record)):
+        raise BadAgentValue(f"agent {number} exists (use set-pin / set-queues)")
     print(f"agent {number} added ({', '.join(f'{q}:{v}' for q, v in queues.items())})")
     return 0
 
 
 @_run
-def cmd_list(args, r: redis.Redis, config) -> int:
-    logged_in = r.smembers(keys.AGENTS_LOGGED_IN)
-    for number in sorted(r.smembers(keys.AGENTS)):
-        record = AgentRecord.from_hash(number, r.hgetall(keys.agent(number)))
-        if record is None:
-            continue
+async def cmd_list(args, conn, config) -> int:
+    for record, logged_in in await wait(AgentDirectory(conn).records()):
         queues = ",".join(f"{q}:{p}" for q, p in sorted(record.queues.items()))
-        print(f"{number}\t{queues}\t{','.join(record.languages) or '-'}\t"
-              f"{'logged in' if number in logged_in else 'logged out'}\t{record.name}")
+        print(f"{record.number}\t{queues}\t{','.join(record.languages) or '-'}\t"
+              f"{'logged in' if logged_in else 'logged out'}\t{record.name}")
     return 0
 
 
 @_run
-def cmd_set_pin(args, r: redis.Redis, config) -> int:
+async def cmd_set_pin(args, conn, config) -> int:
     number = check_number(args.number)
-    if not r.exists(keys.agent(number)):
+    directory = AgentDirectory(conn)
+    if await wait(directory.get(number)) is None:
         raise BadAgentValue(f"no agent {number}")
-    r.hset(keys.agent(number), "pin", hash_pin(_pin(args)))
-    r.delete(keys.agent_lock(number), keys.agent_pin_failures(number))
+    pin_hash = await asyncio.to_thread(hash_pin, _pin(args))
+    if not await wait(directory.set_pin(number, pin_hash)):
+        raise BadAgentValue(f"no agent {number}")
     print(f"agent {number}: PIN set")
     return 0
 
 
 @_run
-def cmd_set_queues(args, r: redis.Redis, config) -> int:
+async def cmd_set_queues(args, conn, config) -> int:
     number = check_number(args.number)
-    if not r.exists(keys.agent(number)):
-        raise BadAgentValue(f"no agent {number}")
     queues = parse_queue_spec(args.queues, set(config.queues))
-    r.hset(keys.agent(number), "queues", json.dumps(queues, sort_keys=True))
-    note = " (takes effect at the agent's next login)" if r.sismember(
-        keys.AGENTS_LOGGED_IN, number) else ""
+    logged_in = await wait(AgentDirectory(conn).set_queues(number, queues))
+    if logged_in is None:
+        raise BadAgentValue(f"no agent {number}")
+    note = " (takes effect at the agent's next login)" if logged_in else ""
     print(f"agent {number}: queues set{note}")
     return 0
 
 
 @_run
-def cmd_remove(args, r: redis.Redis, config) -> int:
+async def cmd_remove(args, conn, config) -> int:
     number = check_number(args.number)
-    if r.sismember(keys.AGENTS_LOGGED_IN, number):
+    result = await wait(AgentDirectory(conn).remove(number))
+    if result == "logged_in":
         raise BadAgentValue(f"agent {number} is logged in; log out from the phone first")
-    removed = r.delete(keys.agent(number))
-    r.srem(keys.AGENTS, number)
-    r.delete(keys.agent_lock(number), keys.agent_pin_failures(number))
-    print(f"agent {number}: {'removed' if removed else 'not found'}")
-    return 0 if removed else 1
+    print(f"agent {number}: {'removed' if result == 'removed' else 'not found'}")
+    return 0 if result == "removed" else 1
 
 
 @_run
-def cmd_status(args, r: redis.Redis, config) -> int:
+async def cmd_status(args, conn, config) -> int:
     now = time.time()
-    for number in sorted(r.smembers(keys.AGENTS_LOGGED_IN)):
-        session = AgentSession.from_hash(number, r.hgetall(keys.agent_session(number)))
-        if session is None:
-            continue
-        states = r.hgetall(keys.agent_state(number))
+    sessions = await wait(AgentDirectory(conn).sessions())
+    states = AgentStateStore(conn)
+    for number, session in sessions.items():
+        per_queue = await wait(states.get(number))
         for queue in sorted(session.queues):
-            ms = MemberState.from_json(states.get(queue, "")) or MemberState("logged_out")
+            ms = per_queue.get(queue) or MemberState("logged_out")
             state = effective(ms, now, config.agents.wrapup_seconds)
             since = time.strftime("%H:%M:%S", time.localtime(ms.since)) if ms.since else "-"
             reason = f" ({ms.reason})" if state == "paused" and ms.reason else ""
@@ -141,10 +135,10 @@ def cmd_status(args, r: redis.Redis, config) -> int:
 
 
 @_run
-def cmd_allow_pause(args, r: redis.Redis, config) -> int:
+async def cmd_allow_pause(args, conn, config) -> int:
     number = check_number(args.number)
     if not 1 <= args.minutes <= 480:
         raise BadAgentValue("--minutes must be 1..480")
-    r.set(keys.agent_pause_override(number), "1", ex=args.minutes * 60)
+    await wait(AgentDirectory(conn).allow_pause(number, args.minutes * 60))
     print(f"agent {number}: next pause allowed within {args.minutes} minutes")
     return 0

@@ -170,6 +170,70 @@ class AgentDirectory:
     def numbers(self) -> Deferred:
         return self.conn.call(lambda r: r.smembers(keys.AGENTS))
 
+    # --- administration (ccengine agents ...) ----------------------------------------------
+    def add(self, record: AgentRecord) -> Deferred:
+        """Store a new agent; fires False (and changes nothing) when the number exists."""
+        async def op(r):
+            if await r.exists(keys.agent(record.number)):
+                return False
+            async with r.pipeline(transaction=True) as p:
+                p.hset(keys.agent(record.number), mapping=record.to_hash())
+                p.sadd(keys.AGENTS, record.number)
+                await p.execute()
+            return True
+        return self.conn.call(op)
+
+    def set_pin(self, number: str, pin_hash: str) -> Deferred:
+        """A new PIN hash, and the agent unlocked; fires False when there is no such agent."""
+        async def op(r):
+            if not await r.exists(keys.agent(number)):
+                return False
+            async with r.pipeline(transaction=True) as p:
+                p.hset(keys.agent(number), "pin", pin_hash)
+                p.delete(keys.agent_lock(number), keys.agent_pin_failures(number))
+                await p.execute()
+            return True
+        return self.conn.call(op)
+
+    def set_queues(self, number: str, queues: Mapping[str, int]) -> Deferred:
+        """New queues and penalties (used at the next login); fires None when there is no such
+        agent, else whether the agent is logged in now."""
+        async def op(r):
+            if not await r.exists(keys.agent(number)):
+                return None
+            await r.hset(keys.agent(number), "queues", json.dumps(dict(queues), sort_keys=True))
+            return bool(await r.sismember(keys.AGENTS_LOGGED_IN, number))
+        return self.conn.call(op)
+
+    def remove(self, number: str) -> Deferred:
+        """Forget an agent who is logged out; fires removed / not_found / logged_in."""
+        async def op(r):
+            if await r.sismember(keys.AGENTS_LOGGED_IN, number):
+                return "logged_in"
+            async with r.pipeline(transaction=True) as p:
+                p.delete(keys.agent(number))
+                p.srem(keys.AGENTS, number)
+                p.delete(keys.agent_lock(number), keys.agent_pin_failures(number))
+                removed, *_ = await p.execute()
+            return "removed" if removed else "not_found"
+        return self.conn.call(op)
+
+    def allow_pause(self, number: str, seconds: int) -> Deferred:
+        """Let the agent's next pause pass the staffing guard within `seconds`."""
+        return self.conn.call(lambda r: r.set(keys.agent_pause_override(number), "1", ex=seconds))
+
+    def records(self) -> Deferred:
+        """Every agent record and whether it is logged in: [(AgentRecord, bool)], by number."""
+        async def op(r):
+            logged_in = await r.smembers(keys.AGENTS_LOGGED_IN)
+            out = []
+            for number in sorted(await r.smembers(keys.AGENTS)):
+                record = AgentRecord.from_hash(number, await r.hgetall(keys.agent(number)))
+                if record is not None:
+                    out.append((record, number in logged_in))
+            return out
+        return self.conn.call(op)
+
     # --- sessions -------------------------------------------------------------------------
     def claim(self, session: AgentSession) -> Deferred:
         """Bind agent and phone atomically; fires with ok / already / elsewhere / phone_in_use."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import sys
 from typing import Any
 from collections.abc import Callable
@@ -121,7 +122,7 @@ def store_command(group: str, user_errors: tuple[type[Exception], ...] = ()) -> 
                 finally:
                     await conn.aclose()
             try:
-                return asyncio.run(main())
+                return _run_to_completion(main)
             except user_errors as exc:
                 print(f"ccengine {group}: {exc}", file=sys.stderr)
                 return 2
@@ -130,3 +131,14 @@ def store_command(group: str, user_errors: tuple[type[Exception], ...] = ()) -> 
                 return 3
         return run
     return wrap
+
+
+def _run_to_completion(main: Callable[[], Any]) -> Any:
+    """`asyncio.run(main())`; in a thread of its own when the caller already runs an event loop
+    (a command called in-process, e.g. from a test running on the reactor)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(main())
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(main())).result()
