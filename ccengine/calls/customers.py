@@ -98,6 +98,11 @@ class CustomerStore:
             return len(entries)
         return self.conn.call(op)
 
+    def timezone(self, number: str) -> Deferred:
+        """The customer's own time zone ('' when none is recorded)."""
+        return self.conn.call(lambda r: r.hget(keys.customer(number), "timezone")).addCallback(
+            lambda tz: tz or "")
+
     def set_language(self, number: str, language: str) -> Deferred:
         return self.conn.call(lambda r: r.hset(keys.customer(number), "language", language))
 

@@ -17,7 +17,6 @@ from typing import Any
 from collections.abc import Callable
 from urllib.parse import urlparse
 
-import redis
 from twisted.internet.defer import Deferred
 
 from ccengine.config import Config, ConfigError, load_config
@@ -74,28 +73,6 @@ def config_or_report(args: argparse.Namespace, prefix: str = "") -> Config | Non
         for problem in exc.problems:
             print(f"{prefix}{problem}", file=sys.stderr)
         return None
-
-
-def redis_command(group: str, user_errors: tuple[type[Exception], ...] = ()) -> Callable:
-    """Wrap `func(args, r, config)` as a CLI command: load the configuration, open the Redis
-    the engine uses (synchronous client), run. Exit 2 on a configuration or user error
-    (`user_errors`), 3 when Redis fails; messages go to stderr, prefixed `ccengine <group>:`."""
-    def wrap(func: Callable) -> Callable[[argparse.Namespace], int]:
-        def run(args: argparse.Namespace) -> int:
-            config = config_or_report(args, f"ccengine {group}: ")
-            if config is None:
-                return 2
-            try:
-                r = redis.Redis.from_url(redis_url(args, config), decode_responses=True)
-                return func(args, r, config)
-            except user_errors as exc:
-                print(f"ccengine {group}: {exc}", file=sys.stderr)
-                return 2
-            except redis.RedisError as exc:
-                print(f"ccengine {group}: Redis: {exc}", file=sys.stderr)
-                return 3
-        return run
-    return wrap
 
 
 async def wait(result: Any) -> Any:

@@ -1,4 +1,5 @@
-"""`ccengine outbound load|list|pause|resume|stats` (synchronous Redis client, no reactor).
+"""`ccengine outbound load|list|pause|resume|stats`, through outbound/jobs.py's JobStore (the
+store the engine's dialler uses, cli/support.py's store_command).
 
 `load FILE.csv` reads a campaign: a header row, then one customer per row with the columns
 `number` (required), `due` (ISO date-time with offset, or empty = now), `timezone` (empty =
@@ -11,16 +12,14 @@ from __future__ import annotations
 import csv
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, UTC
 
-import redis
-
-from ccengine.outbound import lua
-from ccengine.outbound.jobs import KINDS, add_args, new_job
-from ccengine.outbound.windows import valid_zone
-from ccengine.store import keys
-from ccengine.waiting.numbers import NumberRejected, check_callback_number
+from ccengine.calls.customers import CustomerStore
 from ccengine.cli import support as cli_support
+from ccengine.cli.support import wait
+from ccengine.outbound.jobs import KINDS, JobStore, new_job
+from ccengine.outbound.windows import valid_zone
+from ccengine.waiting.numbers import NumberRejected, check_callback_number
 
 LOADABLE = ("survey", "callback")      # follow-ups come from the complaints feature only
 PREFIX = {"survey": "sv", "callback": "cl"}
@@ -48,7 +47,7 @@ def register(subparsers, config_arg) -> None:
     command("stats", cmd_stats, "jobs waiting, outside the window, in flight; paused kinds")
 
 
-_run = cli_support.redis_command("outbound", (CampaignError, OSError))
+_run = cli_support.store_command("outbound", (CampaignError, OSError))
 
 
 def parse_row(row: dict, line: int, config, now: float) -> dict:
@@ -77,7 +76,7 @@ def parse_row(row: dict, line: int, config, now: float) -> dict:
     return {"number": number, "due": due, "tz": tz, "queue": queue, "language": language}
 
 
-def cmd_load(args, r: redis.Redis, config) -> int:
+async def cmd_load(args, conn, config) -> int:
     now = time.time()
     campaign = args.campaign.strip()
     if not campaign or not all(c.isalnum() or c in "_-" for c in campaign) or len(campaign) > 40:
@@ -94,60 +93,52 @@ def cmd_load(args, r: redis.Redis, config) -> int:
                 rows.append(parse_row(row, line, config, now))
             except CampaignError as exc:
                 refused.append(str(exc))
-    add = r.register_script(lua.ADD.source)
+    jobs, customers = JobStore(conn), CustomerStore(conn)
     loaded = 0
     for values in rows:
-        tz = values["tz"] or r.hget(keys.customer(values["number"]), "timezone") or ""
+        tz = values["tz"] or await wait(customers.timezone(values["number"]))
         if not valid_zone(tz):
             tz = config.company.timezone
-        job_id = f"{PREFIX[args.kind]}-{r.incr(keys.OUTBOUND_SEQ)}"
+        job_id = await wait(jobs.next_id(PREFIX[args.kind]))
         job = new_job(job_id, args.kind, values["number"], values["due"], tz,
                       origin=f"campaign:{campaign}", queue=values["queue"],
                       language=values["language"])
-        keys_, argv = add_args(job)
-        loaded += int(add(keys=keys_, args=argv))
+        loaded += int(await wait(jobs.add(job)))
     for message in refused:
         print(f"refused: {message}", file=sys.stderr)
     print(f"loaded {loaded} {args.kind} job(s) from {args.file}; refused {len(refused)}")
     return 0 if not refused else 1
 
 
-def cmd_list(args, r: redis.Redis, config) -> int:
+async def cmd_list(args, conn, config) -> int:
     kinds = [args.kind] if args.kind else list(KINDS)
-    found = []
-    for kind in kinds:
-        for job_id, due in r.zrange(keys.outbound_due(kind), 0, args.limit - 1, withscores=True):
-            found.append((due, kind, job_id))
     print(f"{'due (UTC)':<20} {'kind':<9} {'id':<16} {'number':<16} attempts last")
-    for due, kind, job_id in sorted(found)[:args.limit]:
-        h = r.hgetall(keys.outbound_job(job_id))
-        when = datetime.utcfromtimestamp(due).strftime("%Y-%m-%d %H:%M:%S")
-        print(f"{when:<20} {kind:<9} {job_id:<16} {h.get('number', ''):<16} "
-              f"{h.get('attempts', '0'):>8} {h.get('last_outcome', '')}")
+    for due, job in await wait(JobStore(conn).waiting(kinds, args.limit)):
+        when = datetime.fromtimestamp(due, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{when:<20} {job.kind:<9} {job.id:<16} {job.number:<16} "
+              f"{job.attempts:>8} {job.last_outcome}")
     return 0
 
 
-def cmd_pause(args, r: redis.Redis, config) -> int:
-    r.sadd(keys.OUTBOUND_PAUSED, args.kind)
+async def cmd_pause(args, conn, config) -> int:
+    await wait(JobStore(conn).pause(args.kind))
     print(f"outbound dialling paused: {args.kind} (calls in progress finish normally)")
     return 0
 
 
-def cmd_resume(args, r: redis.Redis, config) -> int:
-    if args.kind == "all":
-        r.delete(keys.OUTBOUND_PAUSED)
-    else:
-        r.srem(keys.OUTBOUND_PAUSED, args.kind)
-    paused = sorted(r.smembers(keys.OUTBOUND_PAUSED))
+async def cmd_resume(args, conn, config) -> int:
+    paused = await wait(JobStore(conn).resume(None if args.kind == "all" else args.kind))
     print(f"outbound dialling resumed: {args.kind}; still paused: {', '.join(paused) or 'none'}")
     return 0
 
 
-def cmd_stats(args, r: redis.Redis, config) -> int:
+async def cmd_stats(args, conn, config) -> int:
+    jobs = JobStore(conn)
+    counts = await wait(jobs.counts())
     for kind in KINDS:
-        print(f"{kind:<9} waiting {r.zcard(keys.outbound_due(kind)):>6}   outside window "
-              f"{r.zcard(keys.outbound_outside(kind)):>6}")
-    print(f"claimed/dialling {r.zcard(keys.OUTBOUND_PROCESSING)}, Originates without outcome "
-          f"{r.hlen(keys.OUTBOUND_INFLIGHT)}, finished (kept 30 days) {r.zcard(keys.OUTBOUND_DONE)}")
-    print(f"paused: {', '.join(sorted(r.smembers(keys.OUTBOUND_PAUSED))) or 'none'}")
+        print(f"{kind:<9} waiting {counts.waiting[kind]:>6}   outside window "
+              f"{counts.outside[kind]:>6}")
+    print(f"claimed/dialling {counts.processing}, Originates without outcome "
+          f"{counts.inflight}, finished (kept 30 days) {await wait(jobs.done_count())}")
+    print(f"paused: {', '.join(await wait(jobs.paused())) or 'none'}")
     return 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from twisted.internet.defer import Deferred
@@ -175,6 +176,48 @@ class JobStore:
         d = self._run("REDELIVER", [keys.OUTBOUND_PROCESSING], [f"{now:.3f}", JOB_PREFIX,
                                                                  DUE_PREFIX])
         return d.addCallback(lambda reply: (int(reply[0]), list(reply[1])))
+
+    # --- administration (ccengine outbound ...) ---------------------------------------------
+    def next_id(self, prefix: str) -> Deferred:
+        """A new job id `<prefix>-<n>` from the outbound sequence."""
+        return self.conn.call(lambda r: r.incr(keys.OUTBOUND_SEQ)).addCallback(
+            lambda n: f"{prefix}-{n}")
+
+    def pause(self, kind: str) -> Deferred:
+        """Stop claiming jobs of `kind` (calls in progress finish normally)."""
+        return self.conn.call(lambda r: r.sadd(keys.OUTBOUND_PAUSED, kind))
+
+    def resume(self, kind: str | None = None) -> Deferred:
+        """Claim `kind` again (None: every kind); fires with the kinds still paused, sorted."""
+        async def op(r):
+            if kind is None:
+                await r.delete(keys.OUTBOUND_PAUSED)
+            else:
+                await r.srem(keys.OUTBOUND_PAUSED, kind)
+            return sorted(await r.smembers(keys.OUTBOUND_PAUSED))
+        return self.conn.call(op)
+
+    def paused(self) -> Deferred:
+        return self.conn.call(lambda r: r.smembers(keys.OUTBOUND_PAUSED)).addCallback(sorted)
+
+    def waiting(self, kinds: Iterable[str], limit: int) -> Deferred:
+        """The earliest waiting jobs of `kinds`: [(due, Job)], earliest first, at most `limit`."""
+        async def op(r):
+            found = []
+            for kind in kinds:
+                for job_id, due in await r.zrange(keys.outbound_due(kind), 0, limit - 1,
+                                                  withscores=True):
+                    found.append((due, job_id))
+            out = []
+            for due, job_id in sorted(found)[:limit]:
+                h = await r.hgetall(keys.outbound_job(job_id))
+                if h:
+                    out.append((due, Job.from_hash(h)))
+            return out
+        return self.conn.call(op)
+
+    def done_count(self) -> Deferred:
+        return self.conn.call(lambda r: r.zcard(keys.OUTBOUND_DONE))
 
     # --- reading ------------------------------------------------------------------------------
     def get(self, job_id: str) -> Deferred:

@@ -1,7 +1,7 @@
 """The shared CLI runner: exit codes and messages every feature's CLI relies on."""
 import argparse
 
-from ccengine.cli.support import redis_command
+from ccengine.cli.support import store_command, wait
 
 
 class Refused(ValueError):
@@ -11,13 +11,13 @@ class Refused(ValueError):
 def test_config_user_and_redis_errors_get_their_exit_codes(tmp_path, capsys):
     """A broken configuration or a refused input exits 2, an unreachable Redis 3, each with a
     message naming the command group; success returns the command's own code."""
-    @redis_command("demo", (Refused,))
-    def refuse(args, r, config):
+    @store_command("demo", (Refused,))
+    async def refuse(args, conn, config):
         raise Refused("number not allowed")
 
-    @redis_command("demo")
-    def ping(args, r, config):
-        r.ping()
+    @store_command("demo")
+    async def ping(args, conn, config):
+        await wait(conn.ping())
         return 0
 
     missing = argparse.Namespace(config=str(tmp_path / "none.toml"), redis_url=None)
@@ -29,3 +29,16 @@ def test_config_user_and_redis_errors_get_their_exit_codes(tmp_path, capsys):
     assert ping(good) == 3
     assert "ccengine demo: Redis:" in capsys.readouterr().err
 
+
+def test_a_store_command_runs_on_the_engines_stores(redis_url):
+    """Success: the command's own exit code, its writes visible to another client."""
+    import redis
+
+    from ccengine.calls.customers import CustomerStore
+
+    @store_command("demo")
+    async def block(args, conn, config):
+        return await wait(CustomerStore(conn).block(["13900000001"]))
+
+    assert block(argparse.Namespace(config=None, redis_url=redis_url)) == 1
+    assert redis.Redis.from_url(redis_url).sismember("cc:blocklist", "13900000001")
