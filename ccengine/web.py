@@ -143,7 +143,9 @@ class BoundedRequest(Request):
     body_too_large = False
 
     def handleContentChunk(self, data: bytes) -> None:
-        if self.body_too_large or self.content.tell() + len(data) > self.max_body_bytes:
+        content = self.content
+        if self.body_too_large or content is None or \
+                content.tell() + len(data) > self.max_body_bytes:
             self.body_too_large = True
             return
         super().handleContentChunk(data)
@@ -151,7 +153,8 @@ class BoundedRequest(Request):
 
 def build_site(root: Resource, max_body_bytes: int) -> Site:
     site = Site(root)
-    site.requestFactory = type("Request", (BoundedRequest,), {"max_body_bytes": max_body_bytes})
+    site.requestFactory = type(  # type: ignore[assignment]  # a Request subclass, made here
+        "Request", (BoundedRequest,), {"max_body_bytes": max_body_bytes})
     return site
 
 

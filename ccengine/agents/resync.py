@@ -70,10 +70,12 @@ def plan(sessions: Mapping[str, Any], states: Mapping[str, Mapping[str, MemberSt
             stored = stored_states.get(queue)
             member = by_key.get((queue, session.interface))
             if member is None:
-                paused = stored is not None and stored.state == "paused"
-                reason = stored.reason if paused else ""
-                out.adds.append((number, queue, penalty, paused, reason))
-                new_states[queue] = stored if paused else MemberState("idle", "", now)
+                if stored is not None and stored.state == "paused":
+                    out.adds.append((number, queue, penalty, True, stored.reason))
+                    new_states[queue] = stored
+                else:
+                    out.adds.append((number, queue, penalty, False, ""))
+                    new_states[queue] = MemberState("idle", "", now)
                 continue
             seen = from_member_fields(member.fields, stored, now, wrapup_seconds)
             if restart and stored is not None and _pause_of(stored) != _pause_of(seen):

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 from typing import Protocol as TypingProtocol
 from collections.abc import Callable
+from functools import partial
 
 from twisted.internet.defer import Deferred, fail
-from twisted.internet.interfaces import IReactorTime
-from twisted.internet.protocol import Protocol
+from twisted.internet.interfaces import IReactorTime, ITCPTransport
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 
 from ccengine.runtime.netio import DirectWriter
-from ccengine.runtime.timers import Deadline
+from ccengine.runtime.timers import NO_DEADLINE, Deadline
 from ccengine.agi.wire import (
     HANGUP, AgiEnvironment, AgiError, AgiProtocolError, AgiReply, ReplyParser, parse_environment,
 )
@@ -62,12 +63,14 @@ class _Command:
 
 class FastAGIProtocol(Protocol):
     factory: SessionHost
+    transport: ITCPTransport          # set by Twisted before connectionMade
+    _writer: DirectWriter             # made in connectionMade
 
     def __init__(self) -> None:
         self._buffer = b""
         self._env_lines: list[bytes] | None = []
         # One deadline for the environment, then for each command in flight.
-        self._deadline: Deadline | None = None
+        self._deadline: Deadline = NO_DEADLINE
         self._parser = ReplyParser()
         self._pending: _Command | None = None
         self._closing = False
@@ -78,7 +81,6 @@ class FastAGIProtocol(Protocol):
         # When the line last became idle (no command in flight): the session start, then each
         # answered or failed command. The session's watchdog reads it (agi/server.py).
         self.idle_since = 0.0
-        self._writer: DirectWriter | None = None
 
     # --- connection -------------------------------------------------------------------
     def connectionMade(self) -> None:
@@ -86,7 +88,7 @@ class FastAGIProtocol(Protocol):
         self._deadline = Deadline(self.factory.clock, self._deadline_passed)
         self._deadline.set(self.factory.env_timeout)
 
-    def connectionLost(self, reason: Failure) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._closing = True
         self._stop_deadline()
         self._fail_pending(AgiConnectionLost(str(reason.value)))
@@ -97,7 +99,7 @@ class FastAGIProtocol(Protocol):
         # its channel: reference cycles. Broken here, a call's objects are freed by reference
         # counting when it ends instead of piling up for the garbage collector, whose full
         # collections stop the reactor for tens of ms under load (bench/README.md).
-        self._deadline = None
+        self._deadline = NO_DEADLINE
         self.on_hangup.clear()
 
     def close(self) -> None:
@@ -165,9 +167,9 @@ class FastAGIProtocol(Protocol):
                 # A reply nobody asked for: replies can no longer be paired with commands.
                 self._abort("unsolicited_reply")
             elif isinstance(item, AgiReply):
-                self._complete(lambda d, reply=item: d.callback(reply))
+                self._complete(partial(_succeed, reply=item))
             else:
-                self._complete(lambda d, error=item: d.errback(error))
+                self._complete(partial(_fail, error=item))
 
     def _hangup_seen(self) -> None:
         # HANGUP never answers a command: the pending one gets its own `200 result=-1` first
@@ -188,7 +190,7 @@ class FastAGIProtocol(Protocol):
             raise AgiBusy(f"command in flight: {self._pending.line!r}")
         if self._closing or self._env_lines is not None:
             return fail(AgiConnectionLost("AGI session is not open"))
-        deferred = Deferred(self._cancel_command)
+        deferred: Deferred[AgiReply] = Deferred(self._cancel_command)
         self._deadline.set(timeout)
         self._pending = _Command(line, deferred)
         # At once, not on the next reactor turn (ccengine/runtime/netio.py).
@@ -236,5 +238,12 @@ class FastAGIProtocol(Protocol):
         self.transport.loseConnection()
 
     def _stop_deadline(self) -> None:
-        if self._deadline is not None:
-            self._deadline.stop()
+        self._deadline.stop()
+
+
+def _succeed(d: Deferred, reply: object) -> None:
+    d.callback(reply)
+
+
+def _fail(d: Deferred, error: BaseException) -> None:
+    d.errback(error)

@@ -18,7 +18,7 @@ from ccengine.agi.channel import AgiChannel, CallerHungUp
 from ccengine.agi.metrics import AgiMetrics
 from ccengine.agi.protocol import AgiConnectionLost, AgiTimeout, FastAGIProtocol
 from ccengine.agi.settings import AgiSettings
-from ccengine.runtime.timers import Deadline
+from ccengine.runtime.timers import NO_DEADLINE, Deadline
 from ccengine.agi.wire import (
     AgiEnvironment, AgiInvalidCommand, AgiProtocolError, AgiUsageError,
 )
@@ -65,7 +65,7 @@ class _Session:
         # One timer for the watchdog and the session cap, checked lazily: nothing happens per
         # command. When it comes due it reads the protocol's state and re-arms for the rest
         # (_timer_due).
-        self._timer: Deadline | None = Deadline(factory.clock, self._timer_due)
+        self._timer: Deadline = Deadline(factory.clock, self._timer_due)
         self._cap_at = 0.0
 
     def start(self) -> None:
@@ -193,13 +193,14 @@ class _Session:
         self._timer.stop()
         # The timer and the handler's Deferred hold our bound methods and we hold them:
         # reference cycles, broken so the call is freed at once (FastAGIProtocol.connectionLost).
-        self._handler = self._rescue = self._timer = None
+        self._handler = self._rescue = None
+        self._timer = NO_DEADLINE
         self.factory.session_finished(self, outcome)
         self.protocol.close()
 
 
 class FastAGIFactory(ServerFactory):
-    protocol = FastAGIProtocol
+    protocol = FastAGIProtocol  # type: ignore[assignment]  # Twisted types it as a callable
 
     def __init__(self, routes: Mapping[str, Route], clock: IReactorTime, settings: AgiSettings,
                  metrics: AgiMetrics) -> None:

@@ -13,6 +13,7 @@ import inspect
 import itertools
 import random
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 from dataclasses import dataclass
 
 from twisted.application.internet import ClientService, backoffPolicy
@@ -176,7 +177,9 @@ class AmiClient(Service):
         protocol.on_lost = self._connection_lost
         return protocol
 
-    def _login(self, protocol: AmiProtocol) -> Deferred:
+    def _login(self, protocol: Any) -> Deferred:
+        """ClientService's prepareConnection: the protocol is always an AmiProtocol here
+        (`_build_protocol`); Twisted types the argument as any IProtocol."""
         return Deferred.fromCoroutine(self._login_steps(protocol))
 
     async def _login_steps(self, protocol: AmiProtocol) -> None:

@@ -11,7 +11,7 @@ import itertools
 from collections.abc import Callable
 
 from twisted.internet.defer import Deferred, fail
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime, ITCPTransport
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -59,6 +59,8 @@ class _Pending:
 class AmiProtocol(Protocol):
     """One AMI connection. Set `on_event`, `on_bad_message` and `on_lost` before data flows."""
 
+    transport: ITCPTransport          # set by Twisted before connectionMade
+
     def __init__(self, clock: IReactorTime, action_id_prefix: str = "cc"):
         self.clock = clock
         self.action_id_prefix = action_id_prefix
@@ -66,7 +68,7 @@ class AmiProtocol(Protocol):
         self.banner_received: Deferred[str] = Deferred()
         self.on_event: Callable[[Message], object] | None = None
         self.on_bad_message: Callable[[str, object], object] | None = None
-        self.on_lost: Callable[[AmiProtocol, Failure], object] | None = None
+        self.on_lost: Callable[[AmiProtocol, Failure | None], object] | None = None
         # Optional: `event_wanted(name)` False lets an event nobody wants go unparsed (when no
         # action is pending and the block is well-formed); it is then only reported to
         # `on_unparsed_event(name)`.
@@ -162,9 +164,9 @@ class AmiProtocol(Protocol):
     def _response_received(self, message: Message) -> None:
         action_id = message.action_id
         pending = self._pending.get(action_id) if action_id is not None else None
-        if pending is None or pending.messages:
+        if action_id is None or pending is None or pending.messages:
             self._bad("unknown_response", message)
-        elif message.response.lower() == "error":
+        elif (message.response or "").lower() == "error":
             self._finish(action_id, AmiActionError(message))
         elif not pending.is_list:
             self._finish(action_id, message)
@@ -177,9 +179,9 @@ class AmiProtocol(Protocol):
     def _event_received(self, message: Message) -> None:
         # Only list items are collected; other events that echo an ActionID (UserEvent,
         # OriginateResponse) are ordinary events. Nothing pending (most events): no lookup.
-        pending = self._pending.get(message.action_id) if self._pending else None
-        if pending is not None and pending.is_list and pending.messages:
-            action_id = message.action_id
+        action_id = message.action_id
+        pending = self._pending.get(action_id) if self._pending and action_id else None
+        if action_id is not None and pending is not None and pending.is_list and pending.messages:
             pending.messages.append(message)
             if (message.get("EventList") or "").lower() == "complete":
                 self._finish(action_id, pending.messages)
@@ -198,7 +200,7 @@ class AmiProtocol(Protocol):
         if self.on_bad_message is not None:
             self.on_bad_message(reason, detail)
 
-    def connectionLost(self, reason: Failure = None) -> None:
+    def connectionLost(self, reason: Failure | None = None) -> None:
         self.lost = True
         why = f"AMI connection lost: {reason.getErrorMessage() if reason else 'closed'}"
         if not self.banner_received.called:

@@ -106,7 +106,7 @@ class HotlineRoute:
         ticket_id = await self._repeat_ticket(profile)
         lang = self._language(profile, env.dnid)
         await channel.set_language(lang)
-        record = {"started": f"{started:.3f}", "caller": number, "tier": profile.tier,
+        record: dict[str, Any] = {"started": f"{started:.3f}", "caller": number, "tier": profile.tier,
                   "customer": profile.name, "language": lang, "channel": env.channel}
 
         if profile.blocked:
@@ -116,7 +116,7 @@ class HotlineRoute:
             return
 
         decision, lang = await self._menu(channel, profile, lang, started)
-        if ticket_id:
+        if ticket_id and self.repeat is not None:
             # A caller with an open or recent complaint goes to the complaint queue, ahead.
             decision = dataclasses.replace(decision, queue=self.repeat.queue,
                                            priority=decision.priority + self.repeat.priority)

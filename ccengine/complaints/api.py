@@ -41,7 +41,7 @@ class ComplaintsResource(ApiResource):
             self.check_token(request)
             body = self.read_json(request) if request.method == b"POST" else None
             work = self.route(request.method.decode("ascii", "replace"),
-                              [p.decode("utf-8", "replace") for p in request.postpath if p],
+                              [p.decode("utf-8", "replace") for p in request.postpath or [] if p],
                               request, body)
         except HttpError as exc:
             request.setResponseCode(exc.code)
@@ -133,5 +133,6 @@ class ComplaintsResource(ApiResource):
 
 
 def _arg(request: Request, name: bytes) -> str | None:
-    values = (request.args or {}).get(name)
+    args: dict[bytes, list[bytes]] = request.args or {}
+    values = args.get(name)
     return values[0].decode("utf-8", "replace") if values else None

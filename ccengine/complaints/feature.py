@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from twisted.application.service import IService
 from twisted.internet.defer import Deferred
 
 from ccengine.agents.directory import AgentDirectory
@@ -46,7 +47,7 @@ def build(ctx: EngineContext, *, records: CallRecordStore,
         ctx.ami.subscribe("AttendedTransfer", escalation.on_attended_transfer)
         ctx.queues.on(("Hangup",), escalation.on_hangup)
         on_connected.append(lambda: Deferred.fromCoroutine(escalation.resync()))
-    services = [
+    services: list[IService] = [
         DeadlineSweeper(complaints, ctx.ami, ctx.clock, settings.sweep_interval),
         WaitingComplainants(ctx.redis, ctx.ami, picture, ctx.clock, metrics,
                             settings.complaint_queue, settings.supervisor_queue,

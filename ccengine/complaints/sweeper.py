@@ -58,7 +58,7 @@ def user_event_fields(raw: str) -> dict[str, str]:
 
 
 class DeadlineSweeper(PeriodicService):
-    name = "complaints-sweeper"
+    name = "complaints-sweeper"  # type: ignore[assignment]  # Twisted types Service.name as None
     run_at_start = True
 
     def __init__(self, complaints: Complaints, ami: Any, clock: Any, interval: float,

@@ -41,7 +41,7 @@ MOVED_TTL = 3600
 
 
 class WaitingComplainants(PeriodicService):
-    name = "complaints-waiting"
+    name = "complaints-waiting"  # type: ignore[assignment]  # Twisted types Service.name as None
 
     def __init__(self, conn: RedisConnection, ami: Any, picture: QueuePicture, clock: Any,
                  metrics: ComplaintMetrics, queue: str, target_queue: str, wait_limit: float,

@@ -24,7 +24,7 @@ def merge(base: dict, over: dict) -> dict:
 
 def _convert(tp: Any, value: Any, where: str, problems: list[str]) -> Any:
     origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             problems.append(f"{where}: expected a table")
             return tp()
@@ -41,7 +41,7 @@ def _convert(tp: Any, value: Any, where: str, problems: list[str]) -> Any:
             return ()
         item_tp = typing.get_args(tp)[0]
         return tuple(_convert(item_tp, v, f"{where}[{i}]", problems) for i, v in enumerate(value))
-    expected = {str: str, int: int, float: (int, float), bool: bool}[tp]
+    expected: Any = {str: str, int: int, float: (int, float), bool: bool}[tp]
     if isinstance(value, bool) and tp is not bool or not isinstance(value, expected):
         problems.append(f"{where}: expected {tp.__name__}, got {value!r}")
         return tp()

@@ -14,6 +14,8 @@ AGI `followup` of the complaints feature): no agent, only the rate limit.
 """
 from __future__ import annotations
 
+from functools import partial
+
 from dataclasses import dataclass
 from typing import Any
 from collections.abc import Iterable, Mapping
@@ -29,7 +31,7 @@ def dial_budget(free_agents: Iterable[str], held: Iterable[str], rate_left: int,
     """The agents to reserve for new dials now: free and not held, at most `rate_left` and
     `due_jobs` of them, in a stable order (longest idle first is the caller's order)."""
     held_set = set(held)
-    out = []
+    out: list[str] = []
     for agent in free_agents:
         if len(out) >= min(rate_left, due_jobs):
             break
@@ -99,8 +101,8 @@ class AgentPool:
             agents = await self.free_agents(queue, now)
             for agent in dial_budget(agents, await self.held(agents), len(agents), len(agents)):
                 key = keys.outbound_agent_hold(agent)
-                taken = await self.conn.call(
-                    lambda r, key=key: r.set(key, job_id, nx=True, ex=hold_seconds))
+                taken = await self.conn.call(partial(_hold, key=key, job_id=job_id,
+                                                     seconds=hold_seconds))
                 if taken:
                     return Reservation(agent, queue)
         return None
@@ -112,3 +114,8 @@ class AgentPool:
     async def release(self, reservation: Reservation) -> None:
         key = keys.outbound_agent_hold(reservation.agent)
         await self.conn.call(lambda r: r.delete(key))
+
+
+def _hold(r: Any, key: str, job_id: str, seconds: int) -> Any:
+    """SET NX with a lifetime: the hold of one agent for one job."""
+    return r.set(key, job_id, nx=True, ex=seconds)

@@ -25,7 +25,7 @@ NO_AGENT_RETRY = 30.0          # seconds before a callback without a free agent 
 
 
 class DiallerService(PeriodicService):
-    name = "outbound-dialler"
+    name = "outbound-dialler"  # type: ignore[assignment]  # Twisted types Service.name as None
 
     def __init__(self, jobs: JobStore, dialler: Dialler, sources: Any, pool: Any,
                  window: CallingWindow, config: Any, number_rules: Any, metrics: Any,

@@ -168,7 +168,7 @@ def _build_language(catalogue: Catalogue, lang: str, directory: Path, rec_dir: P
         if recordings or foreign:
             kept = {f"{stem}.{fmt}" for fmt in foreign}
             for name in recordings:
-                if name not in kept:
+                if name not in kept and rec_dir is not None:
                     _copy_recording(rec_dir / name, directory, name, manifest)
                     kept.add(name)
             _remove_own(manifest, directory, stem, keep=kept, report=report)

@@ -77,7 +77,7 @@ Part = Static | Slot
 class Language:
     code: str
     voice: str                   # espeak-ng voice
-    composer: object             # numbers.EnglishNumbers / ChineseNumbers
+    composer: numbers.Composer   # numbers.EnglishNumbers / ChineseNumbers
     pieces: Mapping[str, str]    # number piece stem -> text
 
 
@@ -218,7 +218,7 @@ def _language(lang: str, spec: object, problems: list[str]) -> Language | None:
         for key in composer.words:
             if not isinstance(words.get(key), str) or not words[key].strip():
                 problems.append(f"{where}.words.{key}: missing")
-    if len(problems) > before:
+    if len(problems) > before or composer is None or not isinstance(voice, str):
         return None
     return Language(lang, voice, composer, numbers.piece_texts(composer, words, digit_names))
 

@@ -144,7 +144,8 @@ class ChineseNumbers:
         return pieces
 
 
-COMPOSERS = {"en": EnglishNumbers(), "zh": ChineseNumbers()}
+Composer = EnglishNumbers | ChineseNumbers
+COMPOSERS: dict[str, Composer] = {"en": EnglishNumbers(), "zh": ChineseNumbers()}
 
 # placeholder kind -> how it is spoken
 KINDS = ("number", "count", "digits", "minutes", "seconds", "hours", "clock")

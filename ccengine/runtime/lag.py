@@ -15,7 +15,7 @@ BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 class ReactorLagProbe(Service):
-    name = "reactor-lag"
+    name = "reactor-lag"  # type: ignore[assignment]  # Twisted types Service.name as None
 
     def __init__(self, clock: IReactorTime, registry: CollectorRegistry, interval: float = 0.25):
         self.clock = clock

@@ -22,7 +22,7 @@ log = Logger()
 
 
 class PendingWrites(Service):
-    name = "pending-writes"
+    name = "pending-writes"  # type: ignore[assignment]  # Twisted types Service.name as None
 
     def __init__(self, clock: IReactorTime, drain_timeout: float = 10.0) -> None:
         self.clock = clock

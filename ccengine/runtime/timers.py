@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
-__all__ = ["Deadline"]
+__all__ = ["Deadline", "NO_DEADLINE"]
 
 # Clock arithmetic (now + delay) may land an ulp off the recorded deadline.
 _SLACK = 1e-9
@@ -73,3 +73,29 @@ class Deadline:
             return
         self._deadline = None
         self._expired()
+
+
+class _NoDeadline(Deadline):
+    """Stands for a deadline not made yet or dropped with its connection: every call does
+    nothing. Holding no callback, it keeps no reference to a closed connection's objects."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        pass
+
+    @property
+    def armed(self) -> bool:
+        return False
+
+    def set(self, delay: float) -> None:
+        pass
+
+    def clear(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+NO_DEADLINE: Deadline = _NoDeadline()

@@ -33,10 +33,15 @@ IGNORED_REASONS = ("unknown_queue", "missing_header", "bad_value", "join_not_see
 
 
 class QueueSettings(Protocol):
-    """The part of config.QueueConfig this package reads (duck-typed)."""
-    name: str
-    service_level_seconds: int
-    short_abandon_seconds: int
+    """The part of config.QueueConfig this package reads (duck-typed, read-only)."""
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def service_level_seconds(self) -> int: ...
+
+    @property
+    def short_abandon_seconds(self) -> int: ...
 
 
 class Clock(Protocol):

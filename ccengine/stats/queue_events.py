@@ -329,7 +329,7 @@ class QueueEventConsumer:
         elif reason not in ("withdraw", "callback") and caller.abandon_wait is not None \
                 and not caller.withdrawn:
             reason = "abandon"
-        if reason == "abandon":
+        if reason == "abandon" and caller.abandon_wait is not None:
             queue, wait = caller.queue, caller.abandon_wait
             self.metrics.abandoned.labels(queue=queue).inc()
             self.metrics.abandon_wait.labels(queue=queue).observe(wait)

@@ -113,7 +113,8 @@ class RedisConnection:
 
     def _noscript(self, failure: Failure, script: LuaScript, keys: Sequence[str],
                   args: Sequence[Any]) -> Any:
-        if failure.check(RespError) and str(failure.value).startswith("NOSCRIPT"):
+        if failure.check(RespError) and str(failure.value).startswith("NOSCRIPT") \
+                and self._lane is not None:
             return self._lane.execute("EVAL", script.source, len(keys), *keys, *args)
         return failure
 

@@ -25,8 +25,8 @@ from collections.abc import Callable
 from redis.asyncio.connection import parse_url
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, UNIXClientEndpoint
-from twisted.internet.interfaces import ITCPTransport
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.interfaces import IStreamClientEndpoint, ITCPTransport
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
 
 from ccengine.runtime.netio import DirectWriter
@@ -117,10 +117,10 @@ def _parse(buf: bytes, pos: int) -> tuple[Any, int]:
     raise ValueError(f"not a RESP2 reply: {buf[pos - len(line) - 3:end][:40]!r}")
 
 
-def lane_target(url: str) -> dict | None:
+def lane_target(url: str) -> dict[str, Any] | None:
     """Connection settings for the lane from a Redis URL, or None when the lane does not speak
     it (TLS, socket options); the caller then keeps using redis-py for scripts."""
-    settings = parse_url(url)
+    settings: dict[str, Any] = dict(parse_url(url))
     unix = settings.pop("connection_class", None)
     if unix is not None and "path" not in settings:
         return None  # rediss:// (TLS)
@@ -146,10 +146,12 @@ def _soon_for(reactor: Any) -> Callable[[Callable[[], None]], Any]:
 
 
 class _RespProtocol(Protocol):
+    transport: ITCPTransport          # set by Twisted before connectionMade (TCP or unix)
+    writer: DirectWriter              # made in connectionMade
+
     def __init__(self, lane: ScriptLane) -> None:
         self.lane = lane
         self._buffer = b""
-        self.writer: DirectWriter | None = None
 
     def connectionMade(self) -> None:
         self.writer = DirectWriter(self.transport)
@@ -174,7 +176,7 @@ class _RespProtocol(Protocol):
                 return
         self._buffer = buf[pos:]
 
-    def connectionLost(self, reason: Failure) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.lane._lost(self, f"connection lost: {reason.getErrorMessage()}")
 
 
@@ -205,7 +207,7 @@ class ScriptLane:
         self._soon = _soon_for(reactor)
 
     def execute(self, *args: Any) -> Deferred:
-        deferred = Deferred()
+        deferred: Deferred[Any] = Deferred()
         self._unsent.append(encode(args))
         self._add(_Request(deferred, self.reactor.seconds() + self.timeout, False))
         if self._protocol is not None:
@@ -232,6 +234,7 @@ class ScriptLane:
     def _connect(self) -> None:
         self._connecting = True
         t = self.target
+        endpoint: IStreamClientEndpoint
         if "path" in t:
             endpoint = UNIXClientEndpoint(self.reactor, t["path"], timeout=self.timeout)
         else:
@@ -277,7 +280,7 @@ class ScriptLane:
             if isinstance(value, RespError):
                 self._broken(protocol, f"handshake refused: {value}")
                 return False
-        elif request.deferred.called:
+        elif request.deferred is None or request.deferred.called:
             pass  # cancelled by its caller; the reply still had to be consumed
         elif isinstance(value, RespError):
             request.deferred.errback(value)

@@ -24,7 +24,7 @@ STALE_PERIODS = 4
 
 
 class WaitingSweeper(PeriodicService):
-    name = "waiting-sweeper"
+    name = "waiting-sweeper"  # type: ignore[assignment]  # Twisted types Service.name as None
 
     """Every `interval`: expire callbacks, re-deliver stale claims, sweep the lines, refresh
     the pending gauge. One failed round (Redis down) is logged; the next one retries."""
@@ -75,7 +75,8 @@ def build(ctx: EngineContext, *,
                           metrics=metrics, clock=ctx.clock, on_callback=on_callback)
     if ctx.queues is not None:
         events.attach(ctx.queues)
-    stale = {name: q.announce_frequency * STALE_PERIODS + 60 for name, q in queues.items()}
+    stale: dict[str, float] = {name: q.announce_frequency * STALE_PERIODS + 60.0
+                               for name, q in queues.items()}
     sweeper = WaitingSweeper(callbacks, line, metrics, ctx.clock, config.sweep_interval,
                              config.claim_timeout_seconds, stale)
     return WaitingFeature(routes={QueueAnnounceRoute.script: QueueAnnounceRoute(parts)},

@@ -1,4 +1,5 @@
-"""Static checks on the code: pyflakes on everything, ruff with the project's rules on the engine."""
+"""Static checks on the code: pyflakes on everything, ruff and mypy with the project's settings
+on the engine."""
 import subprocess
 import sys
 from pathlib import Path
@@ -30,3 +31,12 @@ def test_ruff_reports_a_function_that_grew_too_complex(tmp_path):
                              str(ROOT / "pyproject.toml"), str(module)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and "C901" in result.stdout
+
+
+def test_mypy_is_clean_on_the_engine(tmp_path):
+    """`mypy ccengine` with the project's settings (pyproject.toml: mypy-zope for Twisted's
+    interfaces) finds no error; a fresh cache, so the result is this tree's."""
+    result = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path),
+                             "ccengine"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("Success: no issues found")
