@@ -3,7 +3,8 @@
 Asterisk's field quirks live here and nowhere else, each backed by a capture (tests/fixtures/ami):
 - member events (QueueMemberAdded/Status/Pause/Removed) name the member `MemberName` and its
   channel `Interface`; QueueStatus's `QueueMember` items name them `Name` and `Location`; both
-  carry `StateInterface`, `Status`, `Paused`, `PausedReason`, `InCall`, `LastPause`
+  carry `StateInterface`, `Status`, `Paused`, `PausedReason`, `InCall`, `LastCall`,
+  `Wrapuptime`, `LastPause`
   (c_member_actions, ami9_pause_rna_incall, d_queuestatus_*);
 - `Status` is the device state of include/asterisk/devicestate.h: 0 unknown, 1 not in use,
   2 in use, 3 busy, 4 invalid, 5 unavailable, 6 ringing, 7 ringing and in use, 8 on hold;
@@ -26,6 +27,9 @@ from typing import Any
 from collections.abc import Callable, Iterable
 
 NOT_LOGGED_IN = frozenset({"4", "5"})          # invalid, unavailable: never rung
+# include/asterisk/devicestate.h, enum ast_device_state (AST_DEVICE_*), by number.
+DEVICE_STATES = {"0": "unknown", "1": "not_in_use", "2": "in_use", "3": "busy", "4": "invalid",
+                 "5": "unavailable", "6": "ringing", "7": "ringinuse", "8": "onhold"}
 FREE = frozenset({"0", "1"})                    # unknown, not in use: rung when not paused
 MEMBER_EVENTS = ("QueueMemberAdded", "QueueMemberStatus", "QueueMemberPause",
                  "QueueMemberRemoved")
@@ -40,6 +44,22 @@ class Member:
     status: str
     paused: bool
     reason: str = ""
+    in_call: bool = False       # InCall: app_queue's own flag (racy, AMI note 12: a hint only)
+    last_call: float = 0.0      # LastCall: epoch of the member's last call's end (0: none)
+    wrapuptime: int = 0         # Wrapuptime: the member's own wrap-up (0: the queue's applies)
+
+    @property
+    def state(self) -> str:
+        """The device state by name (unknown, not_in_use, in_use, busy, ringing, ...)."""
+        return DEVICE_STATES.get(self.status, "unknown")
+
+    def wrapup_until(self, queue_wrapup: float) -> float:
+        """Until when the member is in wrap-up after its last call (app_queue does not ring it
+        then): LastCall plus the member's Wrapuptime, else the queue's (queues.conf
+        `wrapuptime`, known to the engine as agents.wrapup_seconds); 0 when no call yet."""
+        if not self.last_call:
+            return 0.0
+        return self.last_call + (self.wrapuptime or queue_wrapup)
 
     @property
     def logged_in(self) -> bool:
@@ -74,7 +94,8 @@ def member_from(message: Any) -> Member | None:
         return None
     return Member(queue, interface, message.get("MemberName") or message.get("Name") or "",
                   message.get("Status") or "0", message.get("Paused") == "1",
-                  message.get("PausedReason") or "")
+                  message.get("PausedReason") or "", message.get("InCall") == "1",
+                  float(_int(message.get("LastCall"))), _int(message.get("Wrapuptime")))
 
 
 Listener = Callable[[str, Any], None]

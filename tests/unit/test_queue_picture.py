@@ -112,3 +112,17 @@ def test_joins_and_leaves_of_a_real_run_keep_asterisks_positions():
     assert [h for h in heard if h[0].startswith("caller")][:4] == [
         ("caller_joined", a), ("caller_joined", b), ("caller_left", a), ("caller_joined", a)]
     assert picture.waiting("inbound") == []                      # both hung up at the end
+
+
+def test_member_state_name_in_call_and_wrap_up_from_the_recorded_fields():
+    """ami9's QueueStatus during a call: Agent 1002 is in use (Status 2, InCall 1, no call
+    finished yet: no wrap-up); Agent 1001 is free and finished a call at LastCall 1795366450,
+    so with its Wrapuptime 0 the queue's wrap-up (10 s here) runs to 1795366460."""
+    status = [m for m in ami_replay.events("ami9_pause_rna_incall", "QueueMember")][3:6]
+    picture = QueuePicture(Clock())
+    picture.replace(status)
+    members = {m.name: m for m in picture.queue_members("shortq")}
+    busy, free = members["Agent 1002"], members["Agent 1001"]
+    assert (busy.state, busy.in_call, busy.wrapup_until(10)) == ("in_use", True, 0.0)
+    assert (free.state, free.in_call, free.last_call) == ("not_in_use", False, 1795366450.0)
+    assert free.wrapup_until(10) == 1795366460.0
