@@ -26,25 +26,23 @@ from collections.abc import Iterable, Mapping
 from twisted.internet.defer import DeferredLock
 from twisted.logger import Logger
 
-from ccengine.agents.state import MemberState, from_member_fields, interface_pattern
+from ccengine.agents.state import MemberState, from_member, interface_pattern
 from ccengine.ami.protocol import AmiError
+from ccengine.queues.picture import Member, member_from
 from ccengine.store import keys
 
 log = Logger()
 
 
-@dataclass(frozen=True)
-class SnapshotMember:
-    queue: str
-    name: str
-    interface: str
-    fields: Any   # the QueueMember message (Paused, PausedReason, Status, LastPause ...)
-
-
-def members_from_status(messages: Iterable[Any]) -> list[SnapshotMember]:
-    """QueueMember items of a QueueStatus answer; they use Name/Location (AMI note 10)."""
-    return [SnapshotMember(m.get("Queue") or "", m.get("Name") or "", m.get("Location") or "", m)
-            for m in messages if m.event == "QueueMember"]
+def members_from_status(messages: Iterable[Any]) -> list[Member]:
+    """The members of a QueueStatus answer, as the queue picture reads them."""
+    out = []
+    for message in messages:
+        if message.get("Event") == "QueueMember":
+            member = member_from(message)
+            if member is not None:
+                out.append(member)
+    return out
 
 
 @dataclass
@@ -56,7 +54,7 @@ class Plan:
 
 
 def plan(sessions: Mapping[str, Any], states: Mapping[str, Mapping[str, MemberState]],
-         members: list[SnapshotMember], agent_numbers: set[str], phone_re: re.Pattern,
+         members: list[Member], agent_numbers: set[str], phone_re: re.Pattern,
          restart: bool, now: float, wrapup_seconds: float) -> Plan:
     """What to do so that Asterisk and Redis agree (pure)."""
     out = Plan()
@@ -77,7 +75,7 @@ def plan(sessions: Mapping[str, Any], states: Mapping[str, Mapping[str, MemberSt
                     out.adds.append((number, queue, penalty, False, ""))
                     new_states[queue] = MemberState("idle", "", now)
                 continue
-            seen = from_member_fields(member.fields, stored, now, wrapup_seconds)
+            seen = from_member(member, stored, now, wrapup_seconds)
             if restart and stored is not None and _pause_of(stored) != _pause_of(seen):
                 paused, reason = _pause_of(stored)
                 out.pauses.append((queue, session.interface, paused, reason))

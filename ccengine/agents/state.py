@@ -2,10 +2,9 @@
 
 States: logged_out (no field), idle, ringing, on_call, wrapup, paused (with reason and since),
 unavailable. Asterisk facts used (captures in tests/fixtures/ami/):
-- QueueMemberAdded / QueueMemberPause / QueueMemberStatus / QueueMemberRemoved carry `Queue`,
-  `MemberName`, `Interface`, `Status`, `Paused`, `PausedReason` (transcripts2 AMI note 10);
-  Status 1 not in use, 2 in use, 3 busy, 4 invalid, 5 unavailable, 6 ringing, 7 ring+inuse,
-  8 on hold. `InCall` is racy (note 12), so it is not used.
+- member events and QueueStatus items are read as queues.picture.Member (the field names and
+  the device-state numbers are interpreted there only); `InCall` is racy (AMI note 12), so it
+  is not used for the state.
 - AgentCalled -> AgentConnect -> AgentComplete for an answered call (a_answered, ami9);
   AgentRingNoAnswer (RingTime in ms, note 11) when a member rang and did not answer (ami9).
 - A member's Status goes back to 1 right after AgentComplete (ami9); wrap-up is therefore the
@@ -20,17 +19,18 @@ import json
 import re
 from dataclasses import dataclass
 from typing import Any
-from collections.abc import Mapping
 
 from twisted.internet.defer import Deferred, DeferredLock
 
+from ccengine.queues.picture import Member, member_from
 from ccengine.store import keys
 from ccengine.store.base import RedisConnection
 
 STATES = ("logged_out", "idle", "ringing", "on_call", "wrapup", "paused", "unavailable")
 AVAILABLE = frozenset({"idle", "ringing", "on_call", "wrapup"})   # logged in and not paused
-_STATUS = {"2": "on_call", "3": "on_call", "6": "ringing", "7": "on_call", "8": "on_call",
-           "4": "unavailable", "5": "unavailable"}
+# Agent state from the member's device state (queues.picture names them; numbers live there).
+_BY_DEVICE = {"in_use": "on_call", "busy": "on_call", "ringinuse": "on_call", "onhold": "on_call",
+              "ringing": "ringing", "invalid": "unavailable", "unavailable": "unavailable"}
 
 
 @dataclass(frozen=True)
@@ -68,27 +68,20 @@ def _keep_since(previous: MemberState | None, state: str, reason: str, since: fl
     return MemberState(state, reason, since)
 
 
-def from_member_fields(fields: Mapping[str, str], previous: MemberState | None, now: float,
-                       wrapup_seconds: float = 0) -> MemberState:
-    """State from a member's Paused/PausedReason/Status (member events and QueueStatus)."""
-    if fields.get("Paused") == "1":
-        last_pause = _number(fields.get("LastPause"))
+def from_member(member: Member, previous: MemberState | None, now: float,
+                wrapup_seconds: float = 0) -> MemberState:
+    """State from a member of the queue picture (member events and QueueStatus alike)."""
+    if member.paused:
+        last_pause = member.last_pause
         since = last_pause if last_pause and (previous is None or previous.state != "paused") else now
-        return _keep_since(previous, "paused", fields.get("PausedReason") or "", since)
-    state = _STATUS.get(fields.get("Status") or "", "idle")
+        return _keep_since(previous, "paused", member.reason, since)
+    state = _BY_DEVICE.get(member.state, "idle")
     if state == "idle" and previous is not None:
         if previous.state == "on_call" and wrapup_seconds > 0:
             return MemberState("wrapup", "", now)
         if previous.state == "wrapup" and effective(previous, now, wrapup_seconds) == "wrapup":
             return previous
     return _keep_since(previous, state, "", now)
-
-
-def _number(text: str | None) -> float:
-    try:
-        return float(text or 0)
-    except ValueError:
-        return 0.0
 
 
 class Serial:
@@ -188,7 +181,10 @@ class StateTracker:
             await self.store.drop(number, queue)
             return
         if event in ("QueueMemberAdded", "QueueMemberPause", "QueueMemberStatus"):
-            new = from_member_fields(msg, current, now, self.settings.wrapup_seconds)
+            member = member_from(msg)
+            if member is None:
+                return
+            new = from_member(member, current, now, self.settings.wrapup_seconds)
         elif current is not None and current.state == "paused":
             new = current          # a paused member can still finish a call; keep the pause
             if event == "AgentConnect":

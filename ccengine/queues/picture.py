@@ -47,6 +47,7 @@ class Member:
     in_call: bool = False       # InCall: app_queue's own flag (racy, AMI note 12: a hint only)
     last_call: float = 0.0      # LastCall: epoch of the member's last call's end (0: none)
     wrapuptime: int = 0         # Wrapuptime: the member's own wrap-up (0: the queue's applies)
+    last_pause: float = 0.0     # LastPause: epoch the current or last pause began (0: none)
 
     @property
     def state(self) -> str:
@@ -95,7 +96,8 @@ def member_from(message: Any) -> Member | None:
     return Member(queue, interface, message.get("MemberName") or message.get("Name") or "",
                   message.get("Status") or "0", message.get("Paused") == "1",
                   message.get("PausedReason") or "", message.get("InCall") == "1",
-                  float(_int(message.get("LastCall"))), _int(message.get("Wrapuptime")))
+                  float(_int(message.get("LastCall"))), _int(message.get("Wrapuptime")),
+                  float(_int(message.get("LastPause"))))
 
 
 Listener = Callable[[str, Any], None]

@@ -6,9 +6,10 @@ from zoneinfo import ZoneInfo
 import ami_replay
 from ccengine.agents.directory import (AgentSession, BadAgentValue, hash_pin, parse_queue_spec,
                                        verify_pin)
-from ccengine.agents.resync import SnapshotMember, members_from_status, plan
+from ccengine.agents.resync import members_from_status, plan
 from ccengine.agents.staffing import understaffed_queues
-from ccengine.agents.state import MemberState, effective, from_member_fields, interface_pattern
+from ccengine.agents.state import MemberState, effective, from_member, interface_pattern
+from ccengine.queues.picture import Member, member_from
 from ccengine.config import QueueConfig
 
 import pytest
@@ -41,11 +42,12 @@ def test_member_fields_give_paused_ringing_on_call_and_wrapup():
     status = {m["Status"]: m for m in ami_replay.events("ami9_pause_rna_incall",
                                                         "QueueMemberStatus", connection="c1")}
     paused = ami_replay.events("ami9_pause_rna_incall", "QueueMemberPause", connection="c1")[0]
-    assert from_member_fields(paused, None, 5.0) == MemberState("paused", "lunch", 1795366470.0)
-    assert from_member_fields(status["6"], None, 5.0).state == "ringing"
-    on_call = from_member_fields(status["2"], None, 5.0)
+    assert from_member(member_from(paused), None, 5.0) == MemberState("paused", "lunch",
+                                                                      1795366470.0)
+    assert from_member(member_from(status["6"]), None, 5.0).state == "ringing"
+    on_call = from_member(member_from(status["2"]), None, 5.0)
     assert on_call.state == "on_call"
-    after = from_member_fields(status["1"], on_call, 7.0, wrapup_seconds=10)
+    after = from_member(member_from(status["1"]), on_call, 7.0, wrapup_seconds=10)
     assert after == MemberState("wrapup", "", 7.0)
     assert effective(after, 16.9, 10) == "wrapup" and effective(after, 17.0, 10) == "idle"
 
@@ -76,13 +78,13 @@ def test_plan_adds_missing_removes_stale_and_then_has_nothing_to_do():
     session = AgentSession("1023", "1003", "PJSIP/1003", 0, {"inbound": 1})
     states = {"1023": {"inbound": MemberState("paused", "meal", 3.0)}}
     static = ami_replay.received_messages("d_queuestatus_idle")
-    members = members_from_status(static) + [SnapshotMember("inbound", "1024", "PJSIP/1004", {})]
+    members = members_from_status(static) + [Member("inbound", "PJSIP/1004", "1024", "1", False)]
     todo = plan({"1023": session}, states, members, {"1023", "1024"}, PHONE, False, 9.0, 10)
     assert todo.adds == [("1023", "inbound", 1, True, "meal")]
     assert todo.removes == [("inbound", "PJSIP/1004")]
     assert todo.states == {"1023": {"inbound": MemberState("paused", "meal", 3.0)}}
-    applied = members_from_status(static) + [SnapshotMember("inbound", "1023", "PJSIP/1003", {
-        "Paused": "1", "PausedReason": "meal", "Status": "1", "LastPause": "3"})]
+    applied = members_from_status(static) + [Member("inbound", "PJSIP/1003", "1023", "1", True,
+                                                    "meal", last_pause=3.0)]
     again = plan({"1023": session}, todo.states, applied, {"1023", "1024"}, PHONE, False, 9.0, 10)
     assert (again.adds, again.removes, again.pauses) == ([], [], [])
     assert again.states == todo.states
