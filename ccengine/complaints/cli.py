@@ -1,28 +1,26 @@
 """`ccengine complaints list|show|assign|resolve|close` (the lead lists this module in
-cli.FEATURE_COMMANDS). Runs outside the engine: a short asyncio loop with the same store and
-service code as the engine (so the same checks and the same atomic transitions), no reactor.
+cli.FEATURE_COMMANDS). Runs outside the engine with the same store and service code as the engine
+(so the same checks and the same atomic transitions), through cli/support.py's store_command.
 
 Redis: as every CLI finds it (ccengine/cli/support.py).
 """
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry
-from twisted.internet.defer import Deferred
 
 from ccengine.complaints.followup import FollowUpScheduler
 from ccengine.complaints.metrics import ComplaintMetrics
 from ccengine.complaints.service import Complaints
 from ccengine.complaints.store import TicketStore
 from ccengine.complaints.tickets import LEVELS, STATES, TicketError, TicketNotFound
-from ccengine.store.base import RedisConnection, StoreUnavailable
 from ccengine.cli import support as cli_support
+from ccengine.cli.support import wait
 
 
 class _WallClock:
@@ -58,36 +56,14 @@ def register(subparsers: Any, config_arg: Any) -> None:
         parser.add_argument("--by", default="cli")
 
 
-def run(args: argparse.Namespace) -> int:
-    config = cli_support.config_or_report(args)
-    if config is None:
-        return 2
-    url = cli_support.redis_url(args, config)
-    try:
-        return asyncio.run(_run(args, config, url))
-    except (TicketError, TicketNotFound) as exc:
-        print(f"ccengine complaints: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    except StoreUnavailable as exc:
-        print(f"ccengine complaints: Redis unavailable: {exc}", file=sys.stderr)
-        return 3
-
-
-async def _run(args: argparse.Namespace, config: Any, url: str) -> int:
-    conn = RedisConnection(url, config.redis.timeout)
+@cli_support.store_command("complaints")
+async def run(args: argparse.Namespace, conn: Any, config: Any) -> int:
     clock = _WallClock()
     settings = config.complaints
     store = TicketStore(conn, settings.deadline_hours)
     complaints = Complaints(store, ComplaintMetrics(CollectorRegistry()), clock,
                             settings.deadline_hours,
                             FollowUpScheduler(conn, clock, settings.followup_after_hours))
-    loop = asyncio.get_running_loop()
-
-    async def wait(coro_or_deferred: Any) -> Any:
-        d = coro_or_deferred if isinstance(coro_or_deferred, Deferred) else \
-            Deferred.fromCoroutine(coro_or_deferred)
-        return await d.asFuture(loop)
-
     try:
         command = args.complaints_command
         if command == "list":
@@ -102,10 +78,11 @@ async def _run(args: argparse.Namespace, config: Any, url: str) -> int:
             ticket = await wait(complaints.resolve(args.ticket, args.outcome, args.by))
         else:
             ticket = await wait(complaints.close(args.ticket, args.by, args.note))
-        _print_ticket(ticket, args.json)
-        return 0
-    finally:
-        await conn.aclose()
+    except (TicketError, TicketNotFound) as exc:
+        print(f"ccengine complaints: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    _print_ticket(ticket, args.json)
+    return 0
 
 
 def _print_list(found: list, as_json: bool) -> None:
