@@ -26,19 +26,14 @@ from ccengine.store.base import LuaScript, RedisConnection
 # the first `joined` it was announced with.
 _JOIN = LuaScript("""
 local member = 'call:' .. ARGV[1]
-local joined = redis.call('HGET', KEYS[2], 'joined')
-local created = 0
-if not joined then
-  joined = ARGV[3]
-  created = 1
-end
+local joined = redis.call('HGET', KEYS[2], 'joined') or ARGV[3]
 redis.call('HSET', KEYS[2], 'priority', ARGV[2], 'joined', joined)
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[6]))
 redis.call('ZADD', KEYS[1], -tonumber(ARGV[2]), member)
 redis.call('HSET', KEYS[3], member, ARGV[4])
 local rank = redis.call('ZRANK', KEYS[1], member)
 local aht = redis.call('LRANGE', KEYS[4], 0, tonumber(ARGV[5]) - 1)
-return {joined, rank + 1, created, aht}
+return {joined, rank + 1, aht}
 """)
 
 # KEYS: line, seen.  ARGV: member, entry key
@@ -73,7 +68,6 @@ class LinePlace:
     priority: int
     joined: float          # first queue entry (epoch, from the dialplan)
     position: int          # 1 = next to be served (callbacks ahead count)
-    first_time: bool       # this announcement put the caller into the line
     talk_times: tuple[float, ...]
 
 
@@ -93,9 +87,9 @@ class WaitingLine:
         args = [uniqueid, prio, f"{joined:.3f}", f"{now:.3f}", self.window, self.entry_ttl]
 
         def place(reply: list) -> LinePlace:
-            first, position, created, aht = reply
+            first, position, aht = reply
             return LinePlace(queue, uniqueid, prio, float(first), int(position),
-                             bool(created), tuple(float(t) for t in aht))
+                             tuple(float(t) for t in aht))
         return self.conn.script(_JOIN, keys_, args).addCallback(place)
 
     def leave(self, queue: str, uniqueid: str) -> Deferred:
