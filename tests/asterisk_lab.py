@@ -371,9 +371,7 @@ def caller_scenario(user: str, dialled: str, steps: list[tuple[str, object]],
                     '<recv response="200"/>']
             cseq += 1
     if far_end_hangs_up:
-        xml += ['<recv request="BYE"/>', "<send><![CDATA[",
-                "SIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n"
-                "[last_CSeq:]\nContent-Length: 0\n\n", "]]></send>"]
+        xml += ['<recv request="BYE"/>', "<send><![CDATA[", _response("200 OK"), "]]></send>"]
     else:
         xml += ['<send retrans="500"><![CDATA[',
                 _request("BYE", "[next_url]", cseq, user, dialled).replace(
@@ -383,47 +381,36 @@ def caller_scenario(user: str, dialled: str, steps: list[tuple[str, object]],
     return "\n".join(xml)
 
 
-AGENT_PHONE = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="lab agent phone: rings, answers after [ring_ms] ms, talks until BYE">
-<recv request="INVITE" crlf="true"/>
-<send><![CDATA[
-SIP/2.0 180 Ringing
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:[local_ip]:[local_port]>
-Content-Length: 0
+def _response(status: str, dialog_tag: bool = False, sdp: bool = False) -> str:
+    """A SIPp reply to the last request: its Via/From/To/Call-ID/CSeq echoed; `dialog_tag` adds
+    our To tag (the answer that opens the dialog), `sdp` the offer's answer."""
+    to = "[last_To:];tag=[pid]SIPpTag[call_number]" if dialog_tag else "[last_To:]"
+    lines = [f"SIP/2.0 {status}", "[last_Via:]", "[last_From:]", to, "[last_Call-ID:]",
+             "[last_CSeq:]"]
+    if dialog_tag:
+        lines.append("Contact: <sip:[local_ip]:[local_port]>")
+    if sdp:
+        lines += ["Content-Type: application/sdp", "Content-Length: [len]", "", SDP]
+    else:
+        lines += ["Content-Length: 0", "", ""]
+    return "\n".join(lines)
 
-]]></send>
-<pause milliseconds="[ring_ms]"/>
-<send retrans="500"><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:[local_ip]:[local_port]>
-Content-Type: application/sdp
-Content-Length: [len]
 
-[sdp]]]></send>
-<recv request="ACK" optional="true" rtd="true" crlf="true"/>
-<recv request="BYE"/>
-<send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-</scenario>
-"""
+def agent_phone_scenario(ring_ms: int) -> str:
+    """A SIPp UAS: rings, answers after `ring_ms` (a number in the scenario: SIPp's -key does
+    not reach a pause attribute), talks until Asterisk's BYE."""
+    return "\n".join([
+        '<?xml version="1.0" encoding="ISO-8859-1" ?>',
+        f'<scenario name="lab agent phone: rings, answers after {ring_ms} ms, talks until BYE">',
+        '<recv request="INVITE" crlf="true"/>',
+        f"<send><![CDATA[\n{_response('180 Ringing', dialog_tag=True)}]]></send>",
+        f'<pause milliseconds="{ring_ms}"/>',
+        f'<send retrans="500"><![CDATA[\n{_response("200 OK", dialog_tag=True, sdp=True)}'
+        "]]></send>",
+        '<recv request="ACK" optional="true" rtd="true" crlf="true"/>',
+        '<recv request="BYE"/>',
+        f"<send><![CDATA[\n{_response('200 OK')}]]></send>",
+        "</scenario>", ""])
 
 
 @dataclass
@@ -451,9 +438,8 @@ class Sipp:
                          free_udp_port(), "-m", "1", "-timeout", "200s")
 
     def agent_phone(self, agent: str, ring_ms: int = 1000) -> subprocess.Popen:
-        # SIPp's -key does not reach a pause's attribute: the number goes in as text.
-        scenario = AGENT_PHONE.replace("[ring_ms]", str(ring_ms)).replace("[sdp]", SDP)
-        return self._run(f"phone-{agent}", scenario, self.asterisk.agent_ports[agent])
+        return self._run(f"phone-{agent}", agent_phone_scenario(ring_ms),
+                         self.asterisk.agent_ports[agent])
 
     def feature_code(self, name: str, agent: str, code: str, steps) -> subprocess.Popen:
         """The agent's phone dials a feature code (*71 ...) and keys in `steps`."""

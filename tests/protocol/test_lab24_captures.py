@@ -149,18 +149,6 @@ async def test_captured_queue_announce_arguments_file_the_caller_at_asterisks_pl
     await conn.close()
 
 
-def test_no_warning_from_our_dialplans_in_the_lab_runs():
-    """Asterisk logged no WARNING or ERROR after start-up in any lab run, except the two
-    res_agi lines of an engine that is down (the fallback's cause, not our dialplans')."""
-    engine_down = ("res_agi.c: Connecting to '127.0.0.1:", "Couldn't connect to any host")
-    for log in sorted(LAB.glob("*.messages.log")):
-        lines = log.read_text().splitlines()
-        booted = next(i for i, line in enumerate(lines) if "Asterisk Ready." in line)
-        bad = [line for line in lines[booted:] if re.search(r"\] (WARNING|ERROR)\[", line)
-               and not any(text in line for text in engine_down)]
-        assert bad == [], log.name
-
-
 @pytest.mark.parametrize("capture", ["routed_call_agent_free", "type_ahead_greeting",
                                      "no_input_budget", "engine_down_key2_fallback",
                                      "callback_after_30s"])
