@@ -256,6 +256,10 @@ class QueueEventConsumer:
                 caller.exit_reason = "withdraw"
         elif caller.between and value in QUEUESTATUS_EXITS:
             caller.exit_reason = QUEUESTATUS_EXITS[value]
+            if value != "WITHDRAW":
+                # app_queue reports these exits with a QueueCallerAbandon of their own
+                # (record_abandoned(), lab24_callback_after_30s): not a caller who gave up.
+                caller.abandon_wait = None
             if value in FINAL_QUEUESTATUS:
                 self._close(uniqueid)
 

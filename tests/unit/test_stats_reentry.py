@@ -3,11 +3,13 @@ dialplans/extensions_ccengine.conf ([ccengine-wait]: Queue() with a timeout, the
 AGI, Queue() again, same Uniqueid), QueueWithdrawCaller moves between queues, exits that become
 final only when no re-join follows.
 
-No capture has a queue timeout or a re-entry. The events are recorded ones (tests/fixtures/ami/:
-b_abandoned's Join/Leave/Abandon/Hangup, a_answered's AgentConnect, ami7's exit-context Join and
-Leave) moved in time or re-tagged. The order is app_queue.c `queue_exec`: QueueCallerJoin when a
-Queue() call joins, QueueCallerLeave then QUEUESTATUS (`leave_queue()` then `set_queue_result()`)
-when it returns; every Queue() call is a new queue entry whose HoldTime counts from its own join.
+The events are recorded ones (tests/fixtures/ami/: b_abandoned's Join/Leave/Abandon/Hangup,
+a_answered's AgentConnect, ami7's exit-context Join and Leave) moved in time or re-tagged, in the
+order a real Queue() timeout has (tests/fixtures/asterisk_lab24/callback_after_30s: a
+QueueCallerAbandon with the slice's HoldTime, QueueCallerLeave, then QUEUESTATUS; app_queue.c
+`queue_exec`: `record_abandoned()`, `leave_queue()`, `set_queue_result()`). Every Queue() call
+is a new queue entry whose HoldTime counts from its own join. The lab24 runs themselves are
+replayed in tests/protocol/test_lab24_captures.py.
 """
 from __future__ import annotations
 
@@ -39,11 +41,14 @@ def timeout_status(uniqueid: str) -> Message:
 
 
 def hold_slices(count: int, every: float = 45.0, queue: str = "complaint") -> list[Message]:
-    """`count` slices of 30 s in queue, each followed by QUEUESTATUS=TIMEOUT (announcement 15 s)."""
+    """`count` slices of 30 s in queue, each ended as Asterisk ends a Queue() timeout: Abandon
+    (HoldTime 30), Leave, QUEUESTATUS=TIMEOUT; then an announcement of 15 s."""
     out = []
     for n in range(count):
         start = B_JOIN + n * every
         out += [tagged(B_JOIN_EVENT, Timestamp=f"{start:.6f}", Queue=queue),
+                tagged(B_ABANDON_EVENT, Timestamp=f"{start + 30:.6f}", Queue=queue,
+                       HoldTime="30"),
                 tagged(B_LEAVE_EVENT, Timestamp=f"{start + 30:.6f}", Queue=queue),
                 timeout_status(B_UNIQUEID)]
     return out
