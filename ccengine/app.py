@@ -48,6 +48,7 @@ def build_features(ctx) -> list:
     from ccengine.agents import feature as agents
     from ccengine.calls import feature as calls
     from ccengine.complaints import feature as complaints
+    from ccengine.console import feature as console
     from ccengine.outbound import feature as outbound
     from ccengine.stats import feature as stats
     from ccengine.calls.records import CallRecordStore
@@ -63,7 +64,9 @@ def build_features(ctx) -> list:
                           repeat=handled.repeat, availability=waited.staffing)
     dialler = outbound.build(ctx, records=records, callbacks=waited.callbacks,
                              directory=staff.directory, states=staff.states)
-    return [queue_stats, waited, staff, handled, hotline, dialler]
+    floor = console.build(ctx, stats=queue_stats, staff=staff, handled=handled, records=records,
+                          callbacks=waited.callbacks)
+    return [queue_stats, waited, staff, handled, hotline, dialler, floor]
 
 
 def build_service(config, reactor, redis_url: str):
@@ -119,6 +122,8 @@ def build_service(config, reactor, redis_url: str):
             child.setServiceParent(top)
         for name, resource in feature.api.items():
             api_root.putChild(name.encode("ascii"), resource)
+        for name, resource in feature.pages.items():
+            root.putChild(name.encode("ascii"), resource)
         for callback in feature.on_ami_connected:
             if ami is not None:
                 ami.on_connected(callback)
@@ -211,8 +216,14 @@ def run(config) -> int:
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)])
     bridge_stdlib_logging()
     url, embedded = resolve_redis(config)
-    top, _ = build_service(config, reactor, url)
-    top.startService()
+    try:
+        top, _ = build_service(config, reactor, url)
+        top.startService()
+    except BaseException:
+        # A failed start leaves nothing running: not the private redis-server either.
+        if embedded is not None:
+            embedded.stop()
+        raise
     tune_garbage_collector()
     reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
     if embedded is not None:

@@ -4,7 +4,7 @@ A feature (calls, waiting, agents, complaints, outbound, stats) has a module wit
 `build(ctx: EngineContext, *, <what it needs from other features>) -> Feature` (or a subclass
 of Feature with typed fields for what it provides to others). app.build_features() builds
 them in order and passes the parts by name; app.py then wires AGI routes by network script,
-long-lived services, HTTP API resources under /api/<name>, and callbacks run after each AMI
+long-lived services, HTTP API resources under /api/<name>, web pages under /<name>, and callbacks run after each AMI
 (re)login.
 """
 from __future__ import annotations
@@ -41,4 +41,5 @@ class Feature:
     routes: Mapping[str, Any] = field(default_factory=dict)          # network script -> Route
     services: list[IService] = field(default_factory=list)
     api: Mapping[str, Resource] = field(default_factory=dict)        # /api/<name>
+    pages: Mapping[str, Resource] = field(default_factory=dict)      # /<name> (the console)
     on_ami_connected: list[Callable[[], Any]] = field(default_factory=list)

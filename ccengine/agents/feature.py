@@ -19,6 +19,8 @@ from ccengine.feature import EngineContext, Feature
 class AgentsFeature(Feature):
     directory: AgentDirectory
     states: AgentStateStore
+    codes: FeatureCodes                   # pause / unpause / log out, also for the console
+    staffing: StaffingGuard
     events: Serial | None = None          # the agents' event handlers, one at a time (AMI on)
 
 
@@ -38,7 +40,7 @@ def build(ctx: EngineContext) -> AgentsFeature:
     connect = ConnectAnnouncements(settings, dict(config.queues), directory, ctx.prompter,
                                    codes.phone_of)
     feature = AgentsFeature(routes={**codes.routes(), **connect.routes()}, directory=directory,
-                            states=store)
+                            states=store, codes=codes, staffing=staffing)
     if ctx.queues is not None:
         serial = Serial()   # events and resyncs, one at a time
         tracker = StateTracker(directory, store, actions, settings, ctx.clock, metrics)

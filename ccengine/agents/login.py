@@ -164,6 +164,11 @@ class FeatureCodes:
             return
         if session is None:
             return await self._done(channel, "agent_not_logged_in", lang)
+        await self.log_out(session)
+        await self._done(channel, "agent_logout_ok", lang)
+
+    async def log_out(self, session: AgentSession) -> None:
+        """End a login: out of every queue, the session released (phone or console)."""
         for queue in sorted(session.queues):
             try:
                 await self.actions.remove(queue, session.interface)
@@ -174,8 +179,8 @@ class FeatureCodes:
         await self.directory.release(session)
         await self.store.drop(session.number)
         self.metrics.logouts.inc()
-        log.info("agent {agent} logged out from phone {phone}", agent=session.number, phone=phone)
-        await self._done(channel, "agent_logout_ok", lang)
+        log.info("agent {agent} logged out from phone {phone}", agent=session.number,
+                 phone=session.phone)
 
     # --- pause / unpause --------------------------------------------------------------------
     async def pause(self, channel: Any) -> None:
@@ -199,7 +204,7 @@ class FeatureCodes:
                      agent=session.number, queues=",".join(refused))
             self.metrics.pause_requests.labels("refused_staffing").inc()
             return await self._done(channel, "agent_pause_refused_staffing", lang)
-        if not await self._set_paused(session, True, reason):
+        if not await self.set_paused(session, True, reason):
             self.metrics.pause_requests.labels("error").inc()
             return
         self.metrics.pause_requests.labels("paused").inc()
@@ -213,10 +218,11 @@ class FeatureCodes:
             return
         if session is None:
             return await self._done(channel, "agent_not_logged_in", lang)
-        if await self._set_paused(session, False, ""):
+        if await self.set_paused(session, False, ""):
             await self._done(channel, "agent_unpause_ok", lang)
 
-    async def _set_paused(self, session: AgentSession, paused: bool, reason: str) -> bool:
+    async def set_paused(self, session: AgentSession, paused: bool, reason: str) -> bool:
+        """QueuePause in every queue of the agent and the stored state; False when AMI failed."""
         try:
             await self.actions.pause(session.interface, paused, reason)
         except AmiError as exc:

@@ -114,6 +114,11 @@ class AgentStateStore:
     def __init__(self, conn: RedisConnection):
         self.conn = conn
         self.snapshot: dict[tuple[str, str], MemberState] = {}
+        self.listeners: list[Any] = []      # called with the agent number after each change
+
+    def _changed(self, number: str) -> None:
+        for listener in list(self.listeners):
+            listener(number)
 
     def get(self, number: str) -> Deferred:
         async def op(r):
@@ -129,20 +134,24 @@ class AgentStateStore:
     def put(self, number: str, queue: str, ms: MemberState) -> Deferred:
         keys.id_part(queue)
         self.snapshot[(number, queue)] = ms
+        self._changed(number)
         return self.conn.call(lambda r: r.hset(keys.agent_state(number), queue, ms.to_json()))
 
     def drop(self, number: str, queue: str | None = None) -> Deferred:
         if queue is None:
             for key in [k for k in self.snapshot if k[0] == number]:
                 del self.snapshot[key]
+            self._changed(number)
             return self.conn.call(lambda r: r.delete(keys.agent_state(number)))
         self.snapshot.pop((number, queue), None)
+        self._changed(number)
         return self.conn.call(lambda r: r.hdel(keys.agent_state(number), queue))
 
     async def load(self, numbers: list[str]) -> dict[str, dict[str, MemberState]]:
         """Read every listed agent's states and make them the metrics snapshot."""
         states = {number: await self.get(number) for number in numbers}
         self.snapshot = {(n, q): ms for n, per in states.items() for q, ms in per.items()}
+        self._changed("")
         return states
 
 

@@ -137,6 +137,12 @@ class HotlineRoute:
         if ticket_id:
             await channel.set_variable("CC_TICKET_ID", ticket_id)
             record["ticket"] = ticket_id
+        if queue.record:
+            # The notice the law asks for, then the file name the agent's channel records to
+            # (dialplan [ccengine-agent-connect]; inherited, hence the __ prefix).
+            await self.prompter.play(channel, "recording_notice", lang)
+            await channel.set_variable("__CC_RECORD_FILE", call_id)
+            record["recording"] = f"{call_id}.wav"
         await self._set_route(channel, decision, profile, lang, call_id)
         self.metrics.calls.labels("routed").inc()
         self.metrics.routed.labels(decision.queue, decision.kind).inc()

@@ -20,6 +20,7 @@ FEATURE_COMMANDS = [
     "ccengine.agents.cli",
     "ccengine.complaints.cli",
     "ccengine.outbound.cli",
+    "ccengine.console.cli",
     "ccengine.cli.amicheck",
 ]
 

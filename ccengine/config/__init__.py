@@ -129,6 +129,40 @@ class RecordsConfig:
 
 
 @dataclass(frozen=True)
+class ConsoleConfig:
+    """The supervisor console (docs/console.md)."""
+    enabled: bool = True
+    session_hours: float = 12.0
+    login_max_failures: int = 5          # per user name (4x per client address) ...
+    login_failure_window: int = 900      # ... within this many seconds
+    secure_cookies: bool = False         # force Secure cookies (set when a TLS proxy is in front)
+    push_delay: float = 0.25             # seconds changes are gathered before the page is told
+    audit_keep: int = 2000               # audit entries kept in Redis
+
+    def problems(self) -> list[str]:
+        out = _positive(self, "session_hours", "login_max_failures", "login_failure_window",
+                        "audit_keep")
+        if not 0 <= self.push_delay <= 0.9:
+            out.append("push_delay: between 0 and 0.9 seconds (the page follows within 1 s)")
+        return out
+
+
+@dataclass(frozen=True)
+class RecordingsConfig:
+    """Call recordings (docs/console.md): where Asterisk writes them, how long they stay."""
+    dir: str = "/var/spool/asterisk/monitor/ccengine"   # = CCENGINE_RECORDINGS in the dialplan
+    retention_days: int = 90
+    sweep_interval: float = 3600.0
+
+    def problems(self) -> list[str]:
+        out = _positive(self, "retention_days", "sweep_interval")
+        if not self.dir.startswith("/") or ".." in self.dir.split("/") or \
+                not re.fullmatch(r"[A-Za-z0-9_./-]{1,200}", self.dir):
+            out.append("dir: an absolute path of letters, digits and _ . / - without '..'")
+        return out
+
+
+@dataclass(frozen=True)
 class CallersConfig:
     vip_priority: int = 10
     known_priority: int = 0
@@ -203,6 +237,9 @@ class QueueConfig:
     # language -> queue for callers of that language (agents who speak it), used while it has
     # an available agent; docs/prompts.md, "Language and routing".
     language_queues: Mapping[str, str] = field(default_factory=dict)
+    # Record this queue's calls (docs/console.md, "Call recording"): the caller hears the
+    # recording notice before joining and the agent's side runs MixMonitor once answered.
+    record: bool = False
 
     def problems(self) -> list[str]:
         out = _positive(self, "service_level_seconds", "announce_frequency")
@@ -232,6 +269,8 @@ class Config:
     records: RecordsConfig = RecordsConfig()
     callers: CallersConfig = CallersConfig()
     ivr: IvrConfig = IvrConfig()
+    console: ConsoleConfig = ConsoleConfig()
+    recordings: RecordingsConfig = RecordingsConfig()
     queues: Mapping[str, QueueConfig] = field(default_factory=dict)
     prompts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     waiting: WaitingConfig = WaitingConfig()

@@ -32,7 +32,7 @@ SOUND_DIR = "ccengine"  # every file the engine plays lives under <sounds>/<lang
 REQUIRED_PROMPTS = frozenset({
     "welcome", "menu", "language_offer", "invalid_choice", "no_input", "blocked", "closed",
     "closed_callback_offer", "transfer_to_queue", "please_hold", "technical_difficulty",
-    "goodbye", "position_announce", "position_only", "no_estimate", "keep_waiting_or_callback",
+    "goodbye", "recording_notice", "position_announce", "position_only", "no_estimate", "keep_waiting_or_callback",
     "callback_confirm_number", "callback_enter_number", "callback_invalid_number",
     "callback_stored", "callback_updated", "callback_unavailable", "callback_outbound_intro",
     "agent_number", "agent_whisper", "agent_login_enter_number", "agent_login_enter_pin",

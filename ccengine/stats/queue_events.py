@@ -95,6 +95,10 @@ class QueueEventConsumer:
         self.leave_grace = leave_grace
         self._callers: OrderedDict[str, _Caller] = OrderedDict()  # by Uniqueid, least recent first
         self._between: OrderedDict[str, float] = OrderedDict()    # Uniqueid -> left at, oldest first
+        # Told each counted outcome as the metrics count it (the console's floor figures,
+        # console/window.py): offered(queue, now), answered(queue, wait, now),
+        # abandoned(queue, wait, now), completed(queue, member, talk, now).
+        self.observers: list[Any] = []
         self._handlers = {
             "queuecallerjoin": self._on_join, "agentconnect": self._on_connect,
             "queuecallerabandon": self._on_abandon, "queuecallerleave": self._on_leave,
@@ -183,6 +187,8 @@ class QueueEventConsumer:
             if caller is not None:  # moved on to another queue: the first one's exit is final
                 self._close(uniqueid, moved=True)
             self.metrics.offered.labels(queue=queue).inc()
+            for observer in self.observers:
+                observer.offered(queue, now)
             caller = _Caller(queue, timestamp, now, msg.get("Context"))
             self._track(uniqueid, caller)
         if self.waiting.add(uniqueid, queue, caller.first_seen):
@@ -197,6 +203,8 @@ class QueueEventConsumer:
         if wait <= self.queues[queue].service_level_seconds:
             self.metrics.answered_within_sl.labels(queue=queue).inc()
         self.metrics.exit(queue, "answered")
+        for observer in self.observers:
+            observer.answered(queue, wait, self.clock.seconds())
         self._forget(uniqueid)
         if caller is None:
             self.metrics.ignore("join_not_seen")
@@ -238,6 +246,8 @@ class QueueEventConsumer:
         queue, uniqueid = self._queue(msg), _required(msg, "Uniqueid")
         talk_time = _seconds(_required(msg, "TalkTime"))
         self.metrics.talk_time.labels(queue=queue).observe(talk_time)
+        for observer in self.observers:
+            observer.completed(queue, msg.get("MemberName") or "", talk_time, self.clock.seconds())
         self._forget(uniqueid)
 
     def _on_varset(self, msg: Any) -> None:
@@ -339,6 +349,8 @@ class QueueEventConsumer:
             self.metrics.abandon_wait.labels(queue=queue).observe(wait)
             if wait < self.queues[queue].short_abandon_seconds:
                 self.metrics.short_abandoned.labels(queue=queue).inc()
+            for observer in self.observers:
+                observer.abandoned(queue, wait, self.clock.seconds())
         self.metrics.exit(caller.queue, reason)
         self._forget(uniqueid)
 

@@ -221,3 +221,36 @@ OUTBOUND_PAUSED = f"{PREFIX}outbound:paused"           # set of paused kinds ('a
 OUTBOUND_DONE = f"{PREFIX}outbound:done"               # sorted set: finished ids by finish time, trimmed
 OUTBOUND_HOLDS = f"{PREFIX}outbound:holds"             # sorted set: held agent numbers, score = hold end
 COMPLAINTS_OUTBOX_LOCK = f"{PREFIX}complaints:outbox:lock"  # string with TTL: one sender of the outbox at a time
+
+
+# --- supervisor console (ccengine/console/, docs/console.md) ----------------------------------
+# User names are console/accounts.py USER_RE; session keys hold a SHA-256 of the cookie (hex),
+# never the cookie itself; days are YYYYMMDD in the centre's time zone.
+CONSOLE_USERS = f"{PREFIX}console:users"             # set of user names
+CONSOLE_AUDIT = f"{PREFIX}console:audit"             # list: JSON audit entries, newest first, trimmed
+
+
+def console_user(name: str) -> str:
+    """Hash: role, password (argon2 hash), phone, display name."""
+    return f"{PREFIX}console:user:{id_part(name)}"
+
+
+def console_session(digest: str) -> str:
+    """Hash with TTL: user, csrf, created."""
+    return f"{PREFIX}console:session:{id_part(digest)}"
+
+
+def console_login_failures(who: str) -> str:
+    """Counter with TTL: failed logins of a user name or a client address ('ip-<addr>')."""
+    return f"{PREFIX}console:loginfail:{id_part(who)}"
+
+
+def console_day(day: str, queue: str) -> str:
+    """Hash with TTL: today's counters of a queue (offered, answered, within_sl, abandoned,
+    wait_sum, talk_sum, talked)."""
+    return f"{PREFIX}console:day:{id_part(day)}:{id_part(queue)}"
+
+
+def console_handled(day: str) -> str:
+    """Hash with TTL: agent number -> calls completed that day."""
+    return f"{PREFIX}console:handled:{id_part(day)}"
