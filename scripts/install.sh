@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Installs everything ccengine needs on Debian: system packages (apt) and the Python
+# Installs everything ccengine needs on Debian: system packages (apt; chromium and a CJK font
+# for the console's browser tests) and the Python
 # package with its test tools in ./.venv. Idempotent: a second run only checks.
 #   bash scripts/install.sh          install
 #   bash scripts/install.sh --run    install, then start the engine on its embedded defaults
 set -euo pipefail
 cd "$(dirname "$0")/.."
-APT_PACKAGES="redis-server prometheus espeak-ng sox libsox-fmt-base python3-venv"
+APT_PACKAGES="redis-server prometheus espeak-ng sox libsox-fmt-base python3-venv chromium fonts-wqy-microhei"
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=""
 for p in $APT_PACKAGES; do

@@ -12,7 +12,7 @@ Security: session cookie `cc_session` (HttpOnly, SameSite=Strict, Path=/console,
 TLS or with console.secure_cookies); a CSRF token per session, checked on every POST, plus
 the Origin header when the browser sends one; the login form has its own double-submit token.
 Every answer carries a Content-Security-Policy without inline scripts or styles, nosniff,
-no-referrer, frame-ancestors 'none' and Cache-Control: no-store.
+same-origin referrers (a no-referrer policy makes Chromium send `Origin: null` on form posts), frame-ancestors 'none' and Cache-Control: no-store.
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def _headers(request: Request, content_type: bytes = b"text/html; charset=utf-8"
     request.setHeader(b"content-type", content_type)
     request.setHeader(b"content-security-policy", CSP.encode())
     request.setHeader(b"x-content-type-options", b"nosniff")
-    request.setHeader(b"referrer-policy", b"no-referrer")
+    request.setHeader(b"referrer-policy", b"same-origin")
     request.setHeader(b"x-frame-options", b"DENY")
     request.setHeader(b"cache-control", b"no-store")
 
