@@ -22,3 +22,16 @@ def redis_url(redis_server):
     r.flushall()
     r.close()
     return redis_server.url
+
+
+@pytest.fixture
+def floor(tmp_path, redis_url):
+    """The console's floor (tests/console_floor.py): engine and AMI replay server processes."""
+    from console_floor import Floor
+    floor = Floor(tmp_path, redis_url)
+    try:
+        floor.seed()
+        floor.start()
+        yield floor
+    finally:
+        floor.stop()

@@ -11,195 +11,24 @@ Screenshots are kept in tests/browser/artefacts/ (git-ignored) for a person to l
 """
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import json
-import os
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-import ami_replay
-from ccengine.agents.directory import AgentDirectory, AgentRecord, AgentSession, hash_pin
-from ccengine.calls.records import CallRecordStore
-from ccengine.cli.support import wait
-from ccengine.store.base import RedisConnection
-from ccengine.store.embedded import free_port
+from console_floor import (HOSTILE_AGENT, HOSTILE_CUSTOMER, OPERATIONS, SUPERVISOR, UNIQUEID,
+                           Floor, lab_events, rest_of_call, stage)
 
 playwright = pytest.importorskip("playwright.sync_api")
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 ARTEFACTS = Path(__file__).parent / "artefacts"
-LAB = ROOT / "tests" / "fixtures" / "asterisk_lab24" / "routed_call_agent_free.ami_stream.raw"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
-HOSTILE_AGENT = '<script>window.pwned=1</script>张伟'
-HOSTILE_CUSTOMER = '<img src=x onerror="window.pwned=2">'
-UNIQUEID = "1796219603.1"     # the caller of routed_call_agent_free
-
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed "
                                 "(scripts/install.sh installs it)")
-
-
-def lab_events() -> list:
-    """The recorded events of the lab call, as Messages, in order."""
-    _, blocks = ami_replay.split_raw(LAB.read_bytes())
-    out = []
-    for block in blocks:
-        message = ami_replay.Message.parse(block.rstrip(b"\r\n"))
-        if message.get("Event"):
-            out.append(message)
-    return out
-
-
-def stage(events: list, first: str, last: str, uniqueid: str = UNIQUEID) -> list:
-    """Events from the first `first` of the call to the first `last` after it, inclusive,
-    keeping the member events of PJSIP/1001 in between."""
-    start = next(i for i, m in enumerate(events)
-                 if m.get("Event") == first and m.get("Uniqueid") == uniqueid)
-    end = next(i for i, m in enumerate(events[start:], start)
-               if m.get("Event") == last and m.get("Uniqueid") == uniqueid)
-    return [m for m in events[start:end + 1]
-            if m.get("Uniqueid") == uniqueid or m.get("Interface") == "PJSIP/1001"]
-
-
-def rest_of_call(events: list, first: str, uniqueid: str = UNIQUEID) -> list:
-    """From the first `first` of the call to the end of the capture (call and agent events)."""
-    start = next(i for i, m in enumerate(events)
-                 if m.get("Event") == first and m.get("Uniqueid") == uniqueid)
-    return [m for m in events[start:]
-            if m.get("Uniqueid") == uniqueid or m.get("Interface") == "PJSIP/1001"]
-
-
-class Floor:
-    """The engine process, the AMI server process and the data both read."""
-
-    def __init__(self, tmp: Path, redis_url: str):
-        self.tmp = tmp
-        self.redis_url = redis_url
-        self.http = free_port()
-        self.actions = tmp / "actions.jsonl"
-        self.actions.write_text("")
-        self.ami = subprocess.Popen(
-            [sys.executable, str(ROOT / "tests" / "ami_server.py"), "--log", str(self.actions)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
-        self.ami_port = int(self.ami.stdout.readline().split()[1])
-        self.config = tmp / "ccengine.toml"
-        self.config.write_text(f"""
-[engine]
-state_dir = "{tmp / 'state'}"
-[redis]
-url = "{redis_url}"
-[ami]
-port = {self.ami_port}
-ping_interval = 300.0
-[fastagi]
-port = {free_port()}
-[http]
-port = {self.http}
-[console]
-push_delay = 0.1
-[recordings]
-dir = "{tmp / 'recordings'}"
-[queues.inbound]
-open = "00:00"
-close = "23:59:59"
-min_available_agents = 1
-[queues.complaint]
-open = "00:00"
-close = "23:59:59"
-min_available_agents = 0
-""", encoding="utf-8")
-        self.env = {**os.environ, "CCENGINE_AMI_SECRET": "replay-secret"}
-        self.engine: subprocess.Popen | None = None
-
-    def cli(self, *args: str, stdin: str = "") -> str:
-        done = subprocess.run([str(ROOT / ".venv" / "bin" / "ccengine"), *args, "--config",
-                               str(self.config)], input=stdin, capture_output=True, text=True,
-                              env=self.env, timeout=60)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
-    def seed(self) -> None:
-        async def run() -> None:
-            conn = RedisConnection(self.redis_url, 2.0)
-            directory = AgentDirectory(conn)
-            await wait(directory.add(AgentRecord("1001", {"inbound": 0, "complaint": 0}, ("zh",),
-                                                 HOSTILE_AGENT, hash_pin("4826"))))
-            assert await wait(directory.claim(AgentSession(
-                "1001", "1001", "PJSIP/1001", time.time() - 600,
-                {"inbound": 0, "complaint": 0}))) == "ok"
-            records = CallRecordStore(conn, 1000, 1)
-            await wait(records.save(UNIQUEID, time.time(), {
-                "caller": "13800138000", "tier": "vip", "customer": HOSTILE_CUSTOMER,
-                "language": "zh", "queue": "inbound", "category": "order", "outcome": "queued"}))
-            await conn.aclose()
-        # A thread of its own: pytest-twisted may be running its asyncio loop in this one.
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            pool.submit(asyncio.run, run()).result()
-        self.cli("users", "add", "alice", "--role", "supervisor", "--phone", "2001",
-                 "--display", "Alice", "--password-stdin", stdin="alice-password-1\n")
-        self.cli("users", "add", "olga", "--role", "operations", "--password-stdin",
-                 stdin="olga-password-12\n")
-
-    def start(self) -> None:
-        self.engine = subprocess.Popen(
-            [str(ROOT / ".venv" / "bin" / "ccengine"), "run", "--config", str(self.config)],
-            cwd=self.tmp, env=self.env, stdout=(self.tmp / "engine.log").open("w"),
-            stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as answer:
-                    if json.loads(answer.read()).get("ami_connected"):
-                        return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError("engine not healthy: " + (self.tmp / "engine.log").read_text())
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.http}"
-
-    def emit(self, events: list) -> None:
-        self.ami.stdin.write(json.dumps([list(m.items()) for m in events]) + "\n")
-        self.ami.stdin.flush()
-
-    def sent(self, action: str) -> list[dict]:
-        out = []
-        for line in self.actions.read_text().splitlines():
-            pairs = json.loads(line)
-            if pairs and pairs[0] == ["Action", action]:
-                out.append(pairs)
-        return out
-
-    def stop(self) -> None:
-        for process in (self.engine, self.ami):
-            if process is not None and process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-
-
-@pytest.fixture
-def floor(tmp_path, redis_url):
-    floor = Floor(tmp_path, redis_url)
-    try:
-        floor.seed()
-        floor.start()
-        yield floor
-    finally:
-        floor.stop()
 
 
 def log_in(page, floor: Floor, user: str, password: str) -> None:
@@ -257,7 +86,7 @@ def supervisor_session(floor):
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        log_in(page, floor, "alice", "alice-password-1")
+        log_in(page, floor, *SUPERVISOR)
         page.evaluate("window.sameDocument = 'yes'")     # gone if the page reloads
 
         # The grid from QueueStatus: agent 1001 logged in, the hostile name shown as text.
@@ -314,7 +143,7 @@ def operations_session(floor):
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
-        log_in(page, floor, "olga", "olga-password-12")
+        log_in(page, floor, *OPERATIONS)
         row = page.locator("tr.agent[data-agent='1001']")
         expect(row).to_be_visible()
         expect(page.locator("header")).to_contain_text("read-only")
