@@ -266,8 +266,8 @@ class Engine:
             f'[ami]\nport = {self.asterisk.ami_port}\nreconnect_max = 2.0\n'
             f'[redis]\nurl = "{self.redis_url}"\n' + queues)
 
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run([str(ENGINE), *args, "--config", str(self.config)],
+    def cli(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([str(ENGINE), *args, "--config", str(self.config)], input=input,
                               capture_output=True, text=True, timeout=300, check=check)
 
     def start(self) -> None:
@@ -396,9 +396,16 @@ def _response(status: str, dialog_tag: bool = False, sdp: bool = False) -> str:
     return "\n".join(lines)
 
 
-def agent_phone_scenario(ring_ms: int) -> str:
+def agent_phone_scenario(ring_ms: int, talk: Path | None = None) -> str:
     """A SIPp UAS: rings, answers after `ring_ms` (a number in the scenario: SIPp's -key does
-    not reach a pause attribute), talks until Asterisk's BYE."""
+    not reach a pause attribute), talks until Asterisk's BYE. With `talk` (raw 8 kHz mu-law
+    audio) it sends that audio as RTP once answered (SIPp's rtp_stream, payload type 0);
+    without it the phone sends no media at all."""
+    speak = ([f'<nop><action><exec rtp_stream="{talk},-1,0"/></action></nop>']
+             if talk is not None else [])
+    # SIPp refuses an optional <recv> right before a <nop>: with audio, the ACK is awaited.
+    ack = '<recv request="ACK" rtd="true" crlf="true"/>' if talk is not None else \
+        '<recv request="ACK" optional="true" rtd="true" crlf="true"/>'
     return "\n".join([
         '<?xml version="1.0" encoding="ISO-8859-1" ?>',
         f'<scenario name="lab agent phone: rings, answers after {ring_ms} ms, talks until BYE">',
@@ -407,7 +414,7 @@ def agent_phone_scenario(ring_ms: int) -> str:
         f'<pause milliseconds="{ring_ms}"/>',
         f'<send retrans="500"><![CDATA[\n{_response("200 OK", dialog_tag=True, sdp=True)}'
         "]]></send>",
-        '<recv request="ACK" optional="true" rtd="true" crlf="true"/>',
+        ack, *speak,
         '<recv request="BYE"/>',
         f"<send><![CDATA[\n{_response('200 OK')}]]></send>",
         "</scenario>", ""])
@@ -437,8 +444,9 @@ class Sipp:
         return self._run(name, caller_scenario(number, dialled, steps, far_end_hangs_up),
                          free_udp_port(), "-m", "1", "-timeout", "200s")
 
-    def agent_phone(self, agent: str, ring_ms: int = 1000) -> subprocess.Popen:
-        return self._run(f"phone-{agent}", agent_phone_scenario(ring_ms),
+    def agent_phone(self, agent: str, ring_ms: int = 1000,
+                    talk: Path | None = None) -> subprocess.Popen:
+        return self._run(f"phone-{agent}", agent_phone_scenario(ring_ms, talk),
                          self.asterisk.agent_ports[agent])
 
     def feature_code(self, name: str, agent: str, code: str, steps) -> subprocess.Popen:

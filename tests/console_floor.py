@@ -2,6 +2,8 @@
 an AMI server answering with recorded Asterisk 22 messages (tests/ami_server.py), agent 1001
 logged in on phone 1001, a VIP caller's call record, and two console accounts (made with
 `ccengine users add`). Used by tests/browser/ (Chromium) and tests/integration/test_console_http.py.
+`Client` is a browser-like HTTP client of the console (cookies, forms), also for
+tests/asterisk/test_console_real.py.
 
 The call events are those of the lab run tests/fixtures/asterisk_lab24/routed_call_agent_free
 (a caller joins inbound, agent 1001 rings, answers, hangs up); `stage` and `rest_of_call` cut
@@ -11,12 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import http.client
+import http.cookies
 import json
 import os
+import re
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import ami_replay
@@ -189,3 +196,42 @@ min_available_agents = 0
                     process.wait(10)
                 except subprocess.TimeoutExpired:
                     process.kill()
+
+
+@dataclass
+class Client:
+    """A browser-like client: keeps cookies, sends forms."""
+    port: int
+    cookies: dict[str, str] = field(default_factory=dict)
+
+    def request(self, method: str, path: str, form: dict | None = None,
+                headers: dict | None = None) -> tuple[int, dict, str]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        body = urllib.parse.urlencode(form) if form is not None else None
+        sent = dict(headers or {})
+        if body is not None:
+            sent["Content-Type"] = "application/x-www-form-urlencoded"
+        if self.cookies:
+            sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        conn.request(method, path, body=body, headers=sent)
+        answer = conn.getresponse()
+        text = answer.read().decode("utf-8", "replace")
+        for raw in answer.headers.get_all("Set-Cookie") or []:
+            jar = http.cookies.SimpleCookie(raw)
+            for name, morsel in jar.items():
+                if morsel["max-age"] == "0":
+                    self.cookies.pop(name, None)
+                else:
+                    self.cookies[name] = morsel.value
+        conn.close()
+        return answer.status, {k.lower(): v for k, v in answer.getheaders()}, text
+
+    def login(self, user: str, password: str) -> int:
+        self.request("GET", "/console")
+        status, _, _ = self.request("POST", "/console/login", {
+            "user": user, "password": password, "csrf": self.cookies.get("cc_login", "")})
+        return status
+
+    def csrf(self) -> str:
+        _, _, page = self.request("GET", "/console")
+        return re.search(r'name="csrf" value="([^"]+)"', page).group(1)

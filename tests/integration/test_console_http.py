@@ -4,51 +4,9 @@ process (tests/console_floor.py): cookies, CSRF, roles, the login limit, recordi
 from __future__ import annotations
 
 import http.client
-import http.cookies
-import re
 import urllib.parse
-from dataclasses import dataclass, field
 
-from console_floor import OPERATIONS, SUPERVISOR, UNIQUEID
-
-
-@dataclass
-class Client:
-    """A browser-like client: keeps cookies, sends forms."""
-    port: int
-    cookies: dict[str, str] = field(default_factory=dict)
-
-    def request(self, method: str, path: str, form: dict | None = None,
-                headers: dict | None = None) -> tuple[int, dict, str]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        body = urllib.parse.urlencode(form) if form is not None else None
-        sent = dict(headers or {})
-        if body is not None:
-            sent["Content-Type"] = "application/x-www-form-urlencoded"
-        if self.cookies:
-            sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        conn.request(method, path, body=body, headers=sent)
-        answer = conn.getresponse()
-        text = answer.read().decode("utf-8", "replace")
-        for raw in answer.headers.get_all("Set-Cookie") or []:
-            jar = http.cookies.SimpleCookie(raw)
-            for name, morsel in jar.items():
-                if morsel["max-age"] == "0":
-                    self.cookies.pop(name, None)
-                else:
-                    self.cookies[name] = morsel.value
-        conn.close()
-        return answer.status, {k.lower(): v for k, v in answer.getheaders()}, text
-
-    def login(self, user: str, password: str) -> int:
-        self.request("GET", "/console")
-        status, _, _ = self.request("POST", "/console/login", {
-            "user": user, "password": password, "csrf": self.cookies.get("cc_login", "")})
-        return status
-
-    def csrf(self) -> str:
-        _, _, page = self.request("GET", "/console")
-        return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+from console_floor import OPERATIONS, SUPERVISOR, UNIQUEID, Client
 
 
 def test_session_cookie_flags_and_page_headers(floor):
