@@ -337,3 +337,34 @@ async def test_a_tighter_budget_cuts_the_retries(redis_url):
     assert len([c for c in asterisk.commands if b"/ccengine/menu" in c]) == 1
     assert clock.seconds() - start <= 20.0
     await conn.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_recorded_queue_plays_the_notice_and_names_the_recording(redis_url):
+    """A queue with record = true: the caller hears the recording notice after the menu and
+    before the route is acknowledged; the file name (the call id) is set inherited
+    (__CC_RECORD_FILE, for the agent channel's MixMonitor) and stored on the call record."""
+    config = parse_config({"queues": {"inbound": {"record": True}}})
+    factory, _, conn = build(redis_url, config=config)
+    asterisk = await call(factory, press_on_menu("1"), callerid="13800000001",
+                          uniqueid="cclab-1795364563.7")
+    commands = [c.decode() for c in asterisk.commands]
+    notice = next(i for i, c in enumerate(commands) if "recording_notice" in c)
+    assert commands[notice].startswith("STREAM FILE")
+    assert notice < commands.index('SET VARIABLE __CC_RECORD_FILE "cclab-1795364563.7"') < \
+        next(i for i, c in enumerate(commands) if c.startswith("SET VARIABLE CC_ROUTE_OK"))
+    await records_written(factory)
+    record = sync_redis(redis_url).hgetall("cc:call:cclab-1795364563.7")
+    assert record["recording"] == "cclab-1795364563.7.wav"
+    await conn.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_queues_are_not_recorded_by_default(redis_url):
+    factory, _, conn = build(redis_url)
+    asterisk = await call(factory, press_on_menu("1"), callerid="13800000001",
+                          uniqueid="cclab-1795364563.8")
+    assert not any(b"recording_notice" in c or b"CC_RECORD_FILE" in c for c in asterisk.commands)
+    await records_written(factory)
+    assert "recording" not in sync_redis(redis_url).hgetall("cc:call:cclab-1795364563.8")
+    await conn.close()
