@@ -216,13 +216,12 @@ class Board:
         wrapup = self.config.agents.wrapup_seconds
         snapshot: Mapping[tuple[str, str], MemberState] = self.states.snapshot
         per_agent: dict[str, dict[str, MemberState]] = {}
-        for (number, queue), ms in snapshot.items():
+        for (number, queue), stored in snapshot.items():
             if number in sessions:
-                per_agent.setdefault(number, {})[queue] = ms
+                per_agent.setdefault(number, {})[queue] = stored
         out = []
         for number, session in sorted(sessions.items()):
-            mine = per_agent.get(number, {})
-            state, queue, ms = _shown(mine, now, wrapup)
+            state, queue, ms = _shown(per_agent.get(number, {}), now, wrapup)
             last = understaffed_queues(number, session.queues, per_agent, self.config.queues,
                                        now, local, wrapup)
             out.append(AgentView(number, names.get(number, ""), session.phone, state, queue,

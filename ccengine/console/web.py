@@ -12,7 +12,8 @@ Security: session cookie `cc_session` (HttpOnly, SameSite=Strict, Path=/console,
 TLS or with console.secure_cookies); a CSRF token per session, checked on every POST, plus
 the Origin header when the browser sends one; the login form has its own double-submit token.
 Every answer carries a Content-Security-Policy without inline scripts or styles, nosniff,
-same-origin referrers (a no-referrer policy makes Chromium send `Origin: null` on form posts), frame-ancestors 'none' and Cache-Control: no-store.
+same-origin referrers (with no-referrer Chromium sends `Origin: null` on form posts, which the
+origin check refuses), frame-ancestors 'none' and Cache-Control: no-store.
 """
 from __future__ import annotations
 
@@ -55,8 +56,12 @@ def _headers(request: Request, content_type: bytes = b"text/html; charset=utf-8"
     request.setHeader(b"cache-control", b"no-store")
 
 
+def _args(request: Request) -> dict[bytes, list[bytes]]:
+    return request.args or {}
+
+
 def _field(request: Request, name: str) -> str:
-    values = (request.args or {}).get(name.encode(), [])
+    values = _args(request).get(name.encode(), [])
     if not values:
         return ""
     try:
@@ -297,8 +302,8 @@ class _Action(Resource):
             if self.name not in actions.names:
                 request.setResponseCode(404)
                 return pages.message("unknown action", False).encode()
-            fields = {key.decode("ascii", "replace")[:32]: _field(request, key.decode("ascii", "replace"))
-                      for key in (request.args or {})}
+            names = [key.decode("ascii", "replace")[:32] for key in _args(request)]
+            fields = {name: _field(request, name) for name in names}
             outcome = await actions.run(session.account, self.name, fields)
             console.hub.board.audit_changed()
             if self.name in ("assign", "resolve", "close"):

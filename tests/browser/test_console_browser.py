@@ -96,17 +96,23 @@ def supervisor_session(floor):
         shot(page, "1-floor-idle")
 
         # A caller joins inbound (the lab's QueueCallerJoin): their row appears, no reload.
+        sent = time.monotonic()
         floor.emit(stage(events, "QueueCallerJoin", "QueueCallerJoin"))
         caller = page.locator(f"tr.caller[data-uniqueid='{UNIQUEID}']")
         expect(caller).to_be_visible(timeout=3000)
+        # Printed, not asserted (no timing assertions in the suite): event sent -> row shown,
+        # including Playwright's own polling of the page.
+        print(f"\nQueueCallerJoin sent -> caller row on the page: {time.monotonic() - sent:.3f} s")
         expect(caller).to_contain_text(HOSTILE_CUSTOMER)
         expect(caller).to_contain_text("VIP")
         expect(page.locator("#queue-inbound .waiting-count")).to_have_text("1")
         shot(page, "2-caller-waiting")
 
         # Agent rung, caller leaves the queue, agent connected: the caller's row goes away.
+        sent = time.monotonic()
         floor.emit(stage(events, "AgentCalled", "AgentConnect"))
         expect(caller).to_have_count(0, timeout=3000)
+        print(f"QueueCallerLeave sent -> caller row gone: {time.monotonic() - sent:.3f} s")
         expect(row.locator(".state")).to_contain_text("on a call", timeout=3000)
         assert page.evaluate("window.sameDocument") == "yes"
         assert page.evaluate("window.pwned") is None
