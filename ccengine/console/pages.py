@@ -184,6 +184,18 @@ def shell(lang: str, company: str, account: Any, csrf: str, fragments: Mapping[s
 
 
 # --- fragments -------------------------------------------------------------------------------
+def _table(lang: str, title: str, css: str, columns: Sequence[str], rows: Sequence[str],
+           actions: bool = False) -> str:
+    """A panel: its heading, then a table of `rows` under the `columns` headings (message keys),
+    or "none" when there are no rows."""
+    heading = f'<h2>{e(t(lang, title))}</h2>'
+    if not rows:
+        return f'{heading}<p>{e(t(lang, "none"))}</p>'
+    head = "".join(f"<th>{e(t(lang, c))}</th>" for c in [*columns, *(["actions"] if actions else [])])
+    return (f'{heading}<table class="{css}"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>')
+
+
 def fragments(snapshot: Snapshot, lang: str, can_act: bool,
               calls: Sequence[Mapping[str, str]], zone: ZoneInfo) -> dict[str, str]:
     queues = [q.name for q in snapshot.queues]
@@ -257,16 +269,9 @@ def _caller_row(q: QueueView, c: Any, now: float, lang: str, can_act: bool,
 
 
 def agents_panel(s: Snapshot, lang: str, can_act: bool) -> str:
-    def tr(key: str) -> str:
-        return e(t(lang, key))
-    if not s.agents:
-        return f'<h2>{tr("agents")}</h2><p>{tr("none")}</p>'
-    head = (f'<tr><th>{tr("agent")}</th><th>{tr("name")}</th><th>{tr("phone")}</th>'
-            f'<th>{tr("state")}</th><th>{tr("since")}</th><th>{tr("handled")}</th>'
-            f'<th>{tr("queue")}</th>{"<th>" + tr("actions") + "</th>" if can_act else ""}</tr>')
-    rows = "".join(_agent_row(a, s, lang, can_act) for a in s.agents)
-    return (f'<h2>{tr("agents")}</h2><table class="agents"><thead>{head}</thead>'
-            f'<tbody>{rows}</tbody></table>')
+    return _table(lang, "agents", "agents",
+                  ("agent", "name", "phone", "state", "since", "handled", "queue"),
+                  [_agent_row(a, s, lang, can_act) for a in s.agents], can_act)
 
 
 def _agent_row(a: AgentView, s: Snapshot, lang: str, can_act: bool) -> str:
@@ -311,16 +316,9 @@ def _agent_actions(a: AgentView, s: Snapshot, lang: str) -> str:
 
 
 def tickets_panel(s: Snapshot, lang: str, can_act: bool, zone: ZoneInfo) -> str:
-    def tr(key: str) -> str:
-        return e(t(lang, key))
-    if not s.tickets:
-        return f'<h2>{tr("tickets")}</h2><p>{tr("none")}</p>'
-    head = (f'<tr><th>{tr("ticket")}</th><th>{tr("deadline")}</th><th>{tr("level")}</th>'
-            f'<th>{tr("owner")}</th><th>{tr("name")}</th><th>{tr("queue")}</th>'
-            f'{"<th>" + tr("actions") + "</th>" if can_act else ""}</tr>')
-    rows = "".join(_ticket_row(x, lang, can_act, zone) for x in s.tickets)
-    return (f'<h2>{tr("tickets")}</h2><table class="tickets"><thead>{head}</thead>'
-            f'<tbody>{rows}</tbody></table>')
+    return _table(lang, "tickets", "tickets",
+                  ("ticket", "deadline", "level", "owner", "name", "queue"),
+                  [_ticket_row(x, lang, can_act, zone) for x in s.tickets], can_act)
 
 
 def _ticket_row(x: TicketView, lang: str, can_act: bool, zone: ZoneInfo) -> str:
@@ -349,42 +347,29 @@ def _ticket_row(x: TicketView, lang: str, can_act: bool, zone: ZoneInfo) -> str:
 
 def calls_panel(calls: Sequence[Mapping[str, str]], lang: str, can_act: bool,
                 zone: ZoneInfo) -> str:
-    def tr(key: str) -> str:
-        return e(t(lang, key))
-    if not calls:
-        return f'<h2>{tr("calls")}</h2><p>{tr("none")}</p>'
     rows = []
     for call in calls:
-        started = _float(call.get("started"))
         play = "–"
         if call.get("recording") and can_act and call.get("_has_recording"):
             play = (f'<audio controls preload="none" '
                     f'src="/console/recording/{e(call.get("_id", ""))}"></audio>')
         tier = e(t(lang, call["tier"])) if call.get("tier") else "–"
         rows.append(f'<tr class="call" data-call="{e(call.get("_id", ""))}">'
-                    f'<td>{clock_text(started, zone)}</td><td>{tier}</td>'
+                    f'<td>{clock_text(_float(call.get("started")), zone)}</td><td>{tier}</td>'
                     f'<td>{e(call.get("customer", "")) or "–"}</td>'
                     f'<td>{e(call.get("queue", "")) or "–"}</td>'
                     f'<td>{e(call.get("outcome", "")) or "–"}</td><td>{play}</td></tr>')
-    return (f'<h2>{tr("calls")}</h2><table class="calls"><thead><tr><th>{tr("started")}</th>'
-            f'<th>{tr("tier")}</th><th>{tr("name")}</th><th>{tr("queue")}</th>'
-            f'<th>{tr("outcome_call")}</th><th>{tr("recording")}</th></tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table>')
+    return _table(lang, "calls", "calls",
+                  ("started", "tier", "name", "queue", "outcome_call", "recording"), rows)
 
 
 def audit_panel(s: Snapshot, lang: str, zone: ZoneInfo) -> str:
-    def tr(key: str) -> str:
-        return e(t(lang, key))
-    if not s.audit:
-        return f'<h2>{tr("audit")}</h2><p>{tr("none")}</p>'
-    rows = "".join(
-        f'<tr class="{"ok" if entry.get("ok") else "refused"}"><td>{clock_text(_float(entry.get("at")), zone)}</td>'
-        f'<td>{e(entry.get("user", ""))}</td><td>{e(entry.get("action", ""))} '
-        f'{e(entry.get("target", ""))}</td><td>{e(entry.get("message", ""))}</td></tr>'
-        for entry in s.audit)
-    return (f'<h2>{tr("audit")}</h2><table class="audit"><thead><tr><th>{tr("when")}</th>'
-            f'<th>{tr("who")}</th><th>{tr("what")}</th><th>{tr("result")}</th></tr></thead>'
-            f'<tbody>{rows}</tbody></table>')
+    rows = [f'<tr class="{"ok" if entry.get("ok") else "refused"}">'
+            f'<td>{clock_text(_float(entry.get("at")), zone)}</td>'
+            f'<td>{e(entry.get("user", ""))}</td><td>{e(entry.get("action", ""))} '
+            f'{e(entry.get("target", ""))}</td><td>{e(entry.get("message", ""))}</td></tr>'
+            for entry in s.audit]
+    return _table(lang, "audit", "audit", ("when", "who", "what", "result"), rows)
 
 
 def message(text: str, ok: bool) -> str:
