@@ -2,17 +2,20 @@
 
 Every read and write goes through agents/directory.py's AgentDirectory and agents/state.py's
 AgentStateStore, the stores the engine uses (cli/support.py's store_command). PINs are read
-with getpass unless --pin is given, and stored hashed (directory.hash_pin).
+with getpass on a terminal, or from --pin-stdin / --pin-file (scripts) or --pin, and stored
+hashed (directory.hash_pin).
 """
 from __future__ import annotations
 
 import asyncio
 import getpass
+import sys
 import time
 
 from ccengine.agents.directory import (AgentDirectory, AgentRecord, BadAgentValue, check_number,
                                        hash_pin, parse_queue_spec)
 from ccengine.agents.state import AgentStateStore, MemberState, effective
+from ccengine.cli import output
 from ccengine.cli import support as cli_support
 from ccengine.cli.support import wait
 
@@ -26,25 +29,42 @@ def register(subparsers, config_arg) -> None:
     p.add_argument("--queues", required=True, help="queue[:penalty],... e.g. inbound:0,complaint:1")
     p.add_argument("--languages", default="", help="languages the agent speaks, e.g. zh,en")
     p.add_argument("--name", default="", help="for supervisors only; never announced")
-    p.add_argument("--pin", help="the PIN (asked for when omitted)")
-    command("list", cmd_list, "list agents")
+    _pin_options(p)
+    output.add_json_option(command("list", cmd_list, "list agents"))
     p = command("set-pin", cmd_set_pin, "set an agent's PIN (and unlock them)")
     p.add_argument("number")
-    p.add_argument("--pin")
+    _pin_options(p)
     p = command("set-queues", cmd_set_queues, "set an agent's queues and penalties")
     p.add_argument("number")
     p.add_argument("--queues", required=True)
     p = command("remove", cmd_remove, "remove an agent (must be logged out)")
     p.add_argument("number")
-    command("status", cmd_status, "live state of logged-in agents per queue")
+    output.add_json_option(command("status", cmd_status, "live state of logged-in agents per queue"))
     p = command("allow-pause", cmd_allow_pause, "let an agent's next pause pass the staffing guard")
     p.add_argument("number")
     p.add_argument("--minutes", type=int, default=15)
 
 
+def _pin_options(parser) -> None:
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument("--pin", help="the PIN (visible in `ps`: prefer --pin-stdin or --pin-file)")
+    how.add_argument("--pin-stdin", action="store_true",
+                     help="read the PIN from the first line of standard input")
+    how.add_argument("--pin-file", help="read the PIN from the first line of this file")
+
+
 def _pin(args) -> str:
+    """The PIN from --pin, --pin-stdin, --pin-file, else asked twice on a terminal."""
     if args.pin:
         return args.pin
+    if args.pin_stdin:
+        return sys.stdin.readline().strip()
+    if args.pin_file:
+        with open(args.pin_file, encoding="utf-8") as handle:
+            return handle.readline().strip()
+    if not sys.stdin.isatty():
+        raise BadAgentValue("no PIN given and no terminal to ask on: use --pin-stdin or "
+                            "--pin-file")
     first = getpass.getpass("PIN: ")
     if getpass.getpass("PIN again: ") != first:
         raise BadAgentValue("the two PINs differ")
@@ -76,10 +96,12 @@ async def cmd_add(args, conn, config) -> int:
 
 @_run
 async def cmd_list(args, conn, config) -> int:
+    rows = []
     for record, logged_in in await wait(AgentDirectory(conn).records()):
         queues = ",".join(f"{q}:{p}" for q, p in sorted(record.queues.items()))
-        print(f"{record.number}\t{queues}\t{','.join(record.languages) or '-'}\t"
-              f"{'logged in' if logged_in else 'logged out'}\t{record.name}")
+        rows.append((record.number, queues, ",".join(record.languages),
+                     "logged in" if logged_in else "logged out", record.name))
+    output.table(("agent", "queues", "languages", "login", "name"), rows, args.json)
     return 0
 
 
@@ -114,8 +136,10 @@ async def cmd_remove(args, conn, config) -> int:
     result = await wait(AgentDirectory(conn).remove(number))
     if result == "logged_in":
         raise BadAgentValue(f"agent {number} is logged in; log out from the phone first")
-    print(f"agent {number}: {'removed' if result == 'removed' else 'not found'}")
-    return 0 if result == "removed" else 1
+    if result != "removed":
+        raise BadAgentValue(f"no agent {number}")
+    print(f"agent {number}: removed")
+    return 0
 
 
 @_run
@@ -123,14 +147,16 @@ async def cmd_status(args, conn, config) -> int:
     now = time.time()
     sessions = await wait(AgentDirectory(conn).sessions())
     states = AgentStateStore(conn)
+    rows = []
     for number, session in sessions.items():
         per_queue = await wait(states.get(number))
         for queue in sorted(session.queues):
             ms = per_queue.get(queue) or MemberState("logged_out")
             state = effective(ms, now, config.agents.wrapup_seconds)
-            since = time.strftime("%H:%M:%S", time.localtime(ms.since)) if ms.since else "-"
-            reason = f" ({ms.reason})" if state == "paused" and ms.reason else ""
-            print(f"{number}\t{session.phone}\t{queue}\t{state}{reason}\tsince {since}")
+            since = time.strftime("%H:%M:%S", time.localtime(ms.since)) if ms.since else ""
+            rows.append((number, session.phone, queue, state,
+                         ms.reason if state == "paused" else "", since))
+    output.table(("agent", "phone", "queue", "state", "reason", "since"), rows, args.json)
     return 0
 
 

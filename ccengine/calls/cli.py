@@ -10,8 +10,9 @@ import sys
 
 from ccengine.calls.customers import CustomerStore
 from ccengine.calls.sources import NUMBER_RE, read_list
+from ccengine.cli import output
 from ccengine.cli import support as cli_support
-from ccengine.cli.support import wait
+from ccengine.cli.support import CommandError, wait
 
 
 def register(subparsers, config_arg) -> None:
@@ -33,22 +34,22 @@ def register(subparsers, config_arg) -> None:
     p = command("import", cmd_import, "load a blocklist or VIP file")
     p.add_argument("kind", choices=("blocklist", "vip"))
     p.add_argument("file")
-    command("list", cmd_list, "list VIPs and blocked numbers")
+    p = command("list", cmd_list, "list customers (known and VIP) and blocked numbers")
+    p.add_argument("--limit", type=int, default=10000, help="at most this many customer records")
+    output.add_json_option(p)
 
 
 def _numbers(values) -> list[str]:
     bad = [v for v in values if not NUMBER_RE.fullmatch(v)]
     if bad:
-        print(f"not a phone number: {', '.join(repr(b[:40]) for b in bad)}", file=sys.stderr)
-        raise SystemExit(2)
+        raise CommandError(f"not a phone number: {', '.join(repr(b[:40]) for b in bad)}")
     return list(values)
 
 
 async def cmd_add(args, conn, config) -> int:
     number = _numbers([args.number])[0]
     if args.language and args.language not in config.company.languages:
-        print(f"language must be one of {', '.join(config.company.languages)}", file=sys.stderr)
-        return 2
+        raise CommandError(f"the language must be one of {', '.join(config.company.languages)}")
     tier = "vip" if args.vip else "known"
     await wait(CustomerStore(conn).put_customer(number, args.name, tier, args.language))
     print(f"{number}: {tier}")
@@ -75,26 +76,27 @@ async def cmd_unblock(args, conn, config) -> int:
 
 
 async def cmd_import(args, conn, config) -> int:
-    """Load a file through the same store calls as the engine's caller lists at start."""
+    """Load a file through the same store calls as the engine's caller lists at start. Lines
+    that are not numbers are listed and skipped; the rest is loaded (exit 1 if any was bad)."""
+    with open(args.file, "rb"):
+        pass        # a file that cannot be opened at all is a usage error (exit 2), not a line
     parsed = read_list(args.file, with_names=(args.kind == "vip"))
     for problem in parsed.problems:
         print(problem, file=sys.stderr)
-    if not parsed.entries and parsed.problems:
-        return 1
     customers = CustomerStore(conn)
-    if args.kind == "blocklist":
+    if parsed.entries and args.kind == "blocklist":
         await wait(customers.block([n for n, _ in parsed.entries]))
-    else:
+    elif parsed.entries:
         await wait(customers.mark_vips(parsed.entries))
-    print(f"{len(parsed.entries)} {args.kind} entr{'y' if len(parsed.entries) == 1 else 'ies'} "
-          f"loaded from {args.file}, {len(parsed.problems)} problem(s)")
-    return 0
+    count = len(parsed.entries)
+    print(f"{count} {args.kind} entr{'y' if count == 1 else 'ies'} loaded from {args.file}; "
+          f"{len(parsed.problems)} line(s) refused.")
+    return output.INPUT_PROBLEMS if parsed.problems else output.OK
 
 
 async def cmd_list(args, conn, config) -> int:
-    vips, blocked = await wait(CustomerStore(conn).listing())
-    for number, name in vips:
-        print(f"vip      {number}  {name}")
-    for number in blocked:
-        print(f"blocked  {number}")
-    return 0
+    rows = await wait(CustomerStore(conn).listing(args.limit))
+    output.table(("number", "tier", "name", "language", "blocked"),
+                 [(n, t, name, lang, "yes" if blocked else "no")
+                  for n, t, name, lang, blocked in rows], args.json)
+    return output.OK

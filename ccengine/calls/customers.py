@@ -126,12 +126,31 @@ class CustomerStore:
                 await p.execute()
         return self.conn.call(op)
 
-    def listing(self) -> Deferred:
-        """Fires with ([(vip number, name)], [blocked number]), each sorted."""
+    def listing(self, limit: int = 10000) -> Deferred:
+        """Fires with [(number, tier, name, language, blocked)] by number: every customer
+        record (known and VIP, found by SCAN: an admin's command, not the call path), every VIP
+        and every blocked number; at most `limit` customer records."""
         async def op(r):
-            vips = sorted(await r.smembers(keys.VIP))
-            names = [await r.hget(keys.customer(n), "name") or "" for n in vips]
-            return list(zip(vips, names)), sorted(await r.smembers(keys.BLOCKLIST))
+            vips = set(await r.smembers(keys.VIP))
+            blocked = set(await r.smembers(keys.BLOCKLIST))
+            records: dict[str, dict] = {}
+            async for key in r.scan_iter(match=keys.customer_pattern(), count=500):
+                number = key.rsplit(":", 1)[-1]
+                if len(records) >= limit:
+                    break
+                records[number] = await r.hgetall(key)
+            out = []
+            for number in sorted(set(records) | vips | blocked):
+                record = records.get(number, {})
+                if number in vips or record.get("tier") == "vip":
+                    tier = "vip"
+                elif record.get("tier") == "known" or record.get("name"):
+                    tier = "known"
+                else:
+                    tier = "-"
+                out.append((number, tier, record.get("name", ""), record.get("language", ""),
+                            number in blocked))
+            return out
         return self.conn.call(op)
 
     def is_blocked(self, number: str) -> Deferred:

@@ -27,8 +27,11 @@ def read_list(path: str | Path, with_names: bool) -> CallerList:
     out = CallerList()
     try:
         text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        out.problems.append(f"{path}: cannot read: {exc}")
+    except OSError as exc:
+        out.problems.append(f"{path}: cannot read: {exc.strerror or exc}")
+        return out
+    except UnicodeDecodeError:
+        out.problems.append(f"{path}: cannot read: not UTF-8 text")
         return out
     # Split on \n only: str.splitlines() also splits on \x0b, \x1c and U+2028 (STYLE.md).
     for n, line in enumerate(text.split("\n"), 1):

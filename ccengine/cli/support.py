@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 from twisted.internet.defer import Deferred
 
+from ccengine.cli import output
 from ccengine.config import Config, ConfigError, load_config
 from ccengine.store.base import RedisConnection, StoreUnavailable
 from ccengine.store.embedded import URL_FILE, redis_answers
@@ -81,11 +82,21 @@ async def wait(result: Any) -> Any:
     return await d.asFuture(asyncio.get_running_loop())
 
 
+class CommandError(Exception):
+    """A refusal with its message and exit code (cli/output.py: 1 input problems, 2 usage or
+    not found)."""
+
+    def __init__(self, message: str, exit_code: int = 2):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 def store_command(group: str, user_errors: tuple[type[Exception], ...] = ()) -> Callable:
     """Wrap `async func(args, conn, config)` as a CLI command: load the configuration, open a
-    RedisConnection to the Redis the engine uses, run the command through the stores. Exit 2 on
-    a configuration or user error (`user_errors`), 3 when Redis fails; messages go to stderr,
-    prefixed `ccengine <group>:`."""
+    RedisConnection to the Redis the engine uses, run the command through the stores. Exit codes
+    are cli/output.py's: 2 on a configuration or user error (CommandError, `user_errors`), 3
+    when Redis fails, quiet on a closed pipe; messages go to stderr, prefixed
+    `ccengine <group>:`."""
     def wrap(func: Callable) -> Callable[[argparse.Namespace], int]:
         def run(args: argparse.Namespace) -> int:
             config = config_or_report(args, f"ccengine {group}: ")
@@ -100,12 +111,20 @@ def store_command(group: str, user_errors: tuple[type[Exception], ...] = ()) -> 
                     await conn.aclose()
             try:
                 return _run_to_completion(main)
-            except user_errors as exc:
+            except (CommandError, *user_errors) as exc:
                 print(f"ccengine {group}: {exc}", file=sys.stderr)
-                return 2
+                return getattr(exc, "exit_code", output.USAGE)
             except StoreUnavailable as exc:
-                print(f"ccengine {group}: Redis: {exc}", file=sys.stderr)
-                return 3
+                print(f"ccengine {group}: Redis is unreachable: {exc}", file=sys.stderr)
+                return output.REDIS
+            except BrokenPipeError:
+                output.quiet_on_closed_pipe()
+                return output.OK
+            except OSError as exc:      # an input file the command was given
+                where = f"{exc.filename}: " if exc.filename else ""
+                print(f"ccengine {group}: cannot read {where}{exc.strerror or exc}",
+                      file=sys.stderr)
+                return output.USAGE
         return run
     return wrap
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from typing import Any
 
@@ -19,8 +18,9 @@ from ccengine.complaints.metrics import ComplaintMetrics
 from ccengine.complaints.service import Complaints
 from ccengine.complaints.store import TicketStore
 from ccengine.complaints.tickets import LEVELS, STATES, TicketError, TicketNotFound
+from ccengine.cli import output
 from ccengine.cli import support as cli_support
-from ccengine.cli.support import wait
+from ccengine.cli.support import CommandError, wait
 
 
 class _WallClock:
@@ -78,9 +78,10 @@ async def run(args: argparse.Namespace, conn: Any, config: Any) -> int:
             ticket = await wait(complaints.resolve(args.ticket, args.outcome, args.by))
         else:
             ticket = await wait(complaints.close(args.ticket, args.by, args.note))
-    except (TicketError, TicketNotFound) as exc:
-        print(f"ccengine complaints: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+    except TicketNotFound as exc:
+        raise CommandError(f"no ticket {exc}") from None
+    except TicketError as exc:
+        raise CommandError(f"ticket {getattr(args, 'ticket', '')}: {exc}") from None
     _print_ticket(ticket, args.json)
     return 0
 
@@ -89,10 +90,9 @@ def _print_list(found: list, as_json: bool) -> None:
     if as_json:
         print(json.dumps([t.to_json() for t in found], ensure_ascii=False, indent=1))
         return
-    print(f"{'id':>6}  {'state':9} {'level':10} {'owner':10} {'number':16} deadline")
-    for t in found:
-        print(f"{t.id:>6}  {t.state:9} {t.level:10} {t.owner or '-':10} {t.number or '-':16} "
-              f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(t.deadline))}")
+    output.table(("id", "state", "level", "owner", "number", "deadline"),
+                 [(t.id, t.state, t.level, t.owner, t.number,
+                   time.strftime("%Y-%m-%d %H:%M", time.localtime(t.deadline))) for t in found])
 
 
 def _print_ticket(ticket: Any, as_json: bool) -> None:

@@ -5,16 +5,21 @@ store the engine's dialler uses, cli/support.py's store_command).
 `number` (required), `due` (ISO date-time with offset, or empty = now), `timezone` (empty =
 the customer record's, else the centre's), `queue`, `language`. Every row is checked like a
 callback number (waiting.numbers) before it becomes a job; refused rows are listed with their
-line and reason and nothing else about them is written.
+line and reason and nothing else about them is written. Numbers on the blocklist or the
+do-not-call list are skipped and listed. Loading is idempotent: a row's job id is derived from
+kind, campaign, number, due time and queue (`row_job_id`), so loading a file again adds only
+the rows that are new.
 """
 from __future__ import annotations
 
 import csv
+import hashlib
 import sys
 import time
 from datetime import datetime, UTC
 
 from ccengine.calls.customers import CustomerStore
+from ccengine.cli import output
 from ccengine.cli import support as cli_support
 from ccengine.cli.support import wait
 from ccengine.outbound.jobs import KINDS, JobStore, new_job
@@ -41,13 +46,14 @@ def register(subparsers, config_arg) -> None:
     p = command("list", cmd_list, "list waiting jobs, earliest first")
     p.add_argument("--kind", choices=KINDS)
     p.add_argument("--limit", type=int, default=50)
+    output.add_json_option(p)
     for name, func in (("pause", cmd_pause), ("resume", cmd_resume)):
         p = command(name, func, f"{name} dialling (one kind or all)")
         p.add_argument("kind", choices=(*KINDS, "all"))
     command("stats", cmd_stats, "jobs waiting, outside the window, in flight; paused kinds")
 
 
-_run = cli_support.store_command("outbound", (CampaignError, OSError))
+_run = cli_support.store_command("outbound", (CampaignError,))
 
 
 def parse_row(row: dict, line: int, config, now: float) -> dict:
@@ -73,7 +79,8 @@ def parse_row(row: dict, line: int, config, now: float) -> dict:
     language = (row.get("language") or "").strip()
     if language and language not in config.company.languages:
         raise CampaignError(f"line {line}: language is not configured")
-    return {"number": number, "due": due, "tz": tz, "queue": queue, "language": language}
+    return {"number": number, "due": due, "tz": tz, "queue": queue, "language": language,
+            "line": line, "due_given": bool(due_text)}
 
 
 async def cmd_load(args, conn, config) -> int:
@@ -94,29 +101,49 @@ async def cmd_load(args, conn, config) -> int:
             except CampaignError as exc:
                 refused.append(str(exc))
     jobs, customers = JobStore(conn), CustomerStore(conn)
-    loaded = 0
+    loaded = again = 0
+    skipped = []
     for values in rows:
-        tz = values["tz"] or await wait(customers.timezone(values["number"]))
+        number = values["number"]
+        if await wait(customers.is_blocked(number)) or await wait(jobs.do_not_call(number)):
+            skipped.append(f"line {values['line']}: {number} is on the blocklist or the "
+                           "do-not-call list")
+            continue
+        tz = values["tz"] or await wait(customers.timezone(number))
         if not valid_zone(tz):
             tz = config.company.timezone
-        job_id = await wait(jobs.next_id(PREFIX[args.kind]))
-        job = new_job(job_id, args.kind, values["number"], values["due"], tz,
-                      origin=f"campaign:{campaign}", queue=values["queue"],
+        job = new_job(row_job_id(args.kind, campaign, values), args.kind, number,
+                      values["due"], tz, origin=f"campaign:{campaign}", queue=values["queue"],
                       language=values["language"])
-        loaded += int(await wait(jobs.add(job)))
+        if await wait(jobs.add(job)):
+            loaded += 1
+        else:
+            again += 1
     for message in refused:
         print(f"refused: {message}", file=sys.stderr)
-    print(f"loaded {loaded} {args.kind} job(s) from {args.file}; refused {len(refused)}")
-    return 0 if not refused else 1
+    for message in skipped:
+        print(f"skipped: {message}", file=sys.stderr)
+    print(f"Loaded {loaded} {args.kind} job(s) from {args.file}; {again} already loaded before, "
+          f"{len(skipped)} skipped (blocklist or do-not-call), {len(refused)} refused.")
+    return output.INPUT_PROBLEMS if refused else output.OK
+
+
+def row_job_id(kind: str, campaign: str, values: dict) -> str:
+    """The job id of one campaign row: the same kind, campaign, number, due time and queue give
+    the same id, so loading a file twice dials nobody twice (while the job is kept: waiting,
+    or 30 days after it finished)."""
+    due_second = int(values["due"]) if values["due_given"] else "now"
+    text = f"{kind}|{campaign}|{values['number']}|{due_second}|{values['queue']}"
+    return f"{PREFIX[kind]}-{hashlib.sha256(text.encode()).hexdigest()[:20]}"
 
 
 async def cmd_list(args, conn, config) -> int:
     kinds = [args.kind] if args.kind else list(KINDS)
-    print(f"{'due (UTC)':<20} {'kind':<9} {'id':<16} {'number':<16} attempts last")
-    for due, job in await wait(JobStore(conn).waiting(kinds, args.limit)):
-        when = datetime.fromtimestamp(due, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        print(f"{when:<20} {job.kind:<9} {job.id:<16} {job.number:<16} "
-              f"{job.attempts:>8} {job.last_outcome}")
+    rows = [(datetime.fromtimestamp(due, UTC).strftime("%Y-%m-%d %H:%M:%S"), job.kind, job.id,
+             job.number, job.attempts, job.last_outcome)
+            for due, job in await wait(JobStore(conn).waiting(kinds, args.limit))]
+    output.table(("due_utc", "kind", "id", "number", "attempts", "last_outcome"), rows,
+                 args.json)
     return 0
 
 

@@ -178,10 +178,9 @@ class JobStore:
         return d.addCallback(lambda reply: (int(reply[0]), list(reply[1])))
 
     # --- administration (ccengine outbound ...) ---------------------------------------------
-    def next_id(self, prefix: str) -> Deferred:
-        """A new job id `<prefix>-<n>` from the outbound sequence."""
-        return self.conn.call(lambda r: r.incr(keys.OUTBOUND_SEQ)).addCallback(
-            lambda n: f"{prefix}-{n}")
+    def do_not_call(self, number: str) -> Deferred:
+        """True when `number` is on the do-not-call list."""
+        return self.conn.call(lambda r: r.sismember(keys.DNC, keys.number_part(number)))
 
     def pause(self, kind: str) -> Deferred:
         """Stop claiming jobs of `kind` (calls in progress finish normally)."""

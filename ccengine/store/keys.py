@@ -34,6 +34,11 @@ def customer(number: str) -> str:
     return f"{PREFIX}customer:{number_part(number)}"
 
 
+def customer_pattern() -> str:
+    """SCAN pattern of every customer hash (admin listings only)."""
+    return f"{PREFIX}customer:*"
+
+
 BLOCKLIST = f"{PREFIX}blocklist"          # set of numbers
 VIP = f"{PREFIX}vip"                      # set of numbers
 
@@ -213,7 +218,6 @@ def outbound_agent_hold(agent: str) -> str:
     return f"{PREFIX}outbound:hold:{number_part(agent)}"
 
 
-OUTBOUND_SEQ = f"{PREFIX}outbound:seq"                 # counter for campaign/survey job ids
 OUTBOUND_PROCESSING = f"{PREFIX}outbound:processing"   # sorted set: claimed ids, score = lease end
 OUTBOUND_INFLIGHT = f"{PREFIX}outbound:inflight"       # hash: ChannelId -> job id (Originate sent)
 OUTBOUND_RATE = f"{PREFIX}outbound:rate"               # sorted set: dial starts (member = ChannelId)

@@ -38,10 +38,19 @@ def test_add_list_set_pin_set_queues_status_and_remove(redis_url, capsys):
     capsys.readouterr()
     assert run("list", *url) == 0 and "1023\tinbound:3\tzh\tlogged in\tLi Lei" in capsys.readouterr().out
     assert run("status", *url) == 0
-    assert "1023\t1003\tinbound\tpaused (meal)" in capsys.readouterr().out
+    assert capsys.readouterr().out == ("agent\tphone\tqueue\tstate\treason\tsince\n"
+                                       "1023\t1003\tinbound\tpaused\tmeal\t-\n")
     assert run("remove", "1023", *url) == 2
     assert run("allow-pause", "1023", "--minutes", "5", *url) == 0
     assert 0 < r.ttl("cc:agent:pauseok:1023") <= 300
     r.srem("cc:agents:logged_in", "1023")
     assert run("remove", "1023", *url) == 0
     assert not r.exists("cc:agent:1023") and not r.sismember("cc:agents", "1023")
+    # Not found is a usage error (2) like set-pin's, with a sentence; empty lists say so.
+    capsys.readouterr()
+    assert run("remove", "1023", *url) == 2 and "no agent 1023" in capsys.readouterr().err
+    assert run("set-pin", "1023", "--pin", "1111", *url) == 2
+    capsys.readouterr()
+    assert run("list", *url) == 0 and capsys.readouterr().out == \
+        "agent\tqueues\tlanguages\tlogin\tname\n(none)\n"
+    assert run("status", "--json", *url) == 0 and capsys.readouterr().out == "[]\n"

@@ -64,11 +64,17 @@ def test_callers_cli_blocks_adds_vips_and_refuses_hostile_numbers(redis_url, tmp
     assert bad.returncode == 2 and "not a phone number" in bad.stderr
     assert ccengine(redis_url, "callers", "unblock", "13900000000").returncode == 0
     assert not sync.sismember("cc:blocklist", "13900000000")
+    assert ccengine(redis_url, "callers", "add", "13800000002", "--name", "Li Lei").returncode == 0
     listing = ccengine(redis_url, "callers", "list")
-    assert "vip      13800000001  Han Meimei" in listing.stdout
+    # Known customers are listed too, with a header line.
+    assert listing.stdout == ("number\ttier\tname\tlanguage\tblocked\n"
+                              "13800000001\tvip\tHan Meimei\ten\tno\n"
+                              "13800000002\tknown\tLi Lei\t-\tno\n")
     (tmp_path / "block.txt").write_text("13900000005\nbad\n")
     imported = ccengine(redis_url, "callers", "import", "blocklist", str(tmp_path / "block.txt"))
-    assert imported.returncode == 0 and "1 blocklist entry loaded" in imported.stdout
+    # The good line is loaded; the refused one makes the exit 1 ("problems in the input").
+    assert imported.returncode == 1 and "1 blocklist entry loaded" in imported.stdout
+    assert "bad" in imported.stderr
     assert sync.smembers("cc:blocklist") == {"13900000005"}
     sync.close()
 

@@ -44,10 +44,10 @@ def test_list_assign_resolve_show_and_refusals(redis_url):
     code, out, _ = ccengine("complaints", "resolve", "1", "refund granted", *url, "--json")
     assert code == 0 and json.loads(out)["state"] == "resolved"
     code, _, err = ccengine("complaints", "resolve", "1", "again", *url)
-    assert code == 1 and "resolved" in err
+    assert code == 2 and "resolved" in err
     code, _, err = ccengine("complaints", "assign", "1", "bad owner", *url)
-    assert code == 1 and "owner" in err
+    assert code == 2 and "owner" in err
     code, _, err = ccengine("complaints", "show", "99", *url)
-    assert code == 1 and "TicketNotFound" in err
+    assert code == 2 and err == "ccengine complaints: no ticket 99\n"
     code, out, _ = ccengine("complaints", "show", "1", *url)
     assert code == 0 and "resolved" in out and "followup_scheduled" in out
