@@ -48,8 +48,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config is None:
         print("ccengine: refusing to start with a broken configuration", file=sys.stderr)
         return 2
+    from twisted.internet.error import CannotListenError
+
     from ccengine import app  # imports the reactor: only for `run`
-    return app.run(config)
+    from ccengine.store.embedded import EmbeddedRedisError
+    # A failed start is one line that says what and where, and exit 2; app.run has already
+    # stopped what it started (the private redis-server).
+    try:
+        return app.run(config)
+    except CannotListenError as exc:
+        reason = getattr(exc.socketError, "strerror", None) or exc.socketError
+        print(f"ccengine: cannot listen on {exc.interface or '*'}:{exc.port}: {reason} "
+              "(another engine running? check fastagi.port and http.port)", file=sys.stderr)
+    except EmbeddedRedisError as exc:
+        print(f"ccengine: cannot start the private redis-server: {exc}", file=sys.stderr)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"ccengine: cannot start: {where}{exc.strerror or exc}", file=sys.stderr)
+    return 2
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -339,7 +339,38 @@ def _cross_checks(config: Config) -> list[str]:
     for name in ("inbound",):
         if name not in queues:
             out.append(f"queues.{name}: required (the dialplan's fallback queue)")
+    out += _port_clashes(config)
+    out += _catalogue_problems(config)
     return out
+
+
+def _port_clashes(config: Config) -> list[str]:
+    """Two of the engine's listeners on one port and overlapping addresses cannot both start."""
+    listeners = [("fastagi", config.fastagi.bind, config.fastagi.port),
+                 ("http", config.http.bind, config.http.port)]
+    out = []
+    for i, (name, bind, port) in enumerate(listeners):
+        for other, other_bind, other_port in listeners[i + 1:]:
+            overlap = bind == other_bind or "0.0.0.0" in (bind, other_bind) or \
+                "::" in (bind, other_bind)
+            if port == other_port and overlap:
+                out.append(f"{other}.port: {other_port} is also {name}.port on an overlapping "
+                           "address; each listener needs its own port")
+    return out
+
+
+def _catalogue_problems(config: Config) -> list[str]:
+    """The prompt catalogue the engine builds at start, with this configuration's texts."""
+    from ccengine.prompts.catalogue import CatalogueError, load_catalogue
+    try:
+        load_catalogue(config.prompts, company=config.company.name,
+                       languages=config.company.languages,
+                       default_language=config.company.default_language)
+    except CatalogueError as exc:
+        return list(exc.problems)
+    except ValueError as exc:       # a company section already reported above
+        return [f"prompts: {exc}"]
+    return []
 
 
 def load_config(path: str | Path | None) -> Config:

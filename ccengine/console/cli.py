@@ -9,6 +9,7 @@ import asyncio
 import getpass
 import sys
 
+from ccengine.cli import output
 from ccengine.cli import support as cli_support
 from ccengine.cli.support import wait
 from ccengine.console.accounts import (ROLES, Account, AccountStore, BadAccount, check_password,
@@ -32,7 +33,7 @@ def register(subparsers, config_arg) -> None:
     p.add_argument("--password-stdin", action="store_true")
     p = command("remove", cmd_remove, "remove an account (its sessions end at once)")
     p.add_argument("name")
-    command("list", cmd_list, "list the accounts")
+    output.add_json_option(command("list", cmd_list, "list the accounts"))
 
 
 def _password(args) -> str:
@@ -83,12 +84,13 @@ async def cmd_remove(args, conn, config) -> int:
 @_run
 async def cmd_list(args, conn, config) -> int:
     store = _store(conn, config)
+    rows = []
     for name in sorted(await wait(store.names())):
         found = await wait(store.get(name))
-        if found is None:
-            continue
-        account = found[0]
-        print(f"{account.name}\t{account.role}\tphone={account.phone or '-'}\t{account.display}")
+        if found is not None:
+            account = found[0]
+            rows.append((account.name, account.role, account.phone, account.display))
+    output.table(("user", "role", "phone", "display"), rows, args.json)
     return 0
 
 

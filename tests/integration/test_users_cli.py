@@ -48,7 +48,7 @@ def test_add_list_set_password_and_remove(redis_url, capsys):
     assert run("set-password", "nobody", "--password-stdin", *url, stdin="new password!\n") == 2
     capsys.readouterr()
     assert run("list", *url) == 0
-    assert capsys.readouterr().out == "li.na\tsupervisor\tphone=2001\tLi Na\n"
+    assert capsys.readouterr().out == "user\trole\tphone\tdisplay\nli.na\tsupervisor\t2001\tLi Na\n"
     assert run("remove", "li.na", *url) == 0
     assert not r.exists("cc:console:user:li.na") and not r.sismember("cc:console:users", "li.na")
     assert run("remove", "li.na", *url) == 2
