@@ -7,16 +7,21 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# espeak-ng and sox render the prompts (`ccengine prompts build`, the compose service "prompts").
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends espeak-ng sox libsox-fmt-base \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY ccengine ./ccengine
 RUN pip install . \
     && useradd --system --home-dir /var/lib/ccengine --shell /usr/sbin/nologin ccengine \
-    && mkdir -p /var/lib/ccengine /etc/ccengine \
-    && chown ccengine:ccengine /var/lib/ccengine
+    && mkdir -p /var/lib/ccengine /etc/ccengine /var/lib/ccengine-prompts \
+    && chown ccengine:ccengine /var/lib/ccengine /var/lib/ccengine-prompts
 
 USER ccengine
 WORKDIR /var/lib/ccengine
-# 4573 FastAGI (from Asterisk), 9480 HTTP: /metrics, /healthz, /api
+# 4573 FastAGI (from Asterisk), 9480 HTTP: /metrics, /healthz, /api, /console
 EXPOSE 4573 9480
 CMD ["ccengine", "run", "--config", "/etc/ccengine/ccengine.toml"]

@@ -57,12 +57,45 @@ def test_schema_rejects_a_broken_compose_file():
     assert list(jsonschema.validators.validator_for(schema)(schema).iter_errors(broken))
 
 
-def test_the_five_services_are_defined():
-    """Asterisk, Redis, the engine, Prometheus and Grafana are all in the stack."""
-    assert set(SERVICES) == {"asterisk", "redis", "engine", "prometheus", "grafana"}
+ONE_SHOT = {"prompts"}        # runs once and exits; what needs it waits for its success
 
 
-@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_the_services_are_defined():
+    """Asterisk, Redis, the engine, Prometheus and Grafana are all in the stack, and the
+    one-shot prompt builder."""
+    assert set(SERVICES) == {"asterisk", "redis", "engine", "prometheus", "grafana", "prompts"}
+
+
+def test_prompts_are_built_into_the_volume_asterisk_plays_them_from():
+    """The prompts service renders with the engine image into a volume; Asterisk starts after
+    it succeeded, mounts it, and links <lang>/ccengine into its sounds directory, where the
+    dialplan's STREAM FILE zh/ccengine/<name> looks."""
+    from ccengine.config import load_config
+    prompts, asterisk = SERVICES["prompts"], SERVICES["asterisk"]
+    assert prompts["image"] == SERVICES["engine"]["image"] and prompts["restart"] == "no"
+    assert prompts["command"][:3] == ["ccengine", "prompts", "build"]
+    out_dir = prompts["command"][prompts["command"].index("--sounds-dir") + 1]
+    assert ("prompts", out_dir) in volume_entries(prompts)
+    assert ("prompts", out_dir) in [(s, t.removesuffix(":ro")) for s, t in volume_entries(asterisk)]
+    assert asterisk["depends_on"]["prompts"]["condition"] == "service_completed_successfully"
+    entrypoint = " ".join(asterisk["entrypoint"])
+    languages = load_config(ROOT / "deploy" / "ccengine" / "ccengine.toml").company.languages
+    assert "for lang in " + " ".join(languages) + ";" in entrypoint
+    assert f"ln -sfn {out_dir}/$$lang/ccengine /var/lib/asterisk/sounds/$$lang/ccengine" in entrypoint
+
+
+def test_the_engine_image_has_what_prompts_build_runs():
+    """`prompts build` needs the tools its renderer calls (prompts/build.py: espeak-ng, sox and
+    sox's WAV support): the Dockerfile installs them."""
+    from ccengine.prompts.build import EspeakRenderer
+    renderer = EspeakRenderer()
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    install = re.search(r"apt-get install[^\n]*", dockerfile).group(0)
+    for tool in (renderer.espeak, renderer.sox, "libsox-fmt-base"):
+        assert f" {tool}" in install, tool
+
+
+@pytest.mark.parametrize("name", sorted(set(SERVICES) - ONE_SHOT))
 def test_every_service_has_a_healthcheck_and_restart_policy(name):
     """Each service has a real health check command and restarts after a crash."""
     service = SERVICES[name]
