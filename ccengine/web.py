@@ -127,13 +127,17 @@ class NotFound(Resource):
 
 
 class ApiRoot(Resource):
-    """A directory (/ and /api): its children, anything else is a JSON 404."""
+    """A directory (/ and /api): its children, anything else is a JSON 404; the directory
+    itself answers with the list of what it holds (no secret: the API's resources still ask
+    for the bearer token)."""
 
     def getChild(self, path: bytes, request: Request) -> Resource:
-        return NotFound()
+        return self if path == b"" else NotFound()
 
     def render(self, request: Request) -> bytes:
-        return NotFound().render(request)
+        base = request.path.rstrip(b"/").decode("ascii", "replace")
+        return json_body(request, {"resources": sorted(
+            f"{base}/{name.decode('ascii', 'replace')}" for name in self.children if name)})
 
 
 class BoundedRequest(Request):
@@ -151,8 +155,18 @@ class BoundedRequest(Request):
         super().handleContentChunk(data)
 
 
+class QuietSite(Site):
+    """A Site whose access log leaves out the paths scraped all day (`/metrics`, `/healthz`):
+    Prometheus and health checks would otherwise be most of the log."""
+    quiet_paths = frozenset({b"/metrics", b"/healthz"})
+
+    def log(self, request: Request) -> None:
+        if request.path not in self.quiet_paths:
+            super().log(request)
+
+
 def build_site(root: Resource, max_body_bytes: int) -> Site:
-    site = Site(root)
+    site = QuietSite(root)
     site.requestFactory = type(  # type: ignore[assignment]  # a Request subclass, made here
         "Request", (BoundedRequest,), {"max_body_bytes": max_body_bytes})
     return site

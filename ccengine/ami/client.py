@@ -25,6 +25,7 @@ from twisted.internet.protocol import Factory
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from ccengine.ami.metrics import AmiMetrics
 from ccengine.ami.protocol import (AmiActionError, AmiConnectionLost, AmiError, AmiProtocol,
@@ -57,8 +58,30 @@ class AmiLoginFailed(AmiError):
 
 def tcp_endpoint(reactor, settings: AmiSettings) -> IStreamClientEndpoint:
     """The endpoint app.py passes to AmiClient (the reactor is only known there)."""
-    return TCP4ClientEndpoint(reactor, settings.host, settings.port,
-                              timeout=settings.action_timeout)
+    return NamedEndpoint(TCP4ClientEndpoint(reactor, settings.host, settings.port,
+                                            timeout=settings.action_timeout),
+                         f"{settings.host}:{settings.port}")
+
+
+@implementer(IStreamClientEndpoint)
+class NamedEndpoint:
+    """An endpoint that says which AMI server it is: Twisted's ClientService logs its retries
+    with the endpoint's repr ("Scheduling retry 2 to connect AMI server 127.0.0.1:5038 in 1.0
+    seconds"), and a failed connection is logged here with its reason."""
+
+    def __init__(self, endpoint: IStreamClientEndpoint, server: str):
+        self.endpoint = endpoint
+        self.server = server
+
+    def __repr__(self) -> str:
+        return f"AMI server {self.server}"
+
+    def connect(self, factory: Any) -> Deferred:
+        def failed(failure: Any) -> Any:
+            log.warn("AMI {server}: cannot connect: {why}", server=self.server,
+                     why=failure.getErrorMessage() or failure.type.__name__)
+            return failure
+        return self.endpoint.connect(factory).addErrback(failed)
 
 
 class AmiClient(Service):

@@ -120,3 +120,51 @@ def test_startup_heap_is_frozen_and_later_garbage_still_collected():
     finally:
         gc.unfreeze()
         gc.set_threshold(*thresholds)
+
+
+def test_http_index_quiet_access_log_and_named_ami_retries(tmp_path, redis_url):
+    """`/` and `/api` list what exists; /metrics and /healthz are not in the access log; AMI
+    connection failures name the server and the reason (a real engine process, AMI port closed)."""
+    import json
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from ccengine.store.embedded import free_port
+    http, ami = free_port(), free_port()
+    config = tmp_path / "c.toml"
+    config.write_text(f'[redis]\nurl = "{redis_url}"\n[http]\nport = {http}\n'
+                      f'[fastagi]\nport = {free_port()}\n[ami]\nport = {ami}\n'
+                      'reconnect_initial = 0.1\nreconnect_max = 0.2\n', encoding="utf-8")
+    log = tmp_path / "engine.log"
+    engine = subprocess.Popen([sys.executable, "-m", "ccengine.cli", "run", "--config",
+                               str(config)], stdout=log.open("w"), stderr=subprocess.STDOUT,
+                              env={**__import__("os").environ, "CCENGINE_AMI_SECRET": "x"},
+                              cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{http}/", timeout=1) as answer:
+                    index = json.loads(answer.read())
+                break
+            except OSError:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+        assert index["resources"] == ["/api", "/console", "/healthz", "/metrics"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{http}/api", timeout=2) as answer:
+            assert json.loads(answer.read()) == {"resources": ["/api/complaints"]}
+        for path in ("/metrics", "/metrics", "/console"):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{http}{path}", timeout=2).read()
+            except OSError:
+                pass          # /healthz answers 503 without AMI; only the log matters here
+        time.sleep(1.0)
+    finally:
+        engine.terminate()
+        engine.wait(20)
+    text = log.read_text()
+    assert '"GET /console HTTP/1.1"' in text and '"GET /metrics' not in text
+    assert f"AMI 127.0.0.1:{ami}: cannot connect: Connection was refused" in text
+    assert f"to connect AMI server 127.0.0.1:{ami} in" in text
+    assert "TCP4ClientEndpoint object" not in text
