@@ -127,6 +127,8 @@ def build_service(config, reactor, redis_url: str):
         for callback in feature.on_ami_connected:
             if ami is not None:
                 ami.on_connected(callback)
+        health.features.update(feature.health)
+        ctx.on_reload.extend(feature.on_reload)
     factory.routes.update(routes)
     internet.TCPServer(config.http.port, build_site(root, config.http.max_body_bytes),
                        interface=config.http.bind).setServiceParent(top)
@@ -155,6 +157,18 @@ def tune_garbage_collector() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLD)
+
+
+def install_reload_signal(reactor, reloads: list) -> None:
+    """SIGHUP reloads what the engine reads from files (the caller lists) and never stops the
+    engine (a daemon's HUP by default kills the process: calls in the IVR would lose their route)."""
+    import signal
+
+    def reload() -> None:
+        log.info("SIGHUP: reloading the caller lists")
+        for callback in reloads:
+            callback()
+    signal.signal(signal.SIGHUP, lambda signum, frame: reactor.callFromThread(reload))
 
 
 def _ping_redis(redis) -> None:
@@ -217,7 +231,7 @@ def run(config) -> int:
     bridge_stdlib_logging()
     url, embedded = resolve_redis(config)
     try:
-        top, _ = build_service(config, reactor, url)
+        top, ctx = build_service(config, reactor, url)
         top.startService()
     except BaseException:
         # A failed start leaves nothing running: not the private redis-server either.
@@ -225,6 +239,7 @@ def run(config) -> int:
             embedded.stop()
         raise
     tune_garbage_collector()
+    install_reload_signal(reactor, ctx.on_reload)
     reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
     if embedded is not None:
         reactor.addSystemEventTrigger("after", "shutdown", embedded.stop)

@@ -34,6 +34,8 @@ class EngineContext:
     api_token: str | None = None
     # The one picture of Asterisk's queues and its AMI feed; None when AMI is disabled.
     queues: QueueFeed | None = None
+    # What SIGHUP runs (app.install_reload_signal), gathered from the features' on_reload.
+    on_reload: list[Callable[[], Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -43,3 +45,5 @@ class Feature:
     api: Mapping[str, Resource] = field(default_factory=dict)        # /api/<name>
     pages: Mapping[str, Resource] = field(default_factory=dict)      # /<name> (the console)
     on_ami_connected: list[Callable[[], Any]] = field(default_factory=list)
+    health: Mapping[str, Callable[[], bool]] = field(default_factory=dict)   # /healthz checks
+    on_reload: list[Callable[[], Any]] = field(default_factory=list)         # SIGHUP

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from collections.abc import Callable
 
@@ -24,10 +24,12 @@ class Health:
     redis_reachable: Callable[[], bool]
     fastagi_listening: Callable[[], bool]
     ami_required: bool = True
+    features: dict[str, Callable[[], bool]] = field(default_factory=dict)   # from the features
 
     def report(self) -> tuple[bool, dict[str, Any]]:
         checks = {"ami_connected": self.ami_connected(), "redis_reachable": self.redis_reachable(),
                   "fastagi_listening": self.fastagi_listening()}
+        checks.update({name: check() for name, check in self.features.items()})
         required = dict(checks) if self.ami_required else {
             k: v for k, v in checks.items() if k != "ami_connected"}
         return all(required.values()), checks
@@ -160,7 +162,7 @@ class QuietSite(Site):
     Prometheus and health checks would otherwise be most of the log."""
     quiet_paths = frozenset({b"/metrics", b"/healthz"})
 
-    def log(self, request: Request) -> None:
+    def log(self, request: Any) -> None:
         if request.path not in self.quiet_paths:
             super().log(request)
 

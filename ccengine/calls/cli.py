@@ -34,6 +34,7 @@ def register(subparsers, config_arg) -> None:
     p = command("import", cmd_import, "load a blocklist or VIP file")
     p.add_argument("kind", choices=("blocklist", "vip"))
     p.add_argument("file")
+    command("reload", cmd_reload, "load callers.blocklist_file and vip_file into Redis again")
     p = command("list", cmd_list, "list customers (known and VIP) and blocked numbers")
     p.add_argument("--limit", type=int, default=10000, help="at most this many customer records")
     output.add_json_option(p)
@@ -92,6 +93,20 @@ async def cmd_import(args, conn, config) -> int:
     print(f"{count} {args.kind} entr{'y' if count == 1 else 'ies'} loaded from {args.file}; "
           f"{len(parsed.problems)} line(s) refused.")
     return output.INPUT_PROBLEMS if parsed.problems else output.OK
+
+
+async def cmd_reload(args, conn, config) -> int:
+    """The engine's own loader (calls/feature.py) on the CLI's connection: the same files,
+    the same checks, and the marker that tells every engine the lists are in."""
+    from ccengine.calls.feature import CallerListsLoader
+    if not (config.callers.blocklist_file or config.callers.vip_file):
+        raise CommandError("no callers.blocklist_file or callers.vip_file in the configuration")
+    loader = CallerListsLoader(config.callers, CustomerStore(conn))
+    loaded = await wait(loader.load())
+    print(f"Caller lists loaded: {', '.join(f'{n} {k}' for k, n in loaded.items()) or 'none'}.")
+    if not loader.loaded:
+        raise CommandError("not every list could be loaded (see the messages above)", 1)
+    return output.OK
 
 
 async def cmd_list(args, conn, config) -> int:

@@ -133,7 +133,7 @@ class CustomerStore:
         async def op(r):
             vips = set(await r.smembers(keys.VIP))
             blocked = set(await r.smembers(keys.BLOCKLIST))
-            records: dict[str, dict] = {}
+            records = {}   # number -> customer hash
             async for key in r.scan_iter(match=keys.customer_pattern(), count=500):
                 number = key.rsplit(":", 1)[-1]
                 if len(records) >= limit:
@@ -152,6 +152,13 @@ class CustomerStore:
                             number in blocked))
             return out
         return self.conn.call(op)
+
+    def lists_marker(self) -> Deferred:
+        """True while Redis holds the marker of a complete caller-list load."""
+        return self.conn.call(lambda r: r.exists(keys.CALLER_LISTS_LOADED)).addCallback(bool)
+
+    def set_lists_marker(self) -> Deferred:
+        return self.conn.call(lambda r: r.set(keys.CALLER_LISTS_LOADED, "1"))
 
     def is_blocked(self, number: str) -> Deferred:
         return self.conn.call(lambda r: r.sismember(keys.BLOCKLIST, keys.number_part(number)))

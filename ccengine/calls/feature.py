@@ -32,47 +32,103 @@ def build(ctx: EngineContext, *, records: CallRecordStore,
     hotline = HotlineRoute(settings, customers, records, ctx.prompter,
                            HotlineMetrics(ctx.registry, config.queues), ctx.clock, writes,
                            closed_offer=closed_offer, repeat=repeat, availability=availability)
-    return Feature(routes={"hotline": hotline},
-                   services=[CallerListsLoader(config.callers, customers), writes])
+    metrics = hotline.metrics
+    lists = CallerListsLoader(config.callers, customers, ctx.clock, metrics)
+    if config.callers.block_from_file_when_redis_down:
+        hotline.file_blocklist = lambda: lists.file_blocklist
+    return Feature(routes={"hotline": hotline}, services=[lists, writes],
+                   health={"caller_lists_loaded": lambda: lists.loaded},
+                   on_reload=[lists.load])
 
 
 class CallerListsLoader(Service):
-    """Loads callers.blocklist_file and callers.vip_file into Redis when the engine starts.
+    """Keeps callers.blocklist_file and callers.vip_file in Redis, and heals them.
 
-    Bad lines are logged with their line numbers and skipped; a Redis that is down at start is
-    logged too (the lists are additive and already in Redis from earlier starts)."""
+    Loaded at start, on SIGHUP (app.py) and by `ccengine callers reload`; after each complete
+    load the marker key `cc:callerlists:loaded` is set. Every CHECK_INTERVAL seconds the
+    loader looks for the marker: a Redis that lost it (restarted empty, or unreachable when the
+    engine started) gets the lists again. Bad lines are logged with their line numbers and
+    skipped. The blocklist file is also kept in memory: while Redis cannot answer, a caller on
+    it is still refused (callers.block_from_file_when_redis_down, docs/records.md)."""
     log = Logger()
+    CHECK_INTERVAL = 10.0
 
-    def __init__(self, callers: CallersConfig, customers: CustomerStore):
+    def __init__(self, callers: CallersConfig, customers: CustomerStore, clock=None,
+                 metrics: HotlineMetrics | None = None):
         self.callers = callers
         self.customers = customers
+        self.clock = clock
+        self.metrics = metrics
         self.done = None
+        self.loaded = not (callers.blocklist_file or callers.vip_file)  # nothing to load
+        self.file_blocklist: frozenset[str] = frozenset()
+        self._timer = None
 
     def startService(self) -> None:
         super().startService()
         self.done = self.load()
+        if self.clock is not None and (self.callers.blocklist_file or self.callers.vip_file):
+            from twisted.internet.task import LoopingCall
+            self._timer = LoopingCall(self.check)
+            self._timer.clock = self.clock
+            self._timer.start(self.CHECK_INTERVAL, now=False)
+
+    def stopService(self) -> None:
+        super().stopService()
+        if self._timer is not None and self._timer.running:
+            self._timer.stop()
 
     def load(self):
         from twisted.internet.defer import Deferred
         return Deferred.fromCoroutine(self._load())
 
+    def check(self):
+        """Reload when the lists are not known to be in this Redis (marker missing)."""
+        from twisted.internet.defer import Deferred
+
+        async def look() -> None:
+            try:
+                present = await self.customers.lists_marker()
+            except StoreUnavailable:
+                self.loaded = False
+                return
+            if not present:
+                if self.loaded:
+                    self.log.warn("caller lists are gone from Redis (restarted empty?): "
+                                  "loading them again")
+                await self._load()
+        return Deferred.fromCoroutine(look())
+
     async def _load(self) -> dict[str, int]:
-        loaded = {}
+        loaded, complete = {}, True
         for kind, path in (("blocklist", self.callers.blocklist_file), ("vip", self.callers.vip_file)):
             if not path:
                 continue
             parsed = read_list(path, with_names=(kind == "vip"))
             for problem in parsed.problems:
                 self.log.warn("caller list: {problem}", problem=problem)
+            if kind == "blocklist":
+                self.file_blocklist = frozenset(n for n, _ in parsed.entries)
             try:
                 if kind == "blocklist":
                     await self.customers.block([n for n, _ in parsed.entries])
                 else:
                     await self.customers.mark_vips(parsed.entries)
-            except (StoreUnavailable, ValueError) as exc:   # reported, not fatal
+            except (StoreUnavailable, ValueError) as exc:   # reported, not fatal; retried
                 self.log.error("caller list {path} not loaded: {exc}", path=path, exc=exc)
+                complete = False
                 continue
             loaded[kind] = len(parsed.entries)
+            if self.metrics is not None:
+                self.metrics.list_entries.labels(kind).set(len(parsed.entries))
             self.log.info("caller list {path}: {n} {kind} entries", path=path,
                           n=len(parsed.entries), kind=kind)
+        if complete and loaded:
+            try:
+                await self.customers.set_lists_marker()
+            except StoreUnavailable:
+                complete = False
+        self.loaded = complete
+        if complete and loaded and self.metrics is not None and self.clock is not None:
+            self.metrics.lists_loaded.set(self.clock.seconds())
         return loaded

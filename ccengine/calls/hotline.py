@@ -88,6 +88,8 @@ class HotlineRoute:
         self.records = records
         self.prompter = prompter
         self.metrics = metrics
+        # The blocklist file's numbers, for when Redis cannot answer (calls/feature.py).
+        self.file_blocklist: Callable[[], frozenset[str]] = frozenset
         self.clock = clock
         self.writes = writes
         self.closed_offer = closed_offer
@@ -166,6 +168,12 @@ class HotlineRoute:
         try:
             return await self.customers.lookup(number, (index,) if index else ())
         except StoreUnavailable as exc:
+            if number in self.file_blocklist():
+                # Redis cannot say; the blocklist file can (callers.block_from_file_when_redis_down).
+                log.warn("caller lookup failed ({exc}); {n} is on the blocklist file: refused",
+                         exc=exc, n=number)
+                self.metrics.blocked_from_file.inc()
+                return CallerProfile(number=number, blocked=True)
             log.warn("caller lookup failed, treating the caller as new: {exc}", exc=exc)
             return CallerProfile(number=number)
 

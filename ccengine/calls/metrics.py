@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from ccengine.calls.routing import KIND_BY_DIGIT
 
@@ -31,6 +31,18 @@ class HotlineMetrics:
         self.menu_defaulted = Counter(
             "ccengine_menu_defaulted_total",
             "Callers sent to the default route because no menu key came within the budget",
+            registry=registry)
+        self.list_entries = Gauge(
+            "ccengine_caller_list_entries",
+            "Entries of the caller list files last loaded into Redis (list = blocklist, vip)",
+            ["list"], registry=registry)
+        self.lists_loaded = Gauge(
+            "ccengine_caller_lists_loaded_timestamp_seconds",
+            "When the caller list files were last loaded into Redis completely",
+            registry=registry)
+        self.blocked_from_file = Counter(
+            "ccengine_blocked_from_file_total",
+            "Callers refused by the in-memory blocklist file while Redis could not answer",
             registry=registry)
         for outcome in OUTCOMES:
             self.calls.labels(outcome)

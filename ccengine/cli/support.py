@@ -109,9 +109,10 @@ def store_command(group: str, user_errors: tuple[type[Exception], ...] = ()) -> 
                     return await func(args, conn, config)
                 finally:
                     await conn.aclose()
+            refusals: tuple[type[Exception], ...] = (CommandError, *user_errors)
             try:
                 return _run_to_completion(main)
-            except (CommandError, *user_errors) as exc:
+            except refusals as exc:
                 print(f"ccengine {group}: {exc}", file=sys.stderr)
                 return getattr(exc, "exit_code", output.USAGE)
             except StoreUnavailable as exc:

@@ -168,6 +168,9 @@ class CallersConfig:
     known_priority: int = 0
     blocklist_file: str = ""
     vip_file: str = ""
+    # While Redis cannot answer, refuse callers on the blocklist FILE (kept in memory); numbers
+    # blocked only with `ccengine callers block` are in Redis alone and get through then.
+    block_from_file_when_redis_down: bool = True
 
 
 @dataclass(frozen=True)

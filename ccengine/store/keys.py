@@ -39,6 +39,7 @@ def customer_pattern() -> str:
     return f"{PREFIX}customer:*"
 
 
+CALLER_LISTS_LOADED = f"{PREFIX}callerlists:loaded"   # set after the list files are loaded
 BLOCKLIST = f"{PREFIX}blocklist"          # set of numbers
 VIP = f"{PREFIX}vip"                      # set of numbers
 

@@ -85,3 +85,77 @@ def test_the_leftover_check_sees_a_running_private_redis(tmp_path):
         assert len(redis_servers_in(tmp_path)) == 1
     finally:
         server.stop()
+
+
+def engine_config(tmp_path, state):
+    config = tmp_path / f"c{free_port()}.toml"
+    config.write_text(f'[engine]\nstate_dir = "{state}"\n[http]\nport = {free_port()}\n'
+                      f'[fastagi]\nport = {free_port()}\n', encoding="utf-8")
+    return config
+
+
+def wait_for_url_file(state, proc, timeout=20.0):
+    import time
+    deadline = time.monotonic() + timeout
+    url = state / "redis" / "url"
+    while not url.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "engine did not start"
+        time.sleep(0.1)
+    return url.read_text().strip()
+
+
+def test_a_second_engine_on_the_same_state_dir_is_refused_and_changes_nothing(tmp_path):
+    """issue 19 point 1: one private redis-server per state dir. The second engine (other
+    ports) is refused with a sentence, starts no redis-server, and the url file still names
+    the first engine's Redis, which the CLI then writes to."""
+    import signal
+    state = tmp_path / "state"
+    first = subprocess.Popen([sys.executable, "-m", "ccengine.cli", "run", "--config",
+                              str(engine_config(tmp_path, state))], cwd=tmp_path,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = wait_for_url_file(state, first)
+        second = ccengine("run", "--config", str(engine_config(tmp_path, state)), cwd=tmp_path)
+        out = second.stdout + second.stderr
+        assert second.returncode == 2 and "is in use by another engine" in out, out
+        assert "Traceback" not in out
+        assert len(redis_servers_in(tmp_path)) == 1
+        assert (state / "redis" / "url").read_text().strip() == url
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(20)
+    assert redis_servers_in(tmp_path) == []
+
+
+def test_the_private_redis_dies_with_a_killed_engine_and_an_orphan_is_refused(tmp_path):
+    """SIGKILL of the engine takes its redis-server with it (parent-death signal); a
+    redis-server left on the data dir some other way is refused by name, not doubled."""
+    import signal
+    import time
+    state = tmp_path / "state"
+    engine = subprocess.Popen([sys.executable, "-m", "ccengine.cli", "run", "--config",
+                               str(engine_config(tmp_path, state))], cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_url_file(state, engine)
+    assert len(redis_servers_in(tmp_path)) == 1
+    engine.send_signal(signal.SIGKILL)
+    engine.wait(10)
+    deadline = time.monotonic() + 10
+    while redis_servers_in(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert redis_servers_in(tmp_path) == []
+    # An orphan: a redis-server on the data dir that no engine holds (started by hand here).
+    data = state / "redis"
+    orphan = subprocess.Popen(["redis-server", "--port", str(free_port()), "--dir", str(data),
+                               "--pidfile", str(data / "redis.pid"), "--appendonly", "yes"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while not (data / "redis.pid").exists():
+            time.sleep(0.05)
+        done = ccengine("run", "--config", str(engine_config(tmp_path, state)), cwd=tmp_path)
+        out = done.stdout + done.stderr
+        assert done.returncode == 2 and f"(pid {orphan.pid}) is still running" in out, out
+        assert redis_servers_in(tmp_path) == [str(orphan.pid)]
+    finally:
+        orphan.terminate()
+        orphan.wait(10)

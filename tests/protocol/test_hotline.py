@@ -368,3 +368,28 @@ async def test_queues_are_not_recorded_by_default(redis_url):
     await records_written(factory)
     assert "recording" not in sync_redis(redis_url).hgetall("cc:call:cclab-1795364563.8")
     await conn.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_blocklist_file_still_refuses_while_redis_cannot_answer(tmp_path):
+    """Redis down (nothing listens on its port): a caller on the blocklist FILE is refused
+    anyway (callers.block_from_file_when_redis_down, on by default), counted; another caller
+    is routed as new."""
+    from ccengine.store.embedded import free_port
+    (tmp_path / "block.txt").write_text("13900000003\n", encoding="utf-8")
+    config = parse_config({"callers": {"blocklist_file": str(tmp_path / "block.txt")},
+                           "redis": {"timeout": 0.3}})
+    factory, ctx = engine_context(f"redis://127.0.0.1:{free_port()}/0", now=MONDAY_10AM,
+                                  config=config, redis_timeout=0.3)
+    feature = calls_feature.build(ctx, records=records_for(ctx))
+    factory.routes.update(feature.routes)
+    loader = feature.services[0]
+    await loader.load()                     # reads the file; Redis refuses the write
+    assert not loader.loaded
+    blocked = await call(factory, callerid="13900000003", uniqueid="down-1")
+    assert blocked.variables["CC_ACTION"] == "hangup"
+    assert any(b"blocked" in c for c in blocked.commands)
+    assert ctx.registry.get_sample_value("ccengine_blocked_from_file_total") == 1
+    other = await call(factory, press_on_menu("1"), callerid="13900000004", uniqueid="down-2")
+    assert other.variables["CC_ACTION"] == "queue"
+    await ctx.redis.close()

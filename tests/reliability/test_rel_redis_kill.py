@@ -66,7 +66,9 @@ async def test_case11_sigkill_and_restart_keeps_every_acknowledged_write(tmp_pat
         await deferLater(reactor, AOF_WINDOW, lambda: None)
         server.kill()
         assert not redis_answers(server.host, server.port)
-        restarted = EmbeddedRedis(data_dir, port=server.port).start()
+        # The same engine starts its redis-server again on the same data dir and port (it
+        # still holds the directory's lock: store/embedded.py).
+        restarted = server.start()
 
         conn = RedisConnection(restarted.url, reactor=lane_reactor)
         customers, records, callbacks, tickets = stores(conn)

@@ -27,7 +27,7 @@ def test_config_user_and_redis_errors_get_their_exit_codes(tmp_path, capsys):
     assert refuse(good) == 2
     assert "ccengine demo: number not allowed" in capsys.readouterr().err
     assert ping(good) == 3
-    assert "ccengine demo: Redis:" in capsys.readouterr().err
+    assert "ccengine demo: Redis is unreachable: " in capsys.readouterr().err
 
 
 def test_a_store_command_runs_on_the_engines_stores(redis_url):
