@@ -148,6 +148,20 @@ return 'ok'
 """)
 
 
+# KEYS: agent lock, agent attempts, phone attempts. ARGV: limit, phone limit, window (s).
+_PIN_ATTEMPT = LuaScript("""
+local ttl = redis.call('TTL', KEYS[1])
+if ttl > 0 then return {'locked', ttl} end
+local phone = redis.call('INCR', KEYS[3])
+if phone == 1 then redis.call('EXPIRE', KEYS[3], ARGV[3]) end
+if phone > tonumber(ARGV[2]) then return {'phone', 0} end
+local n = redis.call('INCR', KEYS[2])
+if n == 1 then redis.call('EXPIRE', KEYS[2], ARGV[3]) end
+if n > tonumber(ARGV[1]) then return {'locked', redis.call('TTL', KEYS[2])} end
+return {'ok', n}
+""")
+
+
 class AgentDirectory:
     """Async access (Deferreds) to agent records, logins and the PIN lockout."""
 
@@ -288,25 +302,39 @@ class AgentDirectory:
             return max(int(ttl), 0)
         return self.conn.call(op)
 
-    def pin_failed(self, number: str, limit: int, lockout_seconds: int) -> Deferred:
-        """Count a wrong PIN; fires True when this one locks the agent (and resets the count)."""
+    def pin_attempt(self, number: str, phone: str, limit: int, phone_limit: int,
+                    window: int) -> Deferred:
+        """Reserve one PIN attempt, atomically, BEFORE the PIN is checked: fires with
+        ("ok", n) where n is this agent's attempt number in the window, ("locked", seconds
+        left) when the agent is locked or this attempt is past `limit`, or ("phone", 0) when
+        the phone made more than `phone_limit` attempts in the window (any agent numbers).
+        Simultaneous sessions cannot all pass the check before one failure is counted."""
+        return self.conn.script(
+            _PIN_ATTEMPT, [keys.agent_lock(number), keys.agent_pin_failures(number),
+                           keys.phone_pin_attempts(phone)],
+            [limit, phone_limit, window]).addCallback(lambda reply: (reply[0], int(reply[1])))
+
+    def pin_failed(self, number: str, attempt: int, limit: int, lockout_seconds: int) -> Deferred:
+        """After a wrong PIN on reserved attempt `attempt`: fires True when it locks the agent."""
+        if attempt < limit:
+            return self.conn.call(lambda r: r.ping()).addCallback(lambda _: False)
+
         async def op(r):
-            key = keys.agent_pin_failures(number)
-            async with r.pipeline(transaction=True) as p:
-                p.incr(key)
-                p.expire(key, lockout_seconds)
-                count, _ = await p.execute()
-            if count < limit:
-                return False
             async with r.pipeline(transaction=True) as p:
                 p.set(keys.agent_lock(number), "1", ex=lockout_seconds)
-                p.delete(key)
+                p.delete(keys.agent_pin_failures(number))
                 await p.execute()
             return True
         return self.conn.call(op)
 
-    def pin_ok(self, number: str) -> Deferred:
-        return self.conn.call(lambda r: r.delete(keys.agent_pin_failures(number)))
+    def pin_ok(self, number: str, phone: str) -> Deferred:
+        """A right PIN: the agent's count starts again, and the phone's attempt is given back."""
+        async def op(r):
+            async with r.pipeline(transaction=True) as p:
+                p.delete(keys.agent_pin_failures(number))
+                p.decr(keys.phone_pin_attempts(phone))
+                await p.execute()
+        return self.conn.call(op)
 
     def take_pause_override(self, number: str) -> Deferred:
         """True (once) when a supervisor allowed this agent's next pause."""

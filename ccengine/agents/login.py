@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+import secrets
 from typing import Any
 from collections.abc import Callable
 
@@ -23,13 +24,24 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
 from ccengine.agents.actions import MemberActions
-from ccengine.agents.directory import AGENT_NUMBER_RE, AgentSession, verify_pin
+from ccengine.agents.directory import AGENT_NUMBER_RE, AgentSession, hash_pin, verify_pin
 from ccengine.agents.state import MemberState
 from ccengine.ami.protocol import AmiError
 from ccengine.config import AgentsConfig
 from ccengine.store import keys
 
 log = Logger()
+
+
+_UNKNOWN_AGENT_HASH: list[str] = []
+
+
+def unknown_agent_hash() -> str:
+    """A PIN hash no PIN matches, checked for unknown agent numbers so that they cost the same
+    time as a wrong PIN (made once, on first use)."""
+    if not _UNKNOWN_AGENT_HASH:
+        _UNKNOWN_AGENT_HASH.append(hash_pin(f"{secrets.randbelow(10 ** 12):012d}"))
+    return _UNKNOWN_AGENT_HASH[0]
 
 
 def check_pin_in_thread(pin: str, stored: str) -> Deferred:
@@ -105,27 +117,35 @@ class FeatureCodes:
         if not number:
             self._attempt("no_input", "", phone)
             return await channel.acknowledge()
-        record = await self.directory.get(number) if AGENT_NUMBER_RE.fullmatch(number) else None
-        if record is None:
-            self._attempt("unknown_agent", number, phone)
-            return await self._done(channel, "agent_login_unknown", lang)
+        valid = AGENT_NUMBER_RE.fullmatch(number) is not None
+        record = await self.directory.get(number) if valid else None
         lang = self._language(channel, record)
-        locked = await self.directory.lock_remaining(number)
-        if locked:
-            self._attempt("locked", number, phone)
+        settings = self.settings
+        # The attempt is counted before the PIN is checked (one script): simultaneous sessions
+        # for one agent cannot all pass; one phone cannot try more than its own limit.
+        verdict, value = ("ok", 0)
+        if valid:
+            verdict, value = await self.directory.pin_attempt(
+                number, phone, settings.max_pin_failures, settings.max_pin_attempts_per_phone,
+                settings.lockout_seconds)
+        if verdict != "ok":
+            self._attempt("locked" if verdict == "locked" else "phone_limited", number, phone)
+            seconds = value if verdict == "locked" and value > 0 else settings.lockout_seconds
             return await self._done(channel, "agent_login_locked", lang,
-                                    lock_minutes=max(1, math.ceil(locked / 60)))
+                                    lock_minutes=max(1, math.ceil(seconds / 60)))
         pin = await self.prompter.ask(channel, "agent_login_enter_pin", lang, 12, self.timeout_ms)
-        if not await self.check_pin(pin, record.pin_hash):
-            now_locked = await self.directory.pin_failed(number, self.settings.max_pin_failures,
-                                                         self.settings.lockout_seconds)
-            if now_locked:
+        # An unknown agent number hears the same as a wrong PIN, after the same PIN question
+        # and the same hashing work: nobody learns which numbers exist.
+        right = await self.check_pin(pin, record.pin_hash if record else unknown_agent_hash())
+        if not right or record is None:
+            if valid and await self.directory.pin_failed(number, value, settings.max_pin_failures,
+                                                         settings.lockout_seconds):
                 self._attempt("locked", number, phone)
                 return await self._done(channel, "agent_login_locked", lang, lock_minutes=max(
-                    1, math.ceil(self.settings.lockout_seconds / 60)))
-            self._attempt("wrong_pin", number, phone)
-            return await self._done(channel, "agent_login_wrong_pin", lang)
-        await self.directory.pin_ok(number)
+                    1, math.ceil(settings.lockout_seconds / 60)))
+            self._attempt("wrong_pin" if record else "unknown_agent", number, phone)
+            return await self._done(channel, "agent_login_failed", lang)
+        await self.directory.pin_ok(number, phone)
         session = AgentSession(number, phone, self.interface(phone), self.clock.seconds(),
                                dict(record.queues))
         result = await self.directory.claim(session)

@@ -15,7 +15,7 @@ from prometheus_client.registry import Collector
 
 from ccengine.agents.state import AVAILABLE, STATES, effective
 
-LOGIN_RESULTS = ("ok", "already", "wrong_pin", "locked", "unknown_agent", "elsewhere",
+LOGIN_RESULTS = ("ok", "already", "wrong_pin", "locked", "unknown_agent", "phone_limited", "elsewhere",
                  "phone_in_use", "no_input", "not_a_phone", "error")
 PAUSE_RESULTS = ("paused", "refused_staffing", "invalid_reason", "not_logged_in", "error")
 

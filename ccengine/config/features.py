@@ -52,6 +52,7 @@ class AgentsConfig:
         "1": "break", "2": "meal", "3": "training", "4": "meeting", "5": "after-call work"})
     max_pin_failures: int = 3
     lockout_seconds: int = 300
+    max_pin_attempts_per_phone: int = 10      # PIN attempts one phone may make per lockout_seconds
     no_answer_limit: int = 3
     no_answer_reason: str = "no answer"
     wrapup_seconds: int = 10
@@ -61,7 +62,8 @@ class AgentsConfig:
     digit_timeout: float = 5.0               # seconds per digit of the agent number / PIN
 
     def problems(self) -> list[str]:
-        out = _positive(self, "max_pin_failures", "lockout_seconds", "no_answer_limit",
+        out = _positive(self, "max_pin_failures", "lockout_seconds", "max_pin_attempts_per_phone",
+                        "no_answer_limit",
                         "digit_timeout")
         if "{phone}" not in self.interface_template:
             out.append("interface_template: must contain {phone}")

@@ -36,7 +36,7 @@ REQUIRED_PROMPTS = frozenset({
     "callback_confirm_number", "callback_enter_number", "callback_invalid_number",
     "callback_stored", "callback_updated", "callback_unavailable", "callback_outbound_intro",
     "agent_number", "agent_whisper", "agent_login_enter_number", "agent_login_enter_pin",
-    "agent_login_ok", "agent_login_wrong_pin", "agent_login_locked", "agent_login_unknown",
+    "agent_login_ok", "agent_login_failed", "agent_login_locked",
     "agent_login_elsewhere", "agent_login_phone_in_use", "agent_not_logged_in",
     "agent_logout_ok", "agent_pause_enter_reason", "agent_pause_invalid_reason",
     "agent_pause_ok", "agent_pause_refused_staffing", "agent_unpause_ok", "complaint_ticket",

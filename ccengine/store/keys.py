@@ -133,6 +133,11 @@ def agent_pin_failures(number: str) -> str:
     return f"{PREFIX}agent:pinfail:{number_part(number)}"
 
 
+def phone_pin_attempts(phone: str) -> str:
+    """Counter with TTL: PIN attempts made from one phone (any agent number)."""
+    return f"{PREFIX}agent:phoneattempts:{id_part(phone)}"
+
+
 def agent_lock(number: str) -> str:
     """String with TTL: present while the agent is locked after too many wrong PINs."""
     return f"{PREFIX}agent:lock:{number_part(number)}"

@@ -10,6 +10,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest_twisted
+from twisted.internet.defer import Deferred
 import redis
 
 import ami_replay
@@ -85,7 +86,7 @@ async def test_wrong_pin_changes_nothing_and_three_in_a_row_lock_the_agent(redis
     wrong = {"agent_login_enter_number": "1023", "agent_login_enter_pin": "9999"}
     for _ in range(2):
         asterisk, keypad = await lab.dial("agent-login", keys=wrong)
-        assert "agent_login_wrong_pin" in keypad.heard()
+        assert "agent_login_failed" in keypad.heard()
     asterisk, keypad = await lab.dial("agent-login", keys=wrong)
     assert "agent_login_locked-1" in keypad.heard()
     asterisk, keypad = await lab.dial("agent-login", keys=dict(LOGIN_KEYS))
@@ -101,12 +102,16 @@ async def test_wrong_pin_changes_nothing_and_three_in_a_row_lock_the_agent(redis
 
 
 @pytest_twisted.ensureDeferred
-async def test_unknown_agent_is_told_and_nothing_changes(redis_url):
-    """An agent number that is not in the directory is spoken as unknown; no PIN is asked."""
+async def test_unknown_agent_hears_what_a_wrong_pin_hears_and_nothing_changes(redis_url):
+    """An agent number that is not in the directory is asked for a PIN and told "agent number
+    or PIN not correct", exactly like a wrong PIN (issue 19 point 3: no enumeration)."""
     lab = await lab_with_agent(redis_url)
-    asterisk, keypad = await lab.dial("agent-login", keys={"agent_login_enter_number": "5555"})
-    assert "agent_login_unknown" in keypad.heard()
-    assert "agent_login_enter_pin" not in keypad.heard()
+    asterisk, keypad = await lab.dial("agent-login", keys={"agent_login_enter_number": "5555",
+                                                           "agent_login_enter_pin": "1234"})
+    _, wrong = await lab.dial("agent-login", keys={"agent_login_enter_number": "1023",
+                                                   "agent_login_enter_pin": "9999"})
+    assert keypad.heard() == wrong.heard()
+    assert "agent_login_enter_pin" in keypad.heard() and "agent_login_failed" in keypad.heard()
     assert lab.queues.actions == []
     assert asterisk.variables["CC_ROUTE_OK"] == "1"
     assert lab.sample("ccengine_agent_logins_total", result="unknown_agent") == 1
@@ -286,4 +291,48 @@ async def test_the_wired_pin_check_hashes_in_a_worker_thread(redis_url, monkeypa
     asterisk, keypad = await lab.dial("agent-login", keys=LOGIN_KEYS)
     assert "agent_login_ok-1" in keypad.heard()
     assert threads and threads[0] is not threading.current_thread()
+    await lab.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_thirty_simultaneous_logins_get_at_most_the_allowed_pin_checks(redis_url):
+    """issue 19 point 3: 30 sessions for agent 1023 at once (29 wrong PINs, then the right
+    one), from 30 phones: the attempt is counted before the PIN is checked, in one script, so
+    at most max_pin_failures (3) sessions reach the PIN question and the agent ends locked."""
+    from twisted.internet.defer import DeferredList
+    lab = await lab_with_agent(redis_url)
+    sessions = [lab.dial("agent-login", phone=f"20{i:02d}", keys={
+        "agent_login_enter_number": "1023",
+        "agent_login_enter_pin": "9999" if i < 29 else LOGIN_KEYS["agent_login_enter_pin"]})
+        for i in range(30)]
+    results = await DeferredList([Deferred.fromCoroutine(s) for s in sessions],
+                                 fireOnOneErrback=True)
+    asked = [keypad for _, (_, keypad) in results if "agent_login_enter_pin" in keypad.heard()]
+    assert len(asked) <= 3
+    r = sync(redis_url)
+    assert r.exists("cc:agent:lock:1023")
+    assert lab.sample("ccengine_agent_logins_total", result="locked") >= 27
+    await lab.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_one_phone_cannot_try_more_than_its_limit_nor_lock_out_others(redis_url):
+    """One phone keys 12 different agent numbers with wrong PINs: after
+    agents.max_pin_attempts_per_phone (10) it is refused before any PIN is asked, and no other
+    agent is locked by it."""
+    lab = await lab_with_agent(redis_url)
+    heard = []
+    for i in range(12):
+        _, keypad = await lab.dial("agent-login", phone="1009", keys={
+            "agent_login_enter_number": f"30{i:02d}", "agent_login_enter_pin": "9999"})
+        heard.append(keypad.heard())
+    assert all("agent_login_enter_pin" in h for h in heard[:10])
+    assert all("agent_login_enter_pin" not in h and "agent_login_locked-1" in h
+               for h in heard[10:])
+    r = sync(redis_url)
+    assert r.keys("cc:agent:lock:*") == []
+    assert lab.sample("ccengine_agent_logins_total", result="phone_limited") == 2
+    # Another phone is not affected.
+    _, keypad = await lab.dial("agent-login", keys=dict(LOGIN_KEYS))
+    assert "agent_login_ok-1" in keypad.heard()
     await lab.close()
