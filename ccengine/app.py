@@ -37,6 +37,7 @@ def resolve_redis(config, embedded_factory=None):
 AGI_SERVICE = "fastagi"
 
 
+
 def fastagi_factory(top) -> FastAGIFactory:
     """The FastAGIFactory of a service tree from `build_service` (the bench and tests drive
     it directly)."""
@@ -75,7 +76,7 @@ def build_service(config, reactor, redis_url: str):
     from twisted.application import internet, service
 
     from ccengine.agi.metrics import AgiMetrics
-    from ccengine.agi.server import FastAGIFactory
+    from ccengine.agi.server import FastAGIFactory, FastAGIServer
     from ccengine.feature import EngineContext
     from ccengine.runtime.lag import ReactorLagProbe
     from ccengine.prompts.catalogue import load_catalogue
@@ -106,7 +107,7 @@ def build_service(config, reactor, redis_url: str):
     features = build_features(ctx)
     agi = config.fastagi
     factory = FastAGIFactory({}, reactor, agi, AgiMetrics(registry))   # FastAgiConfig is AgiSettings
-    agi_server = internet.TCPServer(agi.port, factory, interface=agi.bind)
+    agi_server = FastAGIServer(agi.port, factory, interface=agi.bind)
     agi_server.setName(AGI_SERVICE)
     agi_server.setServiceParent(top)
 

@@ -32,6 +32,11 @@ class PlaybackFailed(MediaFailed):
     (AGI note 6: `200 result=-1 endpos=0`)."""
 
 
+class EngineStopping(Exception):
+    """The engine is stopping: the route is not to keep the caller listening any longer; its
+    session gives the caller the route's default at once (agi/server.py, graceful stop)."""
+
+
 class AgiAppNotFound(Exception):
     """EXEC of an application Asterisk does not have (`200 result=-2`, AGI note 6)."""
 
@@ -83,6 +88,10 @@ class AgiChannel:
         # True once CC_ROUTE_OK=1 was accepted: the dialplan has the route's decision, and
         # the watchdog must not replace it (docs/architecture.md, channel variables).
         self.acknowledged = False
+        # Set by a stopping engine: the next media command (prompt, menu, digits) raises
+        # EngineStopping instead of keeping the caller listening; other commands go on, so a
+        # route past its last question still completes with the caller's own choice.
+        self.stopping = False
 
     @property
     def hung_up(self) -> bool:
@@ -99,6 +108,8 @@ class AgiChannel:
                      failure: type[MediaFailed] = MediaFailed) -> AgiReply:
         if self.protocol.hung_up:
             raise CallerHungUp("caller hung up before " + line.split(b" ")[0].decode())
+        if self.stopping:
+            raise EngineStopping(line.split(b" ")[0].decode())
         reply = await self._command(line, timeout)
         if reply.result_int == -1:
             if await self._hangup_follows():

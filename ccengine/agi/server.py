@@ -8,13 +8,14 @@ from __future__ import annotations
 from typing import Protocol as TypingProtocol
 from collections.abc import Mapping
 
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.application.internet import TCPServer
+from twisted.internet.defer import CancelledError, Deferred, DeferredList, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
-from ccengine.agi.channel import AgiChannel, CallerHungUp
+from ccengine.agi.channel import AgiChannel, CallerHungUp, EngineStopping
 from ccengine.agi.metrics import AgiMetrics
 from ccengine.agi.protocol import AgiConnectionLost, AgiTimeout, FastAGIProtocol
 from ccengine.agi.settings import AgiSettings
@@ -66,6 +67,7 @@ class _Session:
         # command. When it comes due it reads the protocol's state and re-arms for the rest
         # (_timer_due).
         self._timer: Deadline = Deadline(factory.clock, self._timer_due)
+        self._outcome = "watchdog"      # or "stopping": how a diverted session is counted
         self._cap_at = 0.0
 
     def start(self) -> None:
@@ -95,6 +97,10 @@ class _Session:
             return
         if failure.check(CallerHungUp):
             self.finish("hangup")
+            return
+        if failure.check(EngineStopping):
+            self.channel.stopping = False   # the default route's own commands must pass
+            self._divert("stopping")
             return
         if failure.check(AgiConnectionLost) and self.protocol.hung_up:
             self.finish("hangup")
@@ -133,17 +139,34 @@ class _Session:
         # silence. Stop the handler and let the route set its default quickly.
         if self.state != "running":
             return
-        self.state = "watchdog"
         self.factory.metrics.watchdog_fired_total.labels(self.script).inc()
         log.warn("AGI watchdog fired for route {script!r} on {channel}",
                  script=self.script, channel=self.channel.env.channel)
+        self._divert("watchdog")
+
+    def stop(self) -> None:
+        """The engine is stopping: a session not yet acknowledged and idle gets its default
+        route now; one in a media command gets it when that command returns (EngineStopping
+        at the next media command); an acknowledged one finishes as it is."""
+        if self.state != "running" or self.channel.acknowledged:
+            return
+        self.channel.stopping = True
+        if not self.protocol.busy:
+            self._divert("stopping")
+
+    def _divert(self, outcome: str) -> None:
+        """Cancel the handler and let the route set its default route (the watchdog and the
+        graceful stop); `outcome` is the session's outcome in the metrics."""
+        self.state = "watchdog"
+        self._outcome = outcome
+        self.channel.stopping = False
         self._cancel_handler()
         if self.protocol.busy or self.protocol.closing or self.channel.acknowledged:
             # The cancelled handler left a command in flight (or the line is gone): no
             # command can be paired any more; the dialplan fallback takes over. Or the route
             # already acknowledged its decision (CC_ROUTE_OK=1): closing keeps that decision,
             # on_watchdog would overwrite it with the default.
-            self.finish("watchdog")
+            self.finish(outcome)
             return
         try:
             rescue = Deferred.fromCoroutine(self.route.on_watchdog(self.channel))
@@ -161,7 +184,7 @@ class _Session:
             self.factory.metrics.errors_total.labels("watchdog_handler").inc()
             log.failure("AGI on_watchdog of route {script!r} failed", result,
                         level=LogLevel.error, script=self.script)
-        self.finish("watchdog")
+        self.finish(self._outcome)
 
     def _max_session(self) -> None:
         log.warn("AGI session of route {script!r} hit max_session", script=self.script)
@@ -172,7 +195,7 @@ class _Session:
     # --- end ------------------------------------------------------------------------------
     def connection_lost(self) -> None:
         if self.state == "watchdog":
-            self.finish("watchdog")
+            self.finish(self._outcome)
         elif self.state == "running":
             outcome = "hangup" if self.protocol.hung_up else "lost"
             self.state = outcome  # before cancelling, so the cancelled handler is not an error
@@ -210,7 +233,33 @@ class FastAGIFactory(ServerFactory):
         self.env_timeout = settings.env_timeout
         self.metrics = metrics
         self._sessions: dict[FastAGIProtocol, _Session] = {}
+        self._drained: list[Deferred] = []
         metrics.track_active(lambda: len(self._sessions))
+
+    def stop_sessions(self, grace: float) -> Deferred:
+        """The graceful stop (SIGTERM): every session not yet acknowledged is given its route's
+        default (at once when idle, after its current prompt otherwise); fires once every
+        session ended, or after `grace` seconds, when the rest are closed (the dialplan's
+        fallback queues them)."""
+        for session in list(self._sessions.values()):
+            session.stop()
+        done: Deferred = Deferred()
+        if not self._sessions:
+            done.callback(0)
+            return done
+        self._drained.append(done)
+
+        def give_up() -> None:
+            if done.called:
+                return
+            left = list(self._sessions.values())
+            log.warn("stop: {n} AGI session(s) still in a prompt after {g}s: closed, the "
+                     "dialplan fallback queues them", n=len(left), g=grace)
+            for session in left:
+                session.finish("stopping")
+        timer = self.clock.callLater(grace, give_up)
+        done.addBoth(lambda result: (timer.cancel() if timer.active() else None, result)[1])
+        return done
 
     @property
     def active_sessions(self) -> int:
@@ -250,3 +299,19 @@ class FastAGIFactory(ServerFactory):
     def session_finished(self, session: _Session, outcome: str) -> None:
         self._sessions.pop(session.protocol, None)
         self.metrics.sessions_total.labels(session.script, outcome).inc()
+        if not self._sessions and self._drained:
+            waiting, self._drained = self._drained, []
+            for done in waiting:
+                done.callback(0)
+
+
+class FastAGIServer(TCPServer):
+    """The FastAGI listener: at a stop it closes the port (new calls take the dialplan fallback
+    at once) and gives every caller still in the IVR their route's default within
+    fastagi.stop_grace (FastAGIFactory.stop_sessions); the stop waits for both."""
+
+    def stopService(self) -> Deferred:
+        closing = maybeDeferred(super().stopService)
+        factory = self.args[1]
+        draining = factory.stop_sessions(factory.settings.stop_grace)
+        return DeferredList([closing, draining], consumeErrors=True)

@@ -13,3 +13,4 @@ class AgiSettings:
     watchdog_grace: float = 1.0     # deadline for Route.on_watchdog
     max_session: float = 600.0      # overall cap of one session
     env_timeout: float = 10.0       # connected but no complete environment
+    stop_grace: float = 8.0         # at a stop: time for sessions to reach their default route

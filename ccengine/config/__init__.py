@@ -75,7 +75,8 @@ class FastAgiConfig(AgiSettings):
 
     def problems(self) -> list[str]:
         return _port(self.port) + _positive(self, "command_timeout", "media_timeout", "max_silence",
-                                            "watchdog_grace", "max_session", "env_timeout")
+                                            "watchdog_grace", "max_session", "env_timeout",
+                                            "stop_grace")
 
 
 @dataclass(frozen=True)
