@@ -24,6 +24,11 @@ __all__ = ["FastAGIProtocol", "SessionHost", "AgiTimeout", "AgiBusy", "AgiConnec
 
 MAX_LINE = 8 * 1024
 MAX_ENV_LINES = 200
+# The whole environment block. Asterisk's is well under 1 KiB (agi3_env_utf8_callerid: 576
+# bytes with a UTF-8 caller name; res_agi.c setup_env() writes about 25 short lines plus the
+# AGI() arguments), so 16 KiB leaves room for long arguments and bounds what an idle
+# connection can make the engine hold (200 lines of 8 KiB would be 1.6 MB).
+MAX_ENV_BYTES = 16 * 1024
 
 
 class AgiTimeout(AgiError):
@@ -50,6 +55,10 @@ class SessionHost(TypingProtocol):
 
     def connection_aborted(self, protocol: FastAGIProtocol, kind: str) -> None: ...
 
+    def connection_opened(self, protocol: FastAGIProtocol) -> bool: ...
+
+    def connection_closed(self, protocol: FastAGIProtocol) -> None: ...
+
 
 class _Command:
     """One command in flight: its line and its Deferred."""
@@ -69,6 +78,7 @@ class FastAGIProtocol(Protocol):
     def __init__(self) -> None:
         self._buffer = b""
         self._env_lines: list[bytes] | None = []
+        self._env_bytes = 0
         # One deadline for the environment, then for each command in flight.
         self._deadline: Deadline = NO_DEADLINE
         self._parser = ReplyParser()
@@ -81,14 +91,21 @@ class FastAGIProtocol(Protocol):
         # When the line last became idle (no command in flight): the session start, then each
         # answered or failed command. The session's watchdog reads it (agi/server.py).
         self.idle_since = 0.0
+        # The peer address the factory counted this connection under (None: not counted).
+        self.counted_source: str | None = None
 
     # --- connection -------------------------------------------------------------------
     def connectionMade(self) -> None:
+        if not self.factory.connection_opened(self):
+            self._closing = True          # refused: over the engine's connection caps
+            self.transport.abortConnection()
+            return
         self._writer = DirectWriter(self.transport)
         self._deadline = Deadline(self.factory.clock, self._deadline_passed)
         self._deadline.set(self.factory.env_timeout)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.factory.connection_closed(self)
         self._closing = True
         self._stop_deadline()
         self._fail_pending(AgiConnectionLost(str(reason.value)))
@@ -144,7 +161,8 @@ class FastAGIProtocol(Protocol):
         assert self._env_lines is not None
         if line:
             self._env_lines.append(line)
-            if len(self._env_lines) > MAX_ENV_LINES:
+            self._env_bytes += len(line) + 1
+            if len(self._env_lines) > MAX_ENV_LINES or self._env_bytes > MAX_ENV_BYTES:
                 self._abort("env_too_large")
             return
         env = parse_environment(self._env_lines)

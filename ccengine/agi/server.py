@@ -234,6 +234,8 @@ class FastAGIFactory(ServerFactory):
         self.metrics = metrics
         self._sessions: dict[FastAGIProtocol, _Session] = {}
         self._drained: list[Deferred] = []
+        self._connections = 0
+        self._by_source: dict[str, int] = {}
         metrics.track_active(lambda: len(self._sessions))
 
     def stop_sessions(self, grace: float) -> Deferred:
@@ -266,6 +268,34 @@ class FastAGIFactory(ServerFactory):
         return len(self._sessions)
 
     # --- SessionHost (called by FastAGIProtocol) ------------------------------------------
+    def connection_opened(self, protocol: FastAGIProtocol) -> bool:
+        """False when the connection would pass fastagi.max_connections or, for its source
+        address, fastagi.max_connections_per_source: it is closed at once (Asterisk's AGI()
+        then fails and the dialplan fallback queues the caller) and counted."""
+        source = getattr(protocol.transport.getPeer(), "host", "?")
+        if self._connections >= self.settings.max_connections:
+            self.metrics.errors_total.labels("too_many_connections").inc()
+            return False
+        if self._by_source.get(source, 0) >= self.settings.max_connections_per_source:
+            self.metrics.errors_total.labels("too_many_from_source").inc()
+            return False
+        self._connections += 1
+        self._by_source[source] = self._by_source.get(source, 0) + 1
+        protocol.counted_source = source
+        return True
+
+    def connection_closed(self, protocol: FastAGIProtocol) -> None:
+        source = getattr(protocol, "counted_source", None)
+        if source is None:
+            return
+        protocol.counted_source = None
+        self._connections -= 1
+        left = self._by_source.get(source, 1) - 1
+        if left:
+            self._by_source[source] = left
+        else:
+            self._by_source.pop(source, None)
+
     def session_started(self, protocol: FastAGIProtocol, env: AgiEnvironment) -> None:
         if env.anomalies:
             # Text smuggled into the environment (a newline in the caller ID name): nothing in

@@ -14,3 +14,5 @@ class AgiSettings:
     max_session: float = 600.0      # overall cap of one session
     env_timeout: float = 10.0       # connected but no complete environment
     stop_grace: float = 8.0         # at a stop: time for sessions to reach their default route
+    max_connections: int = 4000     # FastAGI connections at once (callers + agents + hooks)
+    max_connections_per_source: int = 4000   # ... from one address (one Asterisk: all of them)

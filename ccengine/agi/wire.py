@@ -197,18 +197,22 @@ HANGUP = _Hangup()
 _REPLY_200 = re.compile(r"200 result=(\S*)(?: \((.*)\))?(?: endpos=(-?\d+))?")
 _USAGE_END = "520 "
 _MAX_USAGE_LINES = 200
+_MAX_USAGE_BYTES = 16 * 1024     # Asterisk's longest usage text is a few KB (AGI note 3)
 # The same few replies answer most commands (`200 result=1` every SET VARIABLE, `200 result=0
 # endpos=N` a prompt played to its end). AgiReply is immutable, so each such line is parsed
-# once and its reply shared. Only replies without data are kept (no caller text), and at most
+# once and its reply shared. Only short lines of exactly that shape are kept (never caller
+# text, never a long line: a peer sending 8 KB `200 result=` junk cannot fill it), and at most
 # a bounded number of distinct lines.
 _PLAIN_REPLIES: dict[bytes, AgiReply] = {}
 _MAX_PLAIN_REPLIES = 512
+_CACHEABLE = re.compile(rb"200 result=-?\d{1,6}(?: endpos=\d{1,10})?")
 
 class ReplyParser:
     """Feed it lines (terminator removed); it returns the items each line completes."""
 
     def __init__(self) -> None:
         self._usage: list[str] | None = None
+        self._usage_bytes = 0
 
     def feed(self, line: bytes) -> list:
         if self._usage is None:
@@ -221,15 +225,16 @@ class ReplyParser:
             if text.startswith(_USAGE_END):
                 usage, self._usage = "\n".join(self._usage), None
                 return [AgiUsageError("invalid command syntax", usage)]
-            if len(self._usage) >= _MAX_USAGE_LINES:
+            self._usage_bytes += len(line)
+            if len(self._usage) >= _MAX_USAGE_LINES or self._usage_bytes > _MAX_USAGE_BYTES:
                 self._usage = None
-                return [AgiProtocolError("520 usage text without an end line")]
+                return [AgiProtocolError("520 usage text too long or without an end line")]
             self._usage.append(text)
             return []
         if text == "HANGUP":
             return [HANGUP]
         if text.startswith("520-"):
-            self._usage = []
+            self._usage, self._usage_bytes = [], 0
             return []
         code, _, rest = text.partition(" ")
         if code == "100":
@@ -240,7 +245,8 @@ class ReplyParser:
                 return [AgiProtocolError(f"malformed 200 reply: {text[:200]!r}")]
             result, data, endpos = match.groups()
             reply = AgiReply(200, result, data, int(endpos) if endpos is not None else None)
-            if data is None and len(_PLAIN_REPLIES) < _MAX_PLAIN_REPLIES:
+            if data is None and len(_PLAIN_REPLIES) < _MAX_PLAIN_REPLIES and \
+                    _CACHEABLE.fullmatch(line):
                 _PLAIN_REPLIES[line] = reply
             return [reply]
         if code == "510":

@@ -76,7 +76,8 @@ class FastAgiConfig(AgiSettings):
     def problems(self) -> list[str]:
         return _port(self.port) + _positive(self, "command_timeout", "media_timeout", "max_silence",
                                             "watchdog_grace", "max_session", "env_timeout",
-                                            "stop_grace")
+                                            "stop_grace", "max_connections",
+                                            "max_connections_per_source")
 
 
 @dataclass(frozen=True)

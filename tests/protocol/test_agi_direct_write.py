@@ -27,6 +27,12 @@ class Host:
     def session_started(self, protocol, env):
         self.started.append(env)
 
+    def connection_opened(self, protocol):
+        return True
+
+    def connection_closed(self, protocol):
+        pass
+
     def session_ended(self, protocol):
         pass
 

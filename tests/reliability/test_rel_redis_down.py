@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest_twisted
+from twisted.application import internet
 from twisted.internet.task import Clock
 from twisted.web.test.requesthelper import DummyRequest
 
@@ -27,7 +28,7 @@ def wired_engine(monkeypatch):
     clock.advance(MONDAY_10AM)
     top, ctx = app.build_service(load_config(None), clock,
                                  f"redis://127.0.0.1:{free_port()}/0")
-    servers = {s.args[0]: s.args[1] for s in top if type(s).__name__ == "TCPServer"}
+    servers = {s.args[0]: s.args[1] for s in top if isinstance(s, internet.TCPServer)}
     config = ctx.config
     return ctx, servers[config.fastagi.port], servers[config.http.port]
 
