@@ -115,7 +115,7 @@ def build_service(config, reactor, redis_url: str):
                     redis_reachable=lambda: _gauge_value(registry, "ccengine_redis_up") == 1,
                     fastagi_listening=lambda: bool(agi_server.running),
                     ami_required=ami is not None)
-    root = build_root(registry, health)
+    root = build_root(registry, health, config.http.metrics_cache_seconds, reactor)
     api_root = root.children[b"api"]
     for feature in features:
         routes.update(feature.routes)
@@ -131,8 +131,9 @@ def build_service(config, reactor, redis_url: str):
         health.features.update(feature.health)
         ctx.on_reload.extend(feature.on_reload)
     factory.routes.update(routes)
-    internet.TCPServer(config.http.port, build_site(root, config.http.max_body_bytes),
-                       interface=config.http.bind).setServiceParent(top)
+    site = build_site(root, config.http.max_body_bytes, config.http.max_connections,
+                      config.http.header_timeout)
+    internet.TCPServer(config.http.port, site, interface=config.http.bind).setServiceParent(top)
     internet.TimerService(5.0, _ping_redis, redis).setServiceParent(top)
     ReactorLagProbe(reactor, registry).setServiceParent(top)
     return top, ctx

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from twisted.web.resource import Resource
+from twisted.web.http import HTTPChannel
 from twisted.web.server import Request, Site
 
 
@@ -36,15 +37,26 @@ class Health:
 
 
 class MetricsResource(Resource):
+    """The Prometheus text, rendered at most once per `cache_seconds` (clients scraping in a
+    loop cost one rendering per second, not one each)."""
     isLeaf = True
 
-    def __init__(self, registry: CollectorRegistry):
+    def __init__(self, registry: CollectorRegistry, cache_seconds: float = 0.0,
+                 clock: Any = None):
         super().__init__()
         self.registry = registry
+        self.cache_seconds = cache_seconds
+        self.clock = clock
+        self._cached: tuple[float, bytes] | None = None
 
     def render_GET(self, request: Request) -> bytes:
         request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
-        return generate_latest(self.registry)
+        if self.clock is None or self.cache_seconds <= 0:
+            return generate_latest(self.registry)
+        now = self.clock.seconds()
+        if self._cached is None or now - self._cached[0] >= self.cache_seconds:
+            self._cached = (now, generate_latest(self.registry))
+        return self._cached[1]
 
 
 class HealthResource(Resource):
@@ -167,16 +179,82 @@ class QuietSite(Site):
             super().log(request)
 
 
-def build_site(root: Resource, max_body_bytes: int) -> Site:
-    site = QuietSite(root)
+class GuardedChannel(HTTPChannel):
+    """An HTTP connection whose request headers must be complete within `header_timeout`,
+    however slowly they trickle in (Twisted's idle timeout restarts at every byte, so a client
+    sending one byte every 10 s was never closed)."""
+    header_timeout = 10.0
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self._arm_header_deadline()
+
+    def _arm_header_deadline(self) -> None:
+        # callLater: the reactor's, as Twisted's own timeouts use (TimeoutMixin).
+        self._header_deadline = self.callLater(self.header_timeout, self._headers_too_slow)
+
+    def _disarm_header_deadline(self) -> None:
+        deadline = getattr(self, "_header_deadline", None)
+        if deadline is not None and deadline.active():
+            deadline.cancel()
+        self._header_deadline = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_deadline = None
+        self.factory.header_timeouts += 1
+        self.transport.abortConnection()
+
+    def allHeadersReceived(self) -> None:
+        self._disarm_header_deadline()
+        super().allHeadersReceived()
+
+    def allContentReceived(self) -> None:
+        super().allContentReceived()
+        if self.transport is not None and not getattr(self.transport, "disconnecting", False):
+            self._arm_header_deadline()          # the next request on this connection
+
+    def connectionLost(self, reason: Any) -> None:
+        self._disarm_header_deadline()
+        self.factory.connections -= 1
+        super().connectionLost(reason)
+
+
+class GuardedSite(QuietSite):
+    """At most `max_connections` HTTP connections; more are refused at once. The HTTP server
+    shares the engine's file descriptors with FastAGI: without a cap, slow clients could use
+    them all and every caller's AGI connection would fail."""
+    protocol = GuardedChannel
+    max_connections = 256
+    header_timeout = 10.0
+    connections = 0
+    refused = 0
+    header_timeouts = 0
+
+    def buildProtocol(self, addr: Any) -> Any:
+        if self.connections >= self.max_connections:
+            self.refused += 1
+            return None
+        channel = super().buildProtocol(addr)
+        if channel is not None:
+            channel.header_timeout = self.header_timeout
+            self.connections += 1
+        return channel
+
+
+def build_site(root: Resource, max_body_bytes: int, max_connections: int = 256,
+               header_timeout: float = 10.0) -> Site:
+    site = GuardedSite(root)
+    site.max_connections = max_connections
+    site.header_timeout = header_timeout
     site.requestFactory = type(  # type: ignore[assignment]  # a Request subclass, made here
         "Request", (BoundedRequest,), {"max_body_bytes": max_body_bytes})
     return site
 
 
-def build_root(registry: CollectorRegistry, health: Health) -> Resource:
+def build_root(registry: CollectorRegistry, health: Health, metrics_cache_seconds: float = 0.0,
+               clock: Any = None) -> Resource:
     root = ApiRoot()
-    root.putChild(b"metrics", MetricsResource(registry))
+    root.putChild(b"metrics", MetricsResource(registry, metrics_cache_seconds, clock))
     root.putChild(b"healthz", HealthResource(health))
     root.putChild(b"api", ApiRoot())
     return root

@@ -116,9 +116,14 @@ class HttpConfig:
     port: int = 9480
     token_env: str = "CCENGINE_API_TOKEN"
     max_body_bytes: int = 65536
+    max_connections: int = 256        # HTTP connections at once (console pages hold one each)
+    header_timeout: float = 10.0      # a request's headers must be complete within this
+    metrics_cache_seconds: float = 1.0   # /metrics is rendered at most this often
 
     def problems(self) -> list[str]:
-        return _port(self.port) + _positive(self, "max_body_bytes")
+        return _port(self.port) + _positive(self, "max_body_bytes", "max_connections",
+                                            "header_timeout") + (
+            [] if self.metrics_cache_seconds >= 0 else ["metrics_cache_seconds: not negative"])
 
 
 @dataclass(frozen=True)
