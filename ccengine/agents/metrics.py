@@ -66,6 +66,13 @@ class AgentMetrics:
         self.repairs = Counter("ccengine_agent_resync_repairs_total",
                                "Drift repaired by a resync, by action", ["action"],
                                registry=registry)
+        self.event_backlog = Counter(
+            "ccengine_agent_events_coalesced_total",
+            "Member events not handled one by one under load: merged (a newer status of the "
+            "same member was waiting) or dropped (the backlog was full; a resync follows)",
+            ["how"], registry=registry)
+        for how in ("merged", "dropped"):
+            self.event_backlog.labels(how)
         for result in LOGIN_RESULTS:
             self.logins.labels(result)
         for reason in (*sorted(self.pause_reasons), "other"):

@@ -22,10 +22,13 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredLock
 
+from twisted.logger import Logger
+
 from ccengine.queues.picture import Member, member_from
 from ccengine.store import keys
 from ccengine.store.base import RedisConnection
 
+log = Logger()
 STATES = ("logged_out", "idle", "ringing", "on_call", "wrapup", "paused", "unavailable")
 AVAILABLE = frozenset({"idle", "ringing", "on_call", "wrapup"})   # logged in and not paused
 # Agent state from the member's device state (queues.picture names them; numbers live there).
@@ -172,9 +175,81 @@ class StateTracker:
         self.metrics = metrics
         self._phone = interface_pattern(settings.interface_template)
 
+    # A member's status and pause events say what the member IS now: under a storm (more than
+    # COALESCE_FROM events waiting), of several waiting for the same member only the newest
+    # is handled, in its own place among the transitions (called, connected, ...), which are all handled one by one. At most BACKLOG
+    # events wait; past that they are dropped and one QueueStatus resync (the feed's) puts
+    # every state right.
+    COALESCED = frozenset({"queuememberstatus", "queuememberpause"})
+    COALESCE_FROM = 100     # events waiting before merging starts (normally each is handled)
+    BACKLOG = 5000
+
     def attach(self, feed: Any, serial: Serial) -> None:
         """Read the member and agent events from the queue feed (ccengine/queues/feed.py)."""
-        feed.on(self.MEMBER_EVENTS, lambda msg: serial.run(self.handle, msg))
+        self._serial = serial
+        self._feed = feed
+        self._slots: dict[int, Any] = {}                 # queued status events by sequence
+        self._newest: dict[tuple[str, str], int] = {}    # member -> its newest slot
+        self._last: tuple[tuple[str, str], int] | None = None   # the last event queued
+        self._seq = 0
+        self._waiting = 0
+        self._resync_asked = False
+        feed.on(self.MEMBER_EVENTS, self.push)
+
+    def push(self, msg: Any) -> None:
+        """One event from the feed, queued for `handle` (merged or dropped under a storm)."""
+        event = (msg.get("Event") or "").lower()
+        key = (msg.get("Queue") or "", msg.get("Interface") or "")
+        merged = self.metrics.event_backlog.labels("merged")
+        storm = self._waiting >= self.COALESCE_FROM
+        if storm and event in self.COALESCED and self._last is not None \
+                and self._last[0] == key and self._last[1] in self._slots:
+            self._slots[self._last[1]] = msg           # nothing between them: replaced in place
+            merged.inc()
+            return
+        if self._waiting >= self.BACKLOG:
+            self.metrics.event_backlog.labels("dropped").inc()
+            self._ask_resync()
+            return
+        self._waiting += 1
+        if event not in self.COALESCED:
+            self._last = None
+            self._serial.run(self._handle_one, msg)
+            return
+        self._seq += 1
+        older = self._newest.get(key)
+        if storm and older is not None and self._slots.pop(older, None) is not None:
+            merged.inc()                                 # the older one will be skipped
+        self._slots[self._seq] = msg
+        self._newest[key] = self._seq
+        self._last = (key, self._seq)
+        self._serial.run(self._handle_slot, self._seq)
+
+    async def _handle_slot(self, seq: int) -> None:
+        self._waiting -= 1
+        msg = self._slots.pop(seq, None)
+        if msg is None:
+            return
+        key = (msg.get("Queue") or "", msg.get("Interface") or "")
+        if self._newest.get(key) == seq:
+            del self._newest[key]
+        await self.handle(msg)
+
+    async def _handle_one(self, msg: Any) -> None:
+        self._waiting -= 1
+        await self.handle(msg)
+
+    def _ask_resync(self) -> None:
+        if self._resync_asked:
+            return
+        self._resync_asked = True
+        log.warn("agent events: backlog of {n} full; events dropped, a QueueStatus resync "
+                 "follows", n=self.BACKLOG)
+
+        def resync() -> None:
+            self._resync_asked = False
+            self._feed.resync()
+        self.clock.callLater(1.0, resync)
 
     async def handle(self, msg: Any) -> None:
         match = self._phone.fullmatch(msg.get("Interface") or "")

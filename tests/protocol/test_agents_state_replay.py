@@ -126,3 +126,24 @@ async def test_connect_resets_the_no_answer_count(redis_url):
     assert lab.queues.actions == []
     assert (await store.get("2001"))["shortq"].state in ("wrapup", "idle")
     await lab.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_member_status_storm_is_merged_and_ends_in_the_last_state(redis_url):
+    """issue 19 point 7: 10,000 QueueMemberStatus events for one logged-in agent in one burst
+    (the recorded ami9 event, its Status alternating in use / not in use): the agent's state
+    ends as the last event says, with a bounded number of Redis writes, and the merged events
+    are counted."""
+    from agents_lab import substitute
+    lab, store, seen = await lab_with_phones(redis_url, ["1001"], {"inbound": 0})
+    recorded = next(m for m in ami_replay.events("ami9_pause_rna_incall", "QueueMemberStatus")
+                    if m.get("Interface") == "PJSIP/1001")
+    storm = [substitute(recorded, Queue="inbound", Paused="0", Status="2" if i % 2 else "1")
+             for i in range(10_000)]
+    storm.append(substitute(recorded, Queue="inbound", Paused="0", Status="2"))
+    await replay(lab, storm)
+    assert states_of(await store.get("2001")) == {"inbound": ("on_call", "")}
+    assert len(seen) < 300                      # handled: about COALESCE_FROM, not 10,000
+    merged = lab.sample("ccengine_agent_events_coalesced_total", how="merged")
+    assert merged > 9_000
+    await lab.close()
