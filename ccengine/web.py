@@ -26,13 +26,15 @@ class Health:
     fastagi_listening: Callable[[], bool]
     ami_required: bool = True
     features: dict[str, Callable[[], bool]] = field(default_factory=dict)   # from the features
+    # Reported but not making the engine "degraded" (a restart would not help them).
+    informational: frozenset[str] = frozenset({"redis_accepts_writes"})
 
     def report(self) -> tuple[bool, dict[str, Any]]:
         checks = {"ami_connected": self.ami_connected(), "redis_reachable": self.redis_reachable(),
                   "fastagi_listening": self.fastagi_listening()}
         checks.update({name: check() for name, check in self.features.items()})
-        required = dict(checks) if self.ami_required else {
-            k: v for k, v in checks.items() if k != "ami_connected"}
+        required = {k: v for k, v in checks.items() if k not in self.informational
+                    and (self.ami_required or k != "ami_connected")}
         return all(required.values()), checks
 
 

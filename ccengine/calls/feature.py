@@ -15,6 +15,7 @@ from ccengine.store.base import StoreUnavailable
 from ccengine.calls.records import CallRecordStore
 from ccengine.calls.customers import CustomerStore
 from ccengine.runtime.pending import PendingWrites
+from ccengine.calls.spool import RecordSpool
 
 
 def build(ctx: EngineContext, *, records: CallRecordStore,
@@ -33,11 +34,14 @@ def build(ctx: EngineContext, *, records: CallRecordStore,
                            HotlineMetrics(ctx.registry, config.queues), ctx.clock, writes,
                            closed_offer=closed_offer, repeat=repeat, availability=availability)
     metrics = hotline.metrics
+    spool = RecordSpool(config.state_dir / "spool", records, ctx.clock, ctx.registry)
+    hotline.spool = spool
     lists = CallerListsLoader(config.callers, customers, ctx.clock, metrics)
     if config.callers.block_from_file_when_redis_down:
         hotline.file_blocklist = lambda: lists.file_blocklist
-    return Feature(routes={"hotline": hotline}, services=[lists, writes],
-                   health={"caller_lists_loaded": lambda: lists.loaded},
+    return Feature(routes={"hotline": hotline}, services=[lists, writes, spool],
+                   health={"caller_lists_loaded": lambda: lists.loaded,
+                           "redis_accepts_writes": lambda: spool.waiting == 0},
                    on_reload=[lists.load])
 
 

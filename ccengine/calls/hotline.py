@@ -88,6 +88,7 @@ class HotlineRoute:
         self.records = records
         self.prompter = prompter
         self.metrics = metrics
+        self.spool: Any = None      # calls/spool.py RecordSpool, set by calls/feature.py
         # The blocklist file's numbers, for when Redis cannot answer (calls/feature.py).
         self.file_blocklist: Callable[[], frozenset[str]] = frozenset
         self.clock = clock
@@ -274,15 +275,18 @@ class HotlineRoute:
         """Write the call record without holding the call: the route's decision is already
         acknowledged, and the session may end while Redis stores the record."""
         saving = self.records.save(call_id, started, record)
-        saving.addErrback(_not_saved, record)
+        saving.addErrback(self._not_saved, call_id, started, record)
         self.writes.add(saving)
 
-
-def _not_saved(failure: Failure, record: dict) -> None:
-    # Losing the record must not cost the call. The log line keeps the record so it can be
-    # recovered from the logs.
-    if failure.check(StoreUnavailable, CancelledError):
-        log.error("call record not stored ({exc}): {record}",
-                  exc=failure.getErrorMessage() or failure.type.__name__, record=record)
-    else:
-        log.failure("call record not stored: {record}", failure, record=record)
+    def _not_saved(self, failure: Failure, call_id: str, started: float, record: dict) -> None:
+        # Losing the record must not cost the call: it goes to the spool file (calls/spool.py),
+        # written to Redis once Redis takes writes again; only if that fails too, the log line
+        # keeps it.
+        if self.spool is not None and self.spool.add(call_id, started, record):
+            log.warn("call record {id} spooled ({exc})", id=call_id,
+                     exc=failure.getErrorMessage() or failure.type.__name__)
+        elif failure.check(StoreUnavailable, CancelledError):
+            log.error("call record not stored ({exc}): {record}",
+                      exc=failure.getErrorMessage() or failure.type.__name__, record=record)
+        else:
+            log.failure("call record not stored: {record}", failure, record=record)
