@@ -115,7 +115,8 @@ def build_service(config, reactor, redis_url: str):
                     redis_reachable=lambda: _gauge_value(registry, "ccengine_redis_up") == 1,
                     fastagi_listening=lambda: bool(agi_server.running),
                     ami_required=ami is not None)
-    root = build_root(registry, health, config.http.metrics_cache_seconds, reactor)
+    root = build_root(registry, health, config.http.metrics_cache_seconds, reactor,
+                      _thread_runner(reactor))
     api_root = root.children[b"api"]
     for feature in features:
         routes.update(feature.routes)
@@ -159,6 +160,14 @@ def tune_garbage_collector() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLD)
+
+
+def _thread_runner(reactor):
+    """`in_thread(func, *args)` on the reactor's thread pool; None for a test's Clock."""
+    from twisted.internet.threads import deferToThreadPool
+    if not hasattr(reactor, "getThreadPool"):
+        return None
+    return lambda func, *args: deferToThreadPool(reactor, reactor.getThreadPool(), func, *args)
 
 
 def install_reload_signal(reactor, reloads: list) -> None:

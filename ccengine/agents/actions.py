@@ -16,15 +16,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from ccengine.ami.protocol import AmiActionError
+from ccengine.ami.protocol import AmiActionError, AmiError
 
 ALREADY_THERE = "already there"
 NOT_THERE = "not there"
 
 
+class AmiDisabled(AmiError):
+    """The engine runs without AMI (ami.enabled = false or no secret): no member action."""
+
+
 class MemberActions:
     def __init__(self, ami: Any):
-        self.ami = ami  # ccengine.ami.client.AmiClient (send_action)
+        self.ami = ami  # ccengine.ami.client.AmiClient (send_action), or None: AMI disabled
+
+    @property
+    def available(self) -> bool:
+        return self.ami is not None
+
+    def _send(self, name: str, fields: list) -> Any:
+        if self.ami is None:
+            raise AmiDisabled(f"{name} not sent: AMI is disabled")
+        return self.ami.send_action(name, fields)
 
     async def add(self, queue: str, interface: str, agent: str, penalty: int,
                   paused: bool = False, reason: str = "") -> bool:
@@ -35,7 +48,7 @@ class MemberActions:
         if paused and reason:
             fields.append(("Reason", reason))
         try:
-            await self.ami.send_action("QueueAdd", fields)
+            await self._send("QueueAdd", fields)
         except AmiActionError as exc:
             if ALREADY_THERE in str(exc).lower():
                 return False
@@ -51,12 +64,12 @@ class MemberActions:
         fields += [("Interface", interface), ("Paused", paused)]
         if paused and reason:
             fields.append(("Reason", reason))
-        await self.ami.send_action("QueuePause", fields)
+        await self._send("QueuePause", fields)
 
     async def remove(self, queue: str, interface: str) -> bool:
         """Remove the member; True when removed, False when it was not a member."""
         try:
-            await self.ami.send_action("QueueRemove", [("Queue", queue), ("Interface", interface)])
+            await self._send("QueueRemove", [("Queue", queue), ("Interface", interface)])
         except AmiActionError as exc:
             if NOT_THERE in str(exc).lower():
                 return False

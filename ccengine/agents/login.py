@@ -112,6 +112,12 @@ class FeatureCodes:
         lang = self._language(channel)
         if phone is None:
             return self._attempt("not_a_phone", "", channel.env.channel)
+        if not self.actions.available:
+            # Without AMI no phone can join a queue: refuse before anything is written.
+            self._attempt("error", "", phone)
+            log.error("agent login refused on phone {phone}: the engine runs without AMI",
+                      phone=phone)
+            return await self._done(channel, "technical_difficulty", lang)
         number = await self.prompter.ask(channel, "agent_login_enter_number", lang, 8,
                                          self.timeout_ms)
         if not number:

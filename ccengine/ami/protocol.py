@@ -8,6 +8,7 @@ with a reason from BAD_MESSAGE_REASONS and never raise out of `dataReceived`.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable
 
 from twisted.internet.defer import Deferred, fail
@@ -78,6 +79,7 @@ class AmiProtocol(Protocol):
         self._splitter = BlockSplitter()
         self._ids = itertools.count(1)
         self._pending: dict[str, _Pending] = {}
+        self._bad_logged: dict[str, tuple[float, int]] = {}   # reason -> (logged at, skipped)
 
     # -- sending ---------------------------------------------------------------------------
     def send_action(self, action: Action, timeout: float) -> Deferred[Message]:
@@ -195,8 +197,18 @@ class AmiProtocol(Protocol):
             self._bad("handler_error", exc)
 
     def _bad(self, reason: str, detail: object) -> None:
-        log.warn("AMI: bad incoming data ({reason}): {detail!r:.200}", reason=reason,
-                 detail=detail)
+        # Logged once per reason and minute with how many more came (the metric counts each):
+        # a peer repeating bad data cannot fill the log (1,001 unknown responses were 1,001
+        # lines).
+        now = time.monotonic()
+        last, skipped = self._bad_logged.get(reason, (-1e9, 0))
+        if now - last >= 60.0:
+            more = f" ({skipped} more since the last line)" if skipped else ""
+            log.warn("AMI: bad incoming data ({reason}){more}: {detail!r:.200}", reason=reason,
+                     more=more, detail=detail)
+            self._bad_logged[reason] = (now, 0)
+        else:
+            self._bad_logged[reason] = (last, skipped + 1)
         if self.on_bad_message is not None:
             self.on_bad_message(reason, detail)
 

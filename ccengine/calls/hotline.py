@@ -17,6 +17,7 @@ Steps, in order:
 from __future__ import annotations
 
 import dataclasses
+import secrets
 from dataclasses import dataclass
 from typing import Any, Protocol
 from collections.abc import Callable
@@ -274,7 +275,17 @@ class HotlineRoute:
     def _save(self, call_id: str, started: float, record: dict) -> None:
         """Write the call record without holding the call: the route's decision is already
         acknowledged, and the session may end while Redis stores the record."""
-        saving = self.records.save(call_id, started, record)
+        def created(result: object) -> object:
+            if result != -1:
+                return result
+            # A record with this uniqueid exists: two sessions claimed one channel (a replay
+            # or a hostile peer). Both are kept; the second under a suffixed id.
+            other = f"{call_id[:48]}-dup-{secrets.token_hex(4)}"
+            log.warn("call record {id} exists already: this one is kept as {other}",
+                     id=call_id, other=other)
+            record["duplicate_of"] = call_id
+            return self.records.create(other, started, record)
+        saving = self.records.create(call_id, started, record).addCallback(created)
         saving.addErrback(self._not_saved, call_id, started, record)
         self.writes.add(saving)
 

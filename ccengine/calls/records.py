@@ -32,6 +32,22 @@ return n
 """)
 
 
+# The same, for a NEW record: refused (-1) when a record with that id exists already, so a
+# second session with the same agi_uniqueid (a replay, a hostile peer) cannot overwrite it.
+_CREATE = LuaScript("""
+if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1])
+local n = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])
+if n <= 0 then return 0 end
+local old = redis.call('ZRANGE', KEYS[2], 0, n - 1)
+for _, id in ipairs(old) do redis.call('DEL', ARGV[5] .. id) end
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, n - 1)
+return n
+""")
+
+
 class CallRecordStore:
     def __init__(self, conn: RedisConnection, max_calls: int, ttl_days: int):
         self.conn = conn
@@ -44,6 +60,15 @@ class CallRecordStore:
         for name, value in fields.items():
             args += (name, str(value))
         return self.conn.script(_SAVE, (keys.call(call_id), keys.CALLS), args)
+
+    def create(self, call_id: str, started: float,
+               fields: Mapping[str, str | int | float]) -> Deferred:
+        """Like save, for a call's first record: fires -1 (and writes nothing) when a record
+        with this id exists already."""
+        args = [call_id, started, self.ttl, self.max_calls, keys.PREFIX + "call:"]
+        for name, value in fields.items():
+            args += (name, str(value))
+        return self.conn.script(_CREATE, (keys.call(call_id), keys.CALLS), args)
 
     def update(self, call_id: str, fields: Mapping[str, str | int | float]) -> Deferred:
         """Add fields to an existing record (outcome, agent, notes); no-op for an unknown id."""

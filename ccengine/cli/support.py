@@ -3,7 +3,8 @@ through the same store classes the engine uses (`store_command`: one road to Red
 
 A CLI has no reactor: store commands run on asyncio (`asyncio.run`), and the stores'
 Deferreds are awaited with `wait`. The URL is, in order:
-`--redis-url`; `redis.url` of the configuration; the private redis-server the engine started
+`--redis-url`; `$CCENGINE_REDIS_URL` (for a URL with a password: not visible in `ps`);
+`redis.url` of the configuration; the private redis-server the engine started
 under its state directory (`<state_dir>/redis/url`, written while it runs, see
 store/embedded.py); else `redis://127.0.0.1:6379/0`.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import concurrent.futures
 import sys
 from typing import Any
@@ -44,14 +46,17 @@ def command_group(subparsers: Any, config_arg: Callable, name: str, help_text: s
 
 
 def add_redis_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--redis-url", help="Redis URL (default: redis.url of the configuration, "
-                                            "else the engine's own redis-server, else "
-                                            "127.0.0.1:6379)")
+    parser.add_argument("--redis-url", help="Redis URL (default: $CCENGINE_REDIS_URL, else "
+                                            "redis.url of the configuration, else the engine's "
+                                            "own redis-server, else 127.0.0.1:6379)")
 
 
 def redis_url(args: argparse.Namespace, config: Config) -> str:
     if getattr(args, "redis_url", None):
         return args.redis_url
+    # A URL with a password does not belong on the command line (`ps` shows it).
+    if os.environ.get("CCENGINE_REDIS_URL"):
+        return os.environ["CCENGINE_REDIS_URL"]
     if config.redis.url:
         return config.redis.url
     recorded = config.state_dir / "redis" / URL_FILE

@@ -12,6 +12,8 @@ not allow, 503 Redis unavailable. Every check runs before anything is written.
 """
 from __future__ import annotations
 
+import re
+
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -97,7 +99,7 @@ class ComplaintsResource(ApiResource):
         if state is not None and state not in LIST_STATES:
             raise HttpError(400, f"state must be one of {', '.join(LIST_STATES)}")
         raw_limit = _arg(request, b"limit") or "50"
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 500:
+        if not re.fullmatch(r"[0-9]{1,3}", raw_limit) or not 1 <= int(raw_limit) <= 500:
             raise HttpError(400, "limit must be 1-500")
         found = await self.complaints.store.list(state, int(raw_limit))
         return 200, {"tickets": [x.to_json() for x in found]}

@@ -107,6 +107,18 @@ class RedisConfig:
         out = _positive(self, "timeout")
         if self.url and not self.url.startswith(("redis://", "rediss://", "unix://")):
             out.append("url: must start with redis://, rediss:// or unix://")
+        elif self.url.startswith(("redis://", "rediss://")):
+            from urllib.parse import urlparse
+            try:
+                parsed = urlparse(self.url)
+                port, host = parsed.port, parsed.hostname
+            except ValueError as exc:
+                out.append(f"url: {exc}")
+            else:
+                if not host:
+                    out.append("url: names no host")
+                if port is not None and not 0 < port < 65536:
+                    out.append("url: port must be 1-65535")
         return out
 
 

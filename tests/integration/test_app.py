@@ -154,6 +154,9 @@ def test_http_index_quiet_access_log_and_named_ami_retries(tmp_path, redis_url):
         assert index["resources"] == ["/api", "/console", "/healthz", "/metrics"]
         with urllib.request.urlopen(f"http://127.0.0.1:{http}/api", timeout=2) as answer:
             assert json.loads(answer.read()) == {"resources": ["/api/complaints"]}
+            # issue 19 point 9: no server version; JSON (customer names) is not sniffed.
+            assert answer.headers.get("Server") is None
+            assert answer.headers["X-Content-Type-Options"] == "nosniff"
         for path in ("/metrics", "/metrics", "/console"):
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{http}{path}", timeout=2).read()

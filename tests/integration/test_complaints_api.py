@@ -127,3 +127,22 @@ async def test_unknown_ticket_action_is_404_and_creates_nothing(redis_url):
     assert code == 404 and "4242" in body["error"]
     assert await conn.call(lambda r: r.exists("cc:complaint:4242")) == 0
     await conn.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_hostile_bodies_and_limits_get_400_not_500(redis_url):
+    """issue 19 point 9: deeply nested JSON, a 60,000-digit number, a limit of 5,000 nines
+    and full-width digits are refused with 400 and a message (they gave 500 and a traceback)."""
+    resource, complaints, conn, _ = setup(redis_url, max_body=65536)
+    t = await ticket(complaints)
+    nested = b"[" * 50_000 + b"]" * 50_000
+    code, body = await call(resource, "POST", [t.id, "assign"], raw=nested[:60000])
+    assert code in (400, 413) and "error" in body
+    code, body = await call(resource, "POST", [t.id, "assign"], raw=b"[" * 30000 + b"]" * 30000)
+    assert code == 400 and "nested" in body["error"]
+    code, body = await call(resource, "POST", [t.id, "assign"], raw=b'{"owner": ' + b"9" * 60000 + b"}")
+    assert code == 400
+    for limit in ("9" * 5000, "５０", "1e3", "-1"):
+        code, body = await call(resource, "GET", [], args={"limit": limit})
+        assert code == 400 and "limit" in body["error"], limit
+    await conn.close()

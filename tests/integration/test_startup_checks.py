@@ -159,3 +159,15 @@ def test_the_private_redis_dies_with_a_killed_engine_and_an_orphan_is_refused(tm
     finally:
         orphan.terminate()
         orphan.wait(10)
+
+
+def test_an_unusable_state_dir_is_one_line(tmp_path):
+    """issue 19 point 9: a state dir that cannot be created gave a raw OSError traceback."""
+    (tmp_path / "a-file").write_text("not a directory")
+    config = tmp_path / "c.toml"
+    config.write_text(f'[engine]\nstate_dir = "{tmp_path / "a-file" / "state"}"\n'
+                      f'[http]\nport = {free_port()}\n[fastagi]\nport = {free_port()}\n',
+                      encoding="utf-8")
+    done = ccengine("run", "--config", str(config), cwd=tmp_path)
+    out = done.stdout + done.stderr
+    assert done.returncode == 2 and "cannot start" in out and "Traceback" not in out, out

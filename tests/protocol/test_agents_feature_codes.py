@@ -336,3 +336,18 @@ async def test_one_phone_cannot_try_more_than_its_limit_nor_lock_out_others(redi
     _, keypad = await lab.dial("agent-login", keys=dict(LOGIN_KEYS))
     assert "agent_login_ok-1" in keypad.heard()
     await lab.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_login_without_ami_is_refused_before_anything_is_written(redis_url):
+    """issue 19 point 9: with AMI disabled no phone can join a queue: the login is refused
+    aloud (technical_difficulty) and no session is written (it used to be written, then an
+    AttributeError)."""
+    lab = await lab_with_agent(redis_url)
+    lab.feature.codes.actions.ami = None
+    asterisk, keypad = await lab.dial("agent-login", keys=dict(LOGIN_KEYS))
+    assert "technical_difficulty" in keypad.heard()
+    assert "agent_login_enter_number" not in keypad.heard()
+    assert asterisk.variables["CC_ROUTE_OK"] == "1"
+    assert not sync(redis_url).exists("cc:agent:session:1023")
+    await lab.close()

@@ -242,3 +242,28 @@ def test_raw_capture_in_random_chunks_gives_the_same_events(seed):
     assert chunked.protocol.banner == "Asterisk Call Manager/11.0.0"
     # Responses to the lab client's actions have no pending action here.
     assert set(chunked.bad) == {"unknown_response"}
+
+
+def test_repeated_bad_data_is_logged_once_per_minute_and_counted_each_time():
+    """issue 19 point 9: 1,001 responses with unknown ActionIDs made 1,001 log lines; now one
+    line per reason and minute (with how many more came), and every one is counted."""
+    from twisted.logger import globalLogPublisher
+    from ccengine.ami.protocol import AmiProtocol
+    from twisted.internet.task import Clock
+    from twisted.internet.testing import StringTransport
+    lines, bad = [], []
+
+    def observer(event):
+        if "bad incoming data" in str(event.get("log_format", "")):
+            lines.append(event)
+    globalLogPublisher.addObserver(observer)
+    try:
+        protocol = AmiProtocol(Clock())
+        protocol.on_bad_message = lambda reason, detail: bad.append(reason)
+        protocol.makeConnection(StringTransport())
+        protocol.dataReceived(b"Asterisk Call Manager/11.0.0\r\n")
+        for i in range(1001):
+            protocol.dataReceived(b"Response: Success\r\nActionID: nobody-%d\r\n\r\n" % i)
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    assert len(bad) == 1001 and len(lines) == 1

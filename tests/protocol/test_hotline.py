@@ -393,3 +393,20 @@ async def test_blocklist_file_still_refuses_while_redis_cannot_answer(tmp_path):
     other = await call(factory, press_on_menu("1"), callerid="13900000004", uniqueid="down-2")
     assert other.variables["CC_ACTION"] == "queue"
     await ctx.redis.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_sessions_with_one_uniqueid_keep_both_records(redis_url):
+    """issue 19 point 9: a second session claiming an existing agi_uniqueid does not
+    overwrite the first call's record; it is kept under a suffixed id, marked duplicate_of."""
+    factory, _, conn = build(redis_url)
+    await call(factory, press_on_menu("1"), callerid="13800000001", uniqueid="same-1")
+    await records_written(factory)
+    await call(factory, press_on_menu("3"), callerid="13800000002", uniqueid="same-1")
+    await records_written(factory)
+    r = sync_redis(redis_url)
+    assert r.hget("cc:call:same-1", "caller") == "13800000001"
+    others = [k for k in r.keys("cc:call:same-1-dup-*")]
+    assert len(others) == 1 and r.hget(others[0], "caller") == "13800000002"
+    assert r.hget(others[0], "duplicate_of") == "same-1"
+    await conn.close()

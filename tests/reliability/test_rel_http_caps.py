@@ -87,3 +87,30 @@ def test_metrics_are_rendered_at_most_once_per_interval():
     assert resource.render_GET(Request()) == first           # within the second: cached
     clock.advance(1.0)
     assert resource.render_GET(Request()) != first           # then rendered again
+
+
+def test_metrics_text_is_formatted_off_the_reactor_and_shared_by_waiting_requests():
+    """Collected on the reactor, formatted by `in_thread` (the engine's thread pool); requests
+    arriving while it runs get the same text."""
+    from twisted.internet.defer import Deferred
+    from twisted.web.test.requesthelper import DummyRequest
+    registry = CollectorRegistry()
+    Counter("demo2_total", "demo", registry=registry).inc()
+    clock = Clock()
+    jobs = []
+
+    def in_thread(func, *args):
+        d = Deferred()
+        jobs.append((d, func, args))
+        return d
+    resource = MetricsResource(registry, 1.0, clock, in_thread)
+    first, second = DummyRequest([b""]), DummyRequest([b""])
+    from twisted.web.server import NOT_DONE_YET
+    assert resource.render_GET(first) is NOT_DONE_YET
+    assert resource.render_GET(second) is NOT_DONE_YET
+    assert len(jobs) == 1                                    # one rendering for both
+    d, func, args = jobs[0]
+    d.callback(func(*args))
+    assert first.finished and second.finished
+    assert b"demo2_total 1.0" in b"".join(first.written)
+    assert b"".join(first.written) == b"".join(second.written)

@@ -42,3 +42,15 @@ def test_a_store_command_runs_on_the_engines_stores(redis_url):
 
     assert block(argparse.Namespace(config=None, redis_url=redis_url)) == 1
     assert redis.Redis.from_url(redis_url).sismember("cc:blocklist", "13900000001")
+
+
+def test_redis_url_can_come_from_the_environment_not_the_command_line(monkeypatch):
+    """issue 19 point 9: a Redis URL with a password need not be in argv (visible in `ps`)."""
+    import argparse as _argparse
+    from ccengine.cli.support import redis_url
+    from ccengine.config import load_config
+    monkeypatch.setenv("CCENGINE_REDIS_URL", "redis://:s3cret@127.0.0.1:6390/0")
+    args = _argparse.Namespace(redis_url=None)
+    assert redis_url(args, load_config(None)) == "redis://:s3cret@127.0.0.1:6390/0"
+    assert redis_url(_argparse.Namespace(redis_url="redis://x:1/0"), load_config(None)) == \
+        "redis://x:1/0"

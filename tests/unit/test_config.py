@@ -128,3 +128,14 @@ def test_fastagi_timings_are_defined_once():
     assert isinstance(config.fastagi, AgiSettings)
     assert config.fastagi.max_session == AgiSettings().max_session == 600.0
     assert parse_config({"fastagi": {"env_timeout": 5}}).fastagi.env_timeout == 5
+
+
+def test_redis_url_with_a_bad_port_or_no_host_is_a_problem():
+    """issue 19 point 9: `redis://host:notaport/0` passed check-config and crashed run."""
+    import pytest as _pytest
+    from ccengine.config import ConfigError, parse_config
+    for url, wanted in (("redis://host:notaport/0", "url:"), ("redis://:6379/0", "no host"),
+                        ("redis://h:70000/0", "url:")):
+        with _pytest.raises(ConfigError) as caught:
+            parse_config({"redis": {"url": url}})
+        assert any(wanted in p for p in caught.value.problems), (url, caught.value.problems)
