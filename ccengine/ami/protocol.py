@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections import deque
 from collections.abc import Callable
 
 from twisted.internet.defer import Deferred, fail
@@ -58,6 +59,7 @@ class _Pending:
 
 
 class AmiProtocol(Protocol):
+    BATCH = 2000            # blocks handled per reactor turn (a storm waits in TCP, not here)
     """One AMI connection. Set `on_event`, `on_bad_message` and `on_lost` before data flows."""
 
     transport: ITCPTransport          # set by Twisted before connectionMade
@@ -80,6 +82,9 @@ class AmiProtocol(Protocol):
         self._ids = itertools.count(1)
         self._pending: dict[str, _Pending] = {}
         self._bad_logged: dict[str, tuple[float, int]] = {}   # reason -> (logged at, skipped)
+        self._backlog: deque[bytes] = deque()   # blocks received, not handled yet
+        self._draining = False                  # a _drain is scheduled
+        self._paused = False                    # the socket is paused meanwhile
 
     # -- sending ---------------------------------------------------------------------------
     def send_action(self, action: Action, timeout: float) -> Deferred[Message]:
@@ -141,8 +146,19 @@ class AmiProtocol(Protocol):
         if self.banner is None and self._splitter.banner is not None:
             self.banner = self._splitter.banner
             self.banner_received.callback(self.banner)
+        self._backlog.extend(blocks)
+        if not self._draining:
+            self._drain()
+
+    def _drain(self) -> None:
+        """Handle at most BATCH blocks, then give the reactor back (FastAGI's callers first)
+        and continue on the next turn; meanwhile the socket is paused, so TCP pushes back on
+        Asterisk instead of the engine queueing an event storm in memory."""
+        self._draining = False
         wanted, unparsed = self.event_wanted, self.on_unparsed_event
-        for block in blocks:
+        backlog = self._backlog
+        for _ in range(min(len(backlog), self.BATCH)):
+            block = backlog.popleft()
             # With an action pending, an event may be an item of its list: always parsed.
             if wanted is not None and unparsed is not None and not self._pending:
                 name = peek_event(block)
@@ -150,6 +166,18 @@ class AmiProtocol(Protocol):
                     unparsed(name)
                     continue
             self._message_received(Message.parse(block))
+            if self.lost:
+                backlog.clear()
+                return
+        if backlog:
+            if not self._paused:
+                self._paused = True
+                self.transport.pauseProducing()
+            self._draining = True
+            self.clock.callLater(0, self._drain)
+        elif self._paused:
+            self._paused = False
+            self.transport.resumeProducing()
 
     def _message_received(self, message: Message) -> None:
         if message.malformed:

@@ -267,3 +267,31 @@ def test_repeated_bad_data_is_logged_once_per_minute_and_counted_each_time():
     finally:
         globalLogPublisher.removeObserver(observer)
     assert len(bad) == 1001 and len(lines) == 1
+
+
+def test_an_event_storm_is_handled_in_batches_with_the_socket_paused():
+    """issue 19 point 7: a burst of 10,000 recorded QueueCallerJoin events is handled BATCH at
+    a time, one reactor turn each (FastAGI's callers get the reactor in between); the socket
+    is paused while a backlog waits, so TCP pushes back on Asterisk; order is kept."""
+    from twisted.internet.task import Clock
+    from twisted.internet.testing import StringTransport
+    import ami_replay
+    from ccengine.ami.protocol import AmiProtocol
+    join = ami_replay.events("a_answered", "QueueCallerJoin")[0]
+    seen = []
+    clock = Clock()
+    protocol = AmiProtocol(clock)
+    protocol.on_event = lambda message: seen.append(message.get("Position"))
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    protocol.dataReceived(b"Asterisk Call Manager/11.0.0\r\n")
+    storm = b"".join(
+        type(join)([(k, str(i) if k == "Position" else v) for k, v in join.items()]).to_bytes()
+        for i in range(10_000))
+    protocol.dataReceived(storm)
+    # One batch now; the rest on later reactor turns (one delayed call at 0 s), socket paused.
+    assert len(seen) == AmiProtocol.BATCH and transport.producerState == "paused"
+    assert [c.getTime() for c in clock.getDelayedCalls()] == [clock.seconds()]
+    clock.advance(0)            # task.Clock runs the turns that follow one another at once
+    assert transport.producerState == "producing" and clock.getDelayedCalls() == []
+    assert seen == [str(i) for i in range(10_000)]
