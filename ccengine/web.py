@@ -254,7 +254,8 @@ class GuardedChannel(HTTPChannel):
     def _headers_too_slow(self) -> None:
         self._header_deadline = None
         self.factory.header_timeouts += 1
-        self.transport.abortConnection()
+        if self.transport is not None:
+            self.transport.abortConnection()  # type: ignore[attr-defined]  # a TCP transport
 
     def allHeadersReceived(self) -> None:
         self._disarm_header_deadline()
@@ -265,7 +266,7 @@ class GuardedChannel(HTTPChannel):
         if self.transport is not None and not getattr(self.transport, "disconnecting", False):
             self._arm_header_deadline()          # the next request on this connection
 
-    def connectionLost(self, reason: Any) -> None:
+    def connectionLost(self, reason: Any = None) -> None:
         self._disarm_header_deadline()
         self.factory.connections -= 1
         super().connectionLost(reason)
@@ -275,7 +276,7 @@ class GuardedSite(QuietSite):
     """At most `max_connections` HTTP connections; more are refused at once. The HTTP server
     shares the engine's file descriptors with FastAGI: without a cap, slow clients could use
     them all and every caller's AGI connection would fail."""
-    protocol = GuardedChannel
+    protocol = GuardedChannel  # type: ignore[assignment]  # an HTTPChannel subclass
     max_connections = 256
     header_timeout = 10.0
     connections = 0

@@ -177,7 +177,8 @@ class StateTracker:
 
     # A member's status and pause events say what the member IS now: under a storm (more than
     # COALESCE_FROM events waiting), of several waiting for the same member only the newest
-    # is handled, in its own place among the transitions (called, connected, ...), which are all handled one by one. At most BACKLOG
+    # is handled, in its own place among the transitions (called, connected, ...), which are
+    # all handled one by one. At most BACKLOG
     # events wait; past that they are dropped and one QueueStatus resync (the feed's) puts
     # every state right.
     COALESCED = frozenset({"queuememberstatus", "queuememberpause"})

@@ -5,6 +5,7 @@ fallback trusts only the positive acknowledgement the route sets (e.g. CC_ROUTE_
 """
 from __future__ import annotations
 
+from typing import Any
 from typing import Protocol as TypingProtocol
 from collections.abc import Mapping
 
@@ -260,7 +261,12 @@ class FastAGIFactory(ServerFactory):
             for session in left:
                 session.finish("stopping")
         timer = self.clock.callLater(grace, give_up)
-        done.addBoth(lambda result: (timer.cancel() if timer.active() else None, result)[1])
+
+        def stop_timer(result: Any) -> Any:
+            if timer.active():
+                timer.cancel()
+            return result
+        done.addBoth(stop_timer)
         return done
 
     @property
@@ -272,7 +278,8 @@ class FastAGIFactory(ServerFactory):
         """False when the connection would pass fastagi.max_connections or, for its source
         address, fastagi.max_connections_per_source: it is closed at once (Asterisk's AGI()
         then fails and the dialplan fallback queues the caller) and counted."""
-        source = getattr(protocol.transport.getPeer(), "host", "?")
+        get_peer = getattr(protocol.transport, "getPeer", None)
+        source = getattr(get_peer(), "host", "?") if get_peer is not None else "?"
         if self._connections >= self.settings.max_connections:
             self.metrics.errors_total.labels("too_many_connections").inc()
             return False

@@ -172,12 +172,12 @@ class AmiProtocol(Protocol):
         if backlog:
             if not self._paused:
                 self._paused = True
-                self.transport.pauseProducing()
+                self.transport.pauseProducing()  # type: ignore[attr-defined]  # a TCP transport is a producer
             self._draining = True
             self.clock.callLater(0, self._drain)
         elif self._paused:
             self._paused = False
-            self.transport.resumeProducing()
+            self.transport.resumeProducing()  # type: ignore[attr-defined]
 
     def _message_received(self, message: Message) -> None:
         if message.malformed:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from twisted.application.service import Service
 from twisted.logger import Logger
@@ -66,7 +67,7 @@ class CallerListsLoader(Service):
         self.done = None
         self.loaded = not (callers.blocklist_file or callers.vip_file)  # nothing to load
         self.file_blocklist: frozenset[str] = frozenset()
-        self._timer = None
+        self._timer: Any = None
 
     def startService(self) -> None:
         super().startService()

@@ -29,7 +29,7 @@ class Records:
     def __init__(self) -> None:
         self.saves: list[tuple[str, dict, Deferred]] = []
 
-    def save(self, call_id: str, started: float, fields: dict) -> Deferred:
+    def create(self, call_id: str, started: float, fields: dict) -> Deferred:
         saving: Deferred = Deferred()
         self.saves.append((call_id, dict(fields), saving))
         return saving
