@@ -87,5 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except BrokenPipeError:            # `ccengine ... | head`: the reader has enough
+        from ccengine.cli.output import quiet_on_closed_pipe
+        quiet_on_closed_pipe()
+        return 0
 
