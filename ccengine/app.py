@@ -22,6 +22,8 @@ log = Logger()
 def resolve_redis(config, embedded_factory=None):
     """(url, embedded-or-None). Pure process management: runs before the reactor starts."""
     from ccengine.store.embedded import EmbeddedRedis, redis_answers
+    if config.redis.sentinels:
+        return f"sentinel://{config.redis.service}", None
     if config.redis.url:
         return config.redis.url, None
     if redis_answers("127.0.0.1", 6379):
@@ -89,7 +91,7 @@ def build_service(config, reactor, redis_url: str):
 
     registry = CollectorRegistry()
     top = service.MultiService()
-    redis = RedisConnection(redis_url, config.redis.timeout, StoreMetrics(registry), reactor)
+    redis = RedisConnection.from_config(config.redis, redis_url, StoreMetrics(registry), reactor)
     company = config.company
     catalogue = load_catalogue(config.prompts, company=company.name,
                                languages=company.languages,

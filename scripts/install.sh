@@ -6,7 +6,7 @@
 #   bash scripts/install.sh --run    install, then start the engine on its embedded defaults
 set -euo pipefail
 cd "$(dirname "$0")/.."
-APT_PACKAGES="redis-server prometheus espeak-ng sox libsox-fmt-base python3-venv chromium fonts-wqy-microhei"
+APT_PACKAGES="redis-server redis-sentinel prometheus espeak-ng sox libsox-fmt-base python3-venv chromium fonts-wqy-microhei"
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=""
 for p in $APT_PACKAGES; do

@@ -255,7 +255,8 @@ class AgentDirectory:
         return self.conn.script(
             _CLAIM, [keys.agent_session(session.number), keys.agent_phone(session.phone),
                      keys.AGENTS_LOGGED_IN],
-            [session.number, session.phone, s["interface"], s["since"], s["queues"]])
+            [session.number, session.phone, s["interface"], s["since"], s["queues"]],
+            durable=True)
 
     def release(self, session: AgentSession) -> Deferred:
         async def op(r):

@@ -109,7 +109,9 @@ def store_command(group: str, user_errors: tuple[type[Exception], ...] = ()) -> 
                 return 2
 
             async def main() -> int:
-                conn = RedisConnection(redis_url(args, config), config.redis.timeout)
+                explicit = getattr(args, "redis_url", None) or os.environ.get("CCENGINE_REDIS_URL")
+                conn = RedisConnection(explicit, config.redis.timeout) if explicit else \
+                    RedisConnection.from_config(config.redis, redis_url(args, config))
                 try:
                     return await func(args, conn, config)
                 finally:

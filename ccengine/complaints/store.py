@@ -109,7 +109,7 @@ class TicketStore:
                     p.zadd(keys.complaints_by_number(ticket.number), {ticket_id: now})
                 await p.execute()
             return ticket
-        return self.conn.call(op)
+        return self.conn.call(op, durable=True)
 
     def change(self, ticket_id: str, transition: Transition,
                notify: Callable[[ComplaintTicket, dict], dict | None] | None = None) -> Deferred:
@@ -140,7 +140,7 @@ class TicketStore:
                     except WatchError:
                         continue
             raise TicketError(f"ticket {ticket_id} keeps changing; try again")
-        return self.conn.call(op)
+        return self.conn.call(op, durable=True)
 
     def _write(self, p: Any, new: ComplaintTicket, history: dict, old: ComplaintTicket | None):
         p.hset(keys.complaint(new.id), mapping=new.to_hash())

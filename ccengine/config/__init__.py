@@ -102,9 +102,25 @@ class AmiConfig:
 class RedisConfig:
     url: str = ""
     timeout: float = 2.0
+    # Redis Sentinel (docs/scaling.md): the sentinels as "host:port" and the master's name.
+    sentinels: tuple[str, ...] = ()
+    service: str = ""
+    password_env: str = ""            # the Redis password from this environment variable
+    min_replicas_ack: int = 0         # acknowledged writes wait for this many replicas
+    replica_ack_timeout_ms: int = 500
 
     def problems(self) -> list[str]:
-        out = _positive(self, "timeout")
+        out = _positive(self, "timeout", "replica_ack_timeout_ms")
+        for entry in self.sentinels:
+            host, _, port = entry.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                out.append(f"sentinels: '{entry}' is not host:port")
+        if self.sentinels and not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", self.service):
+            out.append("service: the Sentinel master name is required with sentinels")
+        if self.sentinels and self.url:
+            out.append("url: leave it empty with sentinels (the sentinels name the master)")
+        if self.min_replicas_ack < 0:
+            out.append("min_replicas_ack: must not be negative")
         if self.url and not self.url.startswith(("redis://", "rediss://", "unix://")):
             out.append("url: must start with redis://, rediss:// or unix://")
         elif self.url.startswith(("redis://", "rediss://")):

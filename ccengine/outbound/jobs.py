@@ -105,7 +105,9 @@ class JobStore:
         self.conn = conn
 
     def _run(self, name: str, keys_: list[str], args: list) -> Deferred:
-        return self.conn.script(getattr(lua, name), keys_, args)
+        # A claim and a new job must survive a failover (redis.min_replicas_ack).
+        return self.conn.script(getattr(lua, name), keys_, args,
+                                durable=name in ("CLAIM", "ADD"))
 
     def add(self, job: Job) -> Deferred:
         """Store a new job; fires True, or False when a job with that id already exists

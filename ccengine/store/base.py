@@ -12,6 +12,7 @@ redis-py's per-command client code was a third of the hotline's CPU (bench/READM
 from __future__ import annotations
 
 import asyncio
+import os
 import hashlib
 import time
 from typing import Any, TypeVar
@@ -64,10 +65,19 @@ class RedisConnection:
     """One client (with its own connection pool) shared by every store class."""
 
     def __init__(self, url: str, timeout: float = 2.0, metrics: StoreMetrics | None = None,
-                 reactor: Any = None):
+                 reactor: Any = None, client: Any = None, min_replicas: int = 0,
+                 replica_timeout_ms: int = 500):
         self.url = url
         self.timeout = timeout
         self.metrics = metrics
+        # Writes that must not be lost (callbacks, tickets, logins, outbound claims) wait for
+        # this many replicas (WAIT on the write's own connection) before they count as done.
+        self.min_replicas = min_replicas
+        self.replica_timeout_ms = replica_timeout_ms
+        if client is not None:              # Sentinel (from_config): no lane, redis-py follows
+            self.client = client            # the master through the sentinels
+            self._lane = None
+            return
         # No socket_timeout: `run` bounds every operation with one asyncio.timeout, and
         # redis-py's own per-read and per-write timeouts (an extra Task for asyncio.wait_for on
         # every write, a timer on every read) cost CPU on every command for nothing
@@ -81,6 +91,28 @@ class RedisConnection:
         target = lane_target(url) if reactor is not None else None
         self._lane = ScriptLane(reactor, target, timeout) if target is not None else None
 
+    @classmethod
+    def from_config(cls, redis: Any, url: str, metrics: StoreMetrics | None = None,
+                    reactor: Any = None) -> RedisConnection:
+        """The engine's and the CLIs' connection: through Redis Sentinel when
+        redis.sentinels is set (redis-py's Sentinel finds the master and finds it again after
+        a failover), else to `url`."""
+        password = os.environ.get(redis.password_env) if redis.password_env else None
+        if redis.sentinels:
+            from redis.asyncio.sentinel import Sentinel
+            hosts = [(h.rsplit(":", 1)[0], int(h.rsplit(":", 1)[1])) for h in redis.sentinels]
+            sentinel = Sentinel(hosts, socket_connect_timeout=redis.timeout,
+                                sentinel_kwargs={"socket_connect_timeout": redis.timeout})
+            client = sentinel.master_for(redis.service, decode_responses=True,
+                                         socket_connect_timeout=redis.timeout,
+                                         password=password)
+            return cls(f"sentinel://{redis.service}", redis.timeout, metrics, None, client,
+                       redis.min_replicas_ack, redis.replica_ack_timeout_ms)
+        if password and "@" not in url:
+            url = url.replace("://", f"://:{password}@", 1)
+        return cls(url, redis.timeout, metrics, reactor, None, redis.min_replicas_ack,
+                   redis.replica_ack_timeout_ms)
+
     async def run(self, op: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
         """Run `op(client)` with the timeout; failures become StoreUnavailable."""
         started = time.perf_counter()
@@ -92,12 +124,32 @@ class RedisConnection:
             raise self._unavailable(type(exc).__name__, exc) from exc
         return self._succeeded(result, started)
 
-    def call(self, op: Callable[[aioredis.Redis], Awaitable[Any]]) -> Deferred:
-        """`run` as a Deferred, for Twisted-side code."""
+    def call(self, op: Callable[[aioredis.Redis], Awaitable[Any]],
+             durable: bool = False) -> Deferred:
+        """`run` as a Deferred, for Twisted-side code. `durable`: as for `script`, the op runs
+        on one connection and WAIT confirms its writes reached redis.min_replicas_ack replicas."""
+        if durable and self.min_replicas > 0:
+            return as_deferred(self.run(lambda r: self._on_one_connection(r, op)))
         return as_deferred(self.run(op))
 
-    def script(self, script: LuaScript, keys: Sequence[str], args: Sequence[Any]) -> Deferred:
-        """Run a Lua script; fires with its decoded reply, fails with StoreUnavailable."""
+    async def _on_one_connection(self, r: Any, op: Callable[[Any], Awaitable[Any]]) -> Any:
+        async with r.client() as single:            # a dedicated connection of the pool
+            result = await op(single)
+            replicas = await single.execute_command("WAIT", self.min_replicas,
+                                                    self.replica_timeout_ms)
+        if int(replicas) < self.min_replicas:
+            raise StoreUnavailable(
+                f"redis: the write reached {replicas} of {self.min_replicas} replica(s) "
+                f"within {self.replica_timeout_ms} ms: not acknowledged")
+        return result
+
+    def script(self, script: LuaScript, keys: Sequence[str], args: Sequence[Any],
+               durable: bool = False) -> Deferred:
+        """Run a Lua script; fires with its decoded reply, fails with StoreUnavailable.
+        `durable`: with redis.min_replicas_ack set, the reply counts only once that many
+        replicas have the write (WAIT on the same connection); fewer fail the write."""
+        if durable and self.min_replicas > 0:
+            return self.call(lambda r: self._replicated(r, script, keys, args))
         if self._lane is None:
             async def op(r):
                 try:
@@ -110,6 +162,24 @@ class RedisConnection:
         d.addErrback(self._noscript, script, keys, args)
         d.addCallbacks(self._succeeded, self._lane_failed, (started,))
         return d
+
+    async def _replicated(self, r: Any, script: LuaScript, keys: Sequence[str],
+                          args: Sequence[Any]) -> Any:
+        for command, body in (("EVALSHA", script.sha), ("EVAL", script.source)):
+            async with r.pipeline(transaction=False) as p:      # one connection: WAIT sees it
+                p.execute_command(command, body, len(keys), *keys, *args)
+                p.execute_command("WAIT", self.min_replicas, self.replica_timeout_ms)
+                reply, replicas = await p.execute(raise_on_error=False)
+            if isinstance(reply, NoScriptError):
+                continue
+            if isinstance(reply, Exception):
+                raise reply
+            if int(replicas) < self.min_replicas:
+                raise StoreUnavailable(
+                    f"redis: the write reached {replicas} of {self.min_replicas} replica(s) "
+                    f"within {self.replica_timeout_ms} ms: not acknowledged")
+            return reply
+        raise StoreUnavailable("redis: NOSCRIPT after EVAL")
 
     def _noscript(self, failure: Failure, script: LuaScript, keys: Sequence[str],
                   args: Sequence[Any]) -> Any:

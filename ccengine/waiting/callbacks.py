@@ -205,7 +205,7 @@ class CallbackStore:
             if reply[0] != "ok":
                 raise NumberRejected(reply[0])
             return StoredCallback(str(reply[1]), bool(reply[2]))
-        return self.conn.script(_REQUEST, keys_, args).addCallback(stored)
+        return self.conn.script(_REQUEST, keys_, args, durable=True).addCallback(stored)
 
     # --- the dialler's side (issue 6) -----------------------------------------------------
     def claim_next(self, now: float, queue: str | None = None) -> Deferred:

@@ -1,4 +1,5 @@
 """Customer lookup and call records against a real redis-server."""
+import pytest
 import pytest_twisted
 import redis
 
@@ -57,3 +58,26 @@ async def test_unreachable_redis_raises_store_unavailable():
     else:
         raise AssertionError("lookup against a closed port did not fail")
     await conn.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_durable_write_without_enough_replicas_is_not_acknowledged(redis_url):
+    """redis.min_replicas_ack = 1 on a Redis with no replica: WAIT answers 0, so a callback
+    request fails (the caller is told it could not be stored) although the script ran; with 0
+    (the default) it is acknowledged as before."""
+    from ccengine.config import parse_config
+    from ccengine.store.base import RedisConnection, StoreUnavailable
+    from ccengine.waiting.callbacks import CallbackStore
+    strict = parse_config({"redis": {"url": redis_url, "min_replicas_ack": 1,
+                                     "replica_ack_timeout_ms": 50}})
+    conn = RedisConnection.from_config(strict.redis, redis_url)
+    with pytest.raises(StoreUnavailable, match="0 of 1 replica"):
+        await CallbackStore(conn, ["inbound"], 48).request(
+            "13800000001", "inbound", "zh", "durable-1", 0, 1.0, 2.0)
+    await conn.close()
+    plain = RedisConnection.from_config(parse_config({"redis": {"url": redis_url}}).redis,
+                                        redis_url)
+    stored = await CallbackStore(plain, ["inbound"], 48).request(
+        "13800000002", "inbound", "zh", "durable-2", 0, 1.0, 2.0)
+    assert stored.id and stored.created
+    await plain.close()
