@@ -100,9 +100,18 @@ def build_service(config, reactor, redis_url: str):
     if ami is not None:
         ami.setServiceParent(top)
     feed = QueueFeed(ami, QueuePicture(reactor)) if ami is not None else None
+    ownership = None
+    if ami is not None and config.ami.shared:
+        from ccengine.ami.owner import AmiOwnership
+        ownership = AmiOwnership(redis, ami, feed, f"{config.ami.host}:{config.ami.port}",
+                                 config.engine.name, reactor, registry)
+        ownership.setServiceParent(top)
+    _build_info(registry, config.engine.name)
     ctx = EngineContext(config=config, clock=reactor, registry=registry, redis=redis, ami=ami,
                         prompter=Prompter(catalogue, PromptMetrics(registry)),
                         api_token=config.api_token(), queues=feed)
+    if ownership is not None:
+        ctx.follows_events = lambda: ownership.owner
 
     routes: dict[str, Any] = {}
     api_root = None
@@ -114,6 +123,7 @@ def build_service(config, reactor, redis_url: str):
     agi_server.setServiceParent(top)
 
     health = Health(ami_connected=lambda: bool(ami and ami.connected),
+                    informational=frozenset({"redis_accepts_writes", "ami_owner"}),
                     redis_reachable=lambda: _gauge_value(registry, "ccengine_redis_up") == 1,
                     fastagi_listening=lambda: bool(agi_server.running),
                     ami_required=ami is not None)
@@ -124,6 +134,11 @@ def build_service(config, reactor, redis_url: str):
         routes.update(feature.routes)
         for child in feature.services:
             child.setServiceParent(top)
+        for child in feature.singletons:
+            if ownership is None:
+                child.setServiceParent(top)
+            else:
+                ownership.singletons.append(child)
         for name, resource in feature.api.items():
             api_root.putChild(name.encode("ascii"), resource)
         for name, resource in feature.pages.items():
@@ -132,6 +147,8 @@ def build_service(config, reactor, redis_url: str):
             if ami is not None:
                 ami.on_connected(callback)
         health.features.update(feature.health)
+    if ownership is not None:
+        health.features["ami_owner"] = lambda: ownership.owner
         ctx.on_reload.extend(feature.on_reload)
     factory.routes.update(routes)
     site = build_site(root, config.http.max_body_bytes, config.http.max_connections,
@@ -162,6 +179,19 @@ def tune_garbage_collector() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLD)
+
+
+def _build_info(registry, engine: str) -> None:
+    """ccengine_build_info{version, engine}: which engine a scrape came from (one series per
+    process, not a label on every series)."""
+    from importlib.metadata import PackageNotFoundError, version
+    from prometheus_client import Gauge
+    try:
+        release = version("ccengine")
+    except PackageNotFoundError:
+        release = "unknown"
+    Gauge("ccengine_build_info", "The engine's version and name (engine.id, else host-pid)",
+          ["version", "engine"], registry=registry).labels(release, engine).set(1)
 
 
 def _thread_runner(reactor):

@@ -36,6 +36,9 @@ class EngineContext:
     queues: QueueFeed | None = None
     # What SIGHUP runs (app.install_reload_signal), gathered from the features' on_reload.
     on_reload: list[Callable[[], Any]] = field(default_factory=list)
+    # True while this engine follows the Asterisk server's events (always, unless ami.shared
+    # makes it a standby): queue gauges are reported by the follower only.
+    follows_events: Callable[[], bool] = lambda: True
 
 
 @dataclass
@@ -47,3 +50,6 @@ class Feature:
     on_ami_connected: list[Callable[[], Any]] = field(default_factory=list)
     health: Mapping[str, Callable[[], bool]] = field(default_factory=dict)   # /healthz checks
     on_reload: list[Callable[[], Any]] = field(default_factory=list)         # SIGHUP
+    # Services that must run on one engine at a time (sweepers, the dialler): with several
+    # engines on one Asterisk (ami.shared) they run on the AMI owner only (ami/owner.py).
+    singletons: list[IService] = field(default_factory=list)

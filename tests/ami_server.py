@@ -7,7 +7,8 @@
   (ANSWERS below), the ActionID replaced by the client's; list actions (QueueStatus) get the
   whole recorded list. An action no capture covers is answered
   `Response: Error / Message: no capture for <Action>` (never invented success).
-- Every action received is appended to --log as one JSON object (the fields in order).
+- Every action received is appended to --log as one JSON list of the fields in order, plus
+  ["_connection", N] naming the connection (1, 2, ... in connection order).
 - Each line on standard input is a JSON list of events ([[name, value], ...] per event, as
   recorded); they are sent to every connected client, in order.
 
@@ -39,6 +40,8 @@ ANSWERS = {
     "queuewithdrawcaller": ("ami6_queue_priority_withdraw", lambda f: True),
 }
 UNPAUSE = ("c_member_actions", lambda f: f.get("paused", "").lower() == "false")
+EVENTS_ON = ("ami4_login_ping_events", lambda f: f.get("eventmask") == "on")
+EVENTS_OFF = ("ami4_login_ping_events", lambda f: f.get("eventmask") == "off")
 
 
 def recorded_answer(capture: str, action: str, wanted) -> list[Message]:
@@ -77,8 +80,13 @@ class Server:
         self.answers = {name: recorded_answer(capture, name, wanted)
                         for name, (capture, wanted) in ANSWERS.items()}
         self.unpause = recorded_answer(UNPAUSE[0], "queuepause", UNPAUSE[1])
+        self.events = {mask: recorded_answer(capture, "events", wanted)
+                       for mask, (capture, wanted) in (("on", EVENTS_ON), ("off", EVENTS_OFF))}
+        self.connections = 0
 
     async def client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        number = self.connections
         writer.write(banner())
         self.clients.append(writer)
         try:
@@ -90,7 +98,8 @@ class Server:
                         key, value = line.split(":", 1)
                         pairs.append([key.strip(), value.strip()])
                 with self.log.open("a", encoding="utf-8") as out:
-                    out.write(json.dumps(pairs, ensure_ascii=False) + "\n")
+                    out.write(json.dumps(pairs + [["_connection", str(number)]],
+                                         ensure_ascii=False) + "\n")
                 writer.write(self.answer(pairs))
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -106,6 +115,8 @@ class Server:
         recorded = self.answers.get(action)
         if action == "queuepause" and fields.get("paused", "").lower() == "false":
             recorded = self.unpause
+        if action == "events":
+            recorded = self.events.get(fields.get("eventmask", "").lower())
         if recorded is None:
             return Message([("Response", "Error"), ("ActionID", action_id),
                             ("Message", f"no capture for {fields.get('action', '')}")]).to_bytes()

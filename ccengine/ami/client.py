@@ -88,6 +88,9 @@ class AmiClient(Service):
     def __init__(self, settings: AmiSettings, secret: str, *, clock: IReactorTime,
                  endpoint: IStreamClientEndpoint, metrics: AmiMetrics,
                  jitter: Callable[[], float] | None = None):
+        # Whether the next login asks for events (a standby engine of a shared Asterisk
+        # logs in with them off: ami/owner.py).
+        self.events_wanted: Callable[[], bool] = lambda: True
         self.settings = settings
         self._secret = secret
         self._clock = clock
@@ -208,7 +211,8 @@ class AmiClient(Service):
     async def _login_steps(self, protocol: AmiProtocol) -> None:
         user = self.settings.username
         timeout = self.settings.action_timeout
-        login = Action("Login", [("Username", user), ("Secret", self._secret), ("Events", "on")])
+        events = "on" if self.events_wanted() else "off"      # ami/owner.py when shared
+        login = Action("Login", [("Username", user), ("Secret", self._secret), ("Events", events)])
         try:
             await protocol.banner_received.addTimeout(timeout, self._clock)
             await protocol.send_action(login, timeout)

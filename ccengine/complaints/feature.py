@@ -56,7 +56,7 @@ def build(ctx: EngineContext, *, records: CallRecordStore,
     return ComplaintsFeature(
         repeat=repeat, complaints=complaints,
         routes={"escalate": escalation, "followup": FollowUpRoute(complaints, ctx.prompter)},
-        services=services,
+        singletons=services,
         api={"complaints": ComplaintsResource(complaints, ctx.api_token,
                                               ctx.config.http.max_body_bytes)},
         on_ami_connected=on_connected)

@@ -64,7 +64,20 @@ class CompanyConfig:
 
 @dataclass(frozen=True)
 class EngineConfig:
+    """`id`: this engine's name among several (logs, the AMI lease); empty: host-pid."""
     state_dir: str = "state"
+    id: str = ""
+
+    def problems(self) -> list[str]:
+        if self.id and not re.fullmatch(r"[A-Za-z0-9._-]{1,40}", self.id):
+            return ["id: letters, digits, . _ - (at most 40)"]
+        return []
+
+    @property
+    def name(self) -> str:
+        import os
+        import socket
+        return self.id or f"{socket.gethostname()[:30]}-{os.getpid()}"
 
 
 @dataclass(frozen=True)
@@ -92,6 +105,9 @@ class AmiConfig:
     ping_interval: float = 20.0
     reconnect_initial: float = 0.5
     reconnect_max: float = 30.0
+    # Several engines on one Redis and this Asterisk: one follows its events at a time
+    # (a lease in Redis, ami/owner.py); the others keep a connection for actions only.
+    shared: bool = False
 
     def problems(self) -> list[str]:
         return _port(self.port) + _positive(self, "action_timeout", "ping_interval",

@@ -77,5 +77,5 @@ def build(ctx: EngineContext, *, stats: StatsFeature, staff: AgentsFeature,
     sweeper = RecordingSweeper(config.recordings.dir, config.recordings.retention_days,
                                config.recordings.sweep_interval, ctx.clock, ctx.registry)
     sweeper.clock = ctx.clock
-    return Feature(services=[writes, _LoadToday(windows), hub, sweeper],
+    return Feature(services=[writes, _LoadToday(windows), hub], singletons=[sweeper],
                    pages={"console": Console(accounts, hub, actions, records, config, ctx.clock)})

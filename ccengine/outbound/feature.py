@@ -63,7 +63,7 @@ def build(ctx: EngineContext, *, records: CallRecordStore, callbacks: Any = None
                       on_final=sources.finish_job,
                       on_answered=CallRecords(records, ctx.clock).answered)
     dialler.attach()
-    feature.services.append(DiallerService(
+    feature.singletons.append(DiallerService(
         jobs, dialler, sources, pool, CallingWindow.from_config(config), config,
         ctx.config.waiting, metrics, ctx.clock, default_tz))
 

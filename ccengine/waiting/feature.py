@@ -80,5 +80,5 @@ def build(ctx: EngineContext, *,
     sweeper = WaitingSweeper(callbacks, line, metrics, ctx.clock, config.sweep_interval,
                              config.claim_timeout_seconds, stale)
     return WaitingFeature(routes={QueueAnnounceRoute.script: QueueAnnounceRoute(parts)},
-                          services=[sweeper], closed_offer=ClosedHoursOffer(parts),
+                          singletons=[sweeper], closed_offer=ClosedHoursOffer(parts),
                           callbacks=callbacks, staffing=picture.staffing)
