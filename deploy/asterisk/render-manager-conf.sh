@@ -17,6 +17,8 @@
 #                          that file gets `CCENGINE_AGI=<value>` (or only a comment when unset);
 #                          deploy/asterisk/extensions.conf includes it inside [globals] after
 #                          ccengine/globals_ccengine.conf, so it overrides the 127.0.0.1:4573 default.
+#   CCENGINE_AGI_2         host:port of a second engine (docs/scaling.md), written the same way
+#                          as `CCENGINE_AGI_2=<value>`.
 #
 # Exits non-zero, and writes nothing, when the secret is missing, too short, or contains a
 # character that would change the meaning of the line (';' starts a comment in Asterisk config
@@ -31,6 +33,7 @@ secret=${CCENGINE_AMI_SECRET:-}
 bindaddr=${CCENGINE_AMI_BINDADDR:-127.0.0.1}
 permit=${CCENGINE_AMI_PERMIT:-127.0.0.1/255.255.255.255}
 agi=${CCENGINE_AGI:-}
+agi2=${CCENGINE_AGI_2:-}
 
 fail() {
     echo "render-manager-conf: $*" >&2
@@ -62,19 +65,28 @@ case "$permit" in
             || fail "CCENGINE_AMI_PERMIT must be ADDRESS/NETMASK (IPv4, dotted)" ;;
     *) fail "CCENGINE_AMI_PERMIT must be ADDRESS/NETMASK (IPv4, dotted)" ;;
 esac
-if [ -n "$agi" ]; then
-    host=${agi%:*}
-    port=${agi##*:}
-    case "$agi" in *:*) ;; *) fail "CCENGINE_AGI must be host:port" ;; esac
+# host:port with host A-Za-z0-9.- and a port from 1 to 65535; $1 names the variable.
+check_hostport() {
+    name=$1
+    value=$2
+    host=${value%:*}
+    port=${value##*:}
+    case "$value" in *:*) ;; *) fail "$name must be host:port" ;; esac
     case "$host" in
-        "" | *[!A-Za-z0-9.-]*) fail "CCENGINE_AGI host may only contain A-Z a-z 0-9 . -" ;;
+        "" | *[!A-Za-z0-9.-]*) fail "$name host may only contain A-Z a-z 0-9 . -" ;;
     esac
     case "$port" in
-        "" | *[!0-9]*) fail "CCENGINE_AGI port must be a number" ;;
+        "" | *[!0-9]*) fail "$name port must be a number" ;;
     esac
     if [ "${#host}" -gt 253 ] || [ "${#port}" -gt 5 ] || [ "$port" -lt 1 ] || [ "$port" -gt 65535 ]; then
-        fail "CCENGINE_AGI must be host:port with a port from 1 to 65535"
+        fail "$name must be host:port with a port from 1 to 65535"
     fi
+}
+if [ -n "$agi" ]; then
+    check_hostport CCENGINE_AGI "$agi"
+fi
+if [ -n "$agi2" ]; then
+    check_hostport CCENGINE_AGI_2 "$agi2"
 fi
 for line in "secret = $placeholder" "bindaddr = 127.0.0.1" "permit = 127.0.0.1/255.255.255.255"; do
     grep -qx "$line" "$template" || fail "$template has no '$line' line"
@@ -99,6 +111,9 @@ if [ -n "$globals_output" ]; then
         echo "; Written by render-manager-conf.sh at container start; do not edit."
         if [ -n "$agi" ]; then
             echo "CCENGINE_AGI=$agi"
+        fi
+        if [ -n "$agi2" ]; then
+            echo "CCENGINE_AGI_2=$agi2"
         fi
     } > "$gtmp"
     chmod 0644 "$gtmp"

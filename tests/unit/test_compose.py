@@ -277,3 +277,49 @@ def test_render_refuses_malformed_network_values(tmp_path, env):
     result, manager, local = render(tmp_path, **env)
     assert result.returncode == 2
     assert not manager.exists() and not local.exists()
+
+
+# --- the scale-out override: docker-compose.scale.yml (docs/scaling.md) ------------------------
+
+SCALE = yaml.safe_load((ROOT / "docker-compose.scale.yml").read_text(encoding="utf-8"))
+
+
+def test_scale_override_is_valid_and_wires_two_engines_sentinels_and_replicas():
+    import ipaddress as _ip
+    from ccengine.config import load_config
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    errors = list(jsonschema.validators.validator_for(schema)(schema).iter_errors(SCALE))
+    assert errors == []
+    merged = {**SERVICES, **{k: {**SERVICES.get(k, {}), **v} for k, v in SCALE["services"].items()}}
+    declared = set(COMPOSE["volumes"]) | set(SCALE["volumes"])
+    for name, service in SCALE["services"].items():
+        for dependency in service.get("depends_on", {}):
+            assert dependency in merged, (name, dependency)
+        for source, _ in volume_entries(service):
+            assert source.startswith("./") and (ROOT / source).exists() or source in declared
+    config = load_config(ROOT / "deploy" / "ccengine" / "ccengine-scale.toml")
+    assert config.ami.shared and config.redis.min_replicas_ack == 1
+    assert {s.split(":")[0] for s in config.redis.sentinels} == {"sentinel1", "sentinel2",
+                                                                 "sentinel3"}
+    assert all(s in SCALE["services"] for s in ("sentinel1", "sentinel2", "sentinel3",
+                                                "redis-replica1", "redis-replica2"))
+    engine2 = SCALE["services"]["engine2"]
+    address = engine2["networks"]["ccengine"]["ipv4_address"]
+    asterisk_env = SCALE["services"]["asterisk"]["environment"]
+    assert asterisk_env["CCENGINE_AGI_2"] == f"{address}:{config.fastagi.port}"
+    permit = _ip.ip_network(asterisk_env["CCENGINE_AMI_PERMIT"].replace("/", "/"), strict=False)
+    engine1 = SERVICES["engine"]["networks"]["ccengine"]["ipv4_address"]
+    assert _ip.ip_address(engine1) in permit and _ip.ip_address(address) in permit
+    assert _ip.ip_address(SERVICES["asterisk"]["networks"]["ccengine"]["ipv4_address"]) \
+        not in permit
+    assert engine2["restart"] in RESTART_POLICIES and engine2["healthcheck"]["test"][0] == "CMD"
+    assert engine2["environment"]["CCENGINE_AMI_SECRET"].startswith("${CCENGINE_AMI_SECRET:?")
+
+
+def test_render_writes_the_second_engine_address_and_refuses_a_bad_one(tmp_path):
+    result, _, local = render(tmp_path, CCENGINE_AGI="172.28.0.20:4573",
+                              CCENGINE_AGI_2="172.28.0.21:4573")
+    assert result.returncode == 0, result.stderr
+    assert conf_lines(local) == ["CCENGINE_AGI=172.28.0.20:4573", "CCENGINE_AGI_2=172.28.0.21:4573"]
+    bad, _, _ = render(tmp_path / "b", CCENGINE_AGI_2="x;Hangup")
+    assert bad.returncode == 2 and "CCENGINE_AGI_2" in bad.stderr
