@@ -42,6 +42,14 @@ def test_ami_bench_smoke_prints_rates_and_ratio():
     assert "events lost" not in out
 
 
+def test_takeover_bench_smoke_kills_the_owner_and_sees_a_takeover():
+    """bench/takeover.py --smoke: two rounds of SIGKILL of the AMI owner, each followed by a
+    takeover; prints median, max and the verdict."""
+    out = run_bench("takeover.py")
+    assert "AMI takeover after SIGKILL of the owner, 2 rounds: median" in out
+    assert "target <= 5 s" in out
+
+
 def test_redis_calls_bench_smoke_prints_round_trips_and_commands():
     """bench/redis_calls.py --smoke counts Redis round trips and commands per routed call."""
     out = run_bench("redis_calls.py")
