@@ -50,6 +50,14 @@ def test_takeover_bench_smoke_kills_the_owner_and_sees_a_takeover():
     assert "target <= 5 s" in out
 
 
+def test_scaleout_bench_smoke_runs_one_two_and_three_engines():
+    """bench/scaleout.py --smoke: one round with 1, 2 and 3 engine processes on one Redis."""
+    out = run_bench("scaleout.py")
+    for count in (1, 2, 3):
+        assert f"{count} engine(s), closed 48 in all:" in out
+    assert "failed sessions: 0" in out
+
+
 def test_redis_calls_bench_smoke_prints_round_trips_and_commands():
     """bench/redis_calls.py --smoke counts Redis round trips and commands per routed call."""
     out = run_bench("redis_calls.py")
