@@ -199,12 +199,13 @@ _USAGE_END = "520 "
 _MAX_USAGE_LINES = 200
 _MAX_USAGE_BYTES = 16 * 1024     # Asterisk's longest usage text is a few KB (AGI note 3)
 # The same few replies answer most commands (`200 result=1` every SET VARIABLE, `200 result=0
-# endpos=N` a prompt played to its end). AgiReply is immutable, so each such line is parsed
-# once and its reply shared. Only short lines of exactly that shape are kept (never caller
-# text, never a long line: a peer sending 8 KB `200 result=` junk cannot fill it), and at most
-# a bounded number of distinct lines.
-_PLAIN_REPLIES: dict[bytes, AgiReply] = {}
-_MAX_PLAIN_REPLIES = 512
+# endpos=N` a prompt played to its end). AgiReply is immutable, so such a line is parsed once
+# and its reply reused: the commonest ones for every connection (a fixed set, parsed at
+# import), the others per connection (at most _MAX_PLAIN_REPLIES, only short lines of exactly
+# that shape: never caller text, never a long line), so whatever one peer sends cannot fill
+# another connection's cache or the process's.
+_MAX_PLAIN_REPLIES = 32
+_COMMON_REPLIES: dict[bytes, AgiReply] = {}      # filled below, after ReplyParser
 _CACHEABLE = re.compile(rb"200 result=-?\d{1,6}(?: endpos=\d{1,10})?")
 
 class ReplyParser:
@@ -213,10 +214,11 @@ class ReplyParser:
     def __init__(self) -> None:
         self._usage: list[str] | None = None
         self._usage_bytes = 0
+        self._plain: dict[bytes, AgiReply] = {}    # this connection's plain replies
 
     def feed(self, line: bytes) -> list:
         if self._usage is None:
-            reply = _PLAIN_REPLIES.get(line)
+            reply = _COMMON_REPLIES.get(line) or self._plain.get(line)
             if reply is not None:
                 return [reply]
         text = line.decode("utf-8", "replace")
@@ -245,9 +247,9 @@ class ReplyParser:
                 return [AgiProtocolError(f"malformed 200 reply: {text[:200]!r}")]
             result, data, endpos = match.groups()
             reply = AgiReply(200, result, data, int(endpos) if endpos is not None else None)
-            if data is None and len(_PLAIN_REPLIES) < _MAX_PLAIN_REPLIES and \
+            if data is None and len(self._plain) < _MAX_PLAIN_REPLIES and \
                     _CACHEABLE.fullmatch(line):
-                _PLAIN_REPLIES[line] = reply
+                self._plain[line] = reply
             return [reply]
         if code == "510":
             return [AgiInvalidCommand(rest)]
@@ -256,6 +258,11 @@ class ReplyParser:
         if code == "520":
             return [AgiUsageError(rest)]
         return [AgiProtocolError(f"unexpected line: {text[:200]!r}")]
+
+
+_COMMON_REPLIES.update({
+    line: ReplyParser().feed(line)[0]
+    for line in (b"200 result=0", b"200 result=1", b"200 result=-1", b"200 result=0 endpos=0")})
 
 
 # --- commands ----------------------------------------------------------------------------

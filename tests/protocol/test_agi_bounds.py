@@ -40,12 +40,16 @@ def test_a_usage_reply_is_bounded_and_junk_replies_never_enter_the_cache():
         if out:
             break
     assert isinstance(out[0], AgiProtocolError) and len(out) == 1
-    before = len(wire._PLAIN_REPLIES)
     for i in range(600):
         parser.feed(b"200 result=" + str(i).encode() + b"z" * 8000)
-    assert len(wire._PLAIN_REPLIES) == before            # long lines are never cached
-    parser.feed(b"200 result=1")
-    assert b"200 result=1" in wire._PLAIN_REPLIES
+    assert parser._plain == {}                            # long lines are never cached
+    for i in range(600):                                  # short ones: at most the bound ...
+        parser.feed(b"200 result=0 endpos=%d" % i)
+    assert len(parser._plain) == wire._MAX_PLAIN_REPLIES
+    other = ReplyParser()                                 # ... and only on this connection
+    assert other._plain == {}
+    common = other.feed(b"200 result=1")[0]
+    assert common is wire._COMMON_REPLIES[b"200 result=1"]
 
 
 def test_connections_over_the_caps_are_closed_and_counted():

@@ -18,7 +18,8 @@ def test_repeated_replies_equal_a_fresh_parse_and_data_is_never_shared():
         assert parser.feed(b"200 result=1") == [AgiReply(200, "1")]
         assert parser.feed(b"200 result=0 endpos=3404") == [AgiReply(200, "0", None, 3404)]
         assert parser.feed(b"200 result=1 (CC Caller)") == [AgiReply(200, "1", "CC Caller")]
-    assert b"200 result=1 (CC Caller)" not in wire._PLAIN_REPLIES
+    assert b"200 result=1 (CC Caller)" not in parser._plain
+    assert b"200 result=1 (CC Caller)" not in wire._COMMON_REPLIES
 
 
 def test_cached_reply_is_not_used_inside_a_usage_text():
