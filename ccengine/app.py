@@ -147,9 +147,9 @@ def build_service(config, reactor, redis_url: str):
             if ami is not None:
                 ami.on_connected(callback)
         health.features.update(feature.health)
+        ctx.on_reload.extend(feature.on_reload)
     if ownership is not None:
         health.features["ami_owner"] = lambda: ownership.owner
-        ctx.on_reload.extend(feature.on_reload)
     factory.routes.update(routes)
     site = build_site(root, config.http.max_body_bytes, config.http.max_connections,
                       config.http.header_timeout)

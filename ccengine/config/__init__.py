@@ -143,13 +143,13 @@ class RedisConfig:
             from urllib.parse import urlparse
             try:
                 parsed = urlparse(self.url)
-                port, host = parsed.port, parsed.hostname
+                url_port, url_host = parsed.port, parsed.hostname
             except ValueError as exc:
                 out.append(f"url: {exc}")
             else:
-                if not host:
+                if not url_host:
                     out.append("url: names no host")
-                if port is not None and not 0 < port < 65536:
+                if url_port is not None and not 0 < url_port < 65536:
                     out.append("url: port must be 1-65535")
         return out
 
