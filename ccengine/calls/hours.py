@@ -4,7 +4,8 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from ccengine.config import DAYS, QueueConfig
+from ccengine.config import QueueConfig
+from ccengine.config.checks import DAYS
 
 
 def is_open(queue: QueueConfig, now: datetime) -> bool:
