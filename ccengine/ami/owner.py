@@ -67,8 +67,9 @@ class AmiOwnership(TimerService):
         self.gauge = Gauge("ccengine_ami_owner",
                            "1 while this engine follows the Asterisk server's events",
                            registry=registry)
+        # A fresh login asks for events only on the owner (it resyncs through the feed's own
+        # login callback).
         ami.events_wanted = lambda: self.owner
-        ami.on_connected(self._connected)
 
     def check(self) -> Deferred | None:
         if not self.ami.connected:
@@ -118,11 +119,6 @@ class AmiOwnership(TimerService):
             d.addCallback(lambda _: self.feed.resync())
         d.addErrback(lambda f: log.warn("AMI Events {m} failed: {e}", m="on" if on else "off",
                                         e=f.getErrorMessage()))
-
-    def _connected(self) -> None:
-        # A fresh login starts with the events the login asked for (events_wanted); the
-        # owner also resyncs through the feed's own login callback.
-        return None
 
     def stopService(self) -> Any:
         super().stopService()

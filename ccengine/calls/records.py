@@ -18,25 +18,12 @@ from ccengine.store.base import LuaScript, RedisConnection
 # like MULTI/EXEC, and one EVALSHA is far cheaper for redis-py to pack and parse than a
 # six-command transaction (bench/README.md).
 # KEYS: record hash, index. ARGV: call id, start time, ttl seconds, max_calls, record key
-# prefix, then the record's field/value pairs.
+# prefix, mode, then the record's field/value pairs. Mode "create" refuses (-1, nothing
+# written) when a record with that id exists already, so a second session with the same
+# agi_uniqueid (a replay, a hostile peer) cannot overwrite it; "save" creates or extends.
 _SAVE = LuaScript("""
-redis.call('HSET', KEYS[1], unpack(ARGV, 6))
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1])
-local n = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])
-if n <= 0 then return 0 end
-local old = redis.call('ZRANGE', KEYS[2], 0, n - 1)
-for _, id in ipairs(old) do redis.call('DEL', ARGV[5] .. id) end
-redis.call('ZREMRANGEBYRANK', KEYS[2], 0, n - 1)
-return n
-""")
-
-
-# The same, for a NEW record: refused (-1) when a record with that id exists already, so a
-# second session with the same agi_uniqueid (a replay, a hostile peer) cannot overwrite it.
-_CREATE = LuaScript("""
-if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+if ARGV[6] == 'create' and redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 7))
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1])
 local n = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])
@@ -56,19 +43,20 @@ class CallRecordStore:
 
     def save(self, call_id: str, started: float, fields: Mapping[str, str | int | float]) -> Deferred:
         """Create or extend a record and index it; trims the index in the same round trip."""
-        args = [call_id, started, self.ttl, self.max_calls, keys.PREFIX + "call:"]
-        for name, value in fields.items():
-            args += (name, str(value))
-        return self.conn.script(_SAVE, (keys.call(call_id), keys.CALLS), args)
+        return self._write("save", call_id, started, fields)
 
     def create(self, call_id: str, started: float,
                fields: Mapping[str, str | int | float]) -> Deferred:
         """Like save, for a call's first record: fires -1 (and writes nothing) when a record
         with this id exists already."""
-        args = [call_id, started, self.ttl, self.max_calls, keys.PREFIX + "call:"]
+        return self._write("create", call_id, started, fields)
+
+    def _write(self, mode: str, call_id: str, started: float,
+               fields: Mapping[str, str | int | float]) -> Deferred:
+        args = [call_id, started, self.ttl, self.max_calls, keys.PREFIX + "call:", mode]
         for name, value in fields.items():
             args += (name, str(value))
-        return self.conn.script(_CREATE, (keys.call(call_id), keys.CALLS), args)
+        return self.conn.script(_SAVE, (keys.call(call_id), keys.CALLS), args)
 
     def update(self, call_id: str, fields: Mapping[str, str | int | float]) -> Deferred:
         """Add fields to an existing record (outcome, agent, notes); no-op for an unknown id."""

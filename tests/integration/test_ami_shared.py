@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest_twisted
 
 from ccengine.store.embedded import free_port
+from asterisk_lab import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,15 +46,6 @@ def events_on(log: Path) -> list[str]:
             if a.get("Action") == "Events" and a.get("EventMask") == "on"]
 
 
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
 
 def test_one_engine_follows_the_events_and_another_takes_over_when_it_dies(tmp_path, redis_url):
     log = tmp_path / "actions.jsonl"
@@ -76,10 +68,10 @@ def test_one_engine_follows_the_events_and_another_takes_over_when_it_dies(tmp_p
                 [sys.executable, "-m", "ccengine.cli", "run", "--config", str(config)],
                 cwd=tmp_path, stdout=(tmp_path / f"{name}.log").open("w"),
                 stderr=subprocess.STDOUT, env={**os.environ, "CCENGINE_AMI_SECRET": "x"}), http)
-        wait_until(lambda: sum(1 for a in actions(log) if a.get("Action") == "Login") == 3, 30,
+        wait_for(lambda: sum(1 for a in actions(log) if a.get("Action") == "Login") == 3, 30,
                    "three AMI logins")
         assert all(a["Events"] == "off" for a in actions(log) if a.get("Action") == "Login")
-        owner_connection = wait_until(lambda: events_on(log), 10, "an owner")[0]
+        owner_connection = wait_for(lambda: events_on(log), 10, "an owner")[0]
         time.sleep(2.5)                       # two more renewals: still exactly one owner
         assert events_on(log) == [owner_connection]
         owners = [n for n, (_, http) in engines.items() if metric(http, "ccengine_ami_owner") == 1]
@@ -88,7 +80,7 @@ def test_one_engine_follows_the_events_and_another_takes_over_when_it_dies(tmp_p
         killed = time.monotonic()
         engines[owner][0].send_signal(signal.SIGKILL)
         engines[owner][0].wait(10)
-        wait_until(lambda: len(events_on(log)) == 2, 10, "a takeover")
+        wait_for(lambda: len(events_on(log)) == 2, 10, "a takeover")
         took = time.monotonic() - killed
         # Printed, not asserted (no timing assertions in the suite); the bound is about
         # owner.LEASE_MS + owner.RENEW.

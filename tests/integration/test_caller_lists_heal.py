@@ -9,22 +9,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
 import redis
 
 from ccengine.store.embedded import EmbeddedRedis, free_port
+from asterisk_lab import wait_for
 
-
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def health(port):
@@ -57,15 +49,15 @@ def test_lists_come_back_after_redis_lost_them_and_on_sighup(tmp_path, redis_url
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     engine, http = start_engine(tmp_path, r.connection_pool.connection_kwargs["port"])
     try:
-        wait_until(lambda: r.sismember("cc:blocklist", "13900000001"), 20, "the first load")
-        wait_until(lambda: health(http).get("caller_lists_loaded") is True, 10, "healthz")
+        wait_for(lambda: r.sismember("cc:blocklist", "13900000001"), 20, "the first load")
+        wait_for(lambda: health(http).get("caller_lists_loaded") is True, 10, "healthz")
         r.flushall()                                        # Redis restarted empty
-        wait_until(lambda: r.sismember("cc:blocklist", "13900000001")
+        wait_for(lambda: r.sismember("cc:blocklist", "13900000001")
                    and r.sismember("cc:vip", "13800000001"), 25, "the lists again")
         # SIGHUP: the files are read again; the engine keeps running.
         (tmp_path / "block.txt").write_text("13900000001\n13900000002\n", encoding="utf-8")
         engine.send_signal(signal.SIGHUP)
-        wait_until(lambda: r.sismember("cc:blocklist", "13900000002"), 10, "the reload")
+        wait_for(lambda: r.sismember("cc:blocklist", "13900000002"), 10, "the reload")
         assert engine.poll() is None
         assert health(http)["fastagi_listening"] is True
     finally:
@@ -81,12 +73,12 @@ def test_engine_started_before_redis_loads_the_lists_once_redis_is_up(tmp_path):
     engine, http = start_engine(tmp_path, port)
     server = None
     try:
-        wait_until(lambda: health(http).get("fastagi_listening"), 20, "the engine")
+        wait_for(lambda: health(http).get("fastagi_listening"), 20, "the engine")
         assert health(http)["caller_lists_loaded"] is False   # degraded, and says why
         server = EmbeddedRedis(tmp_path / "redis", port=port).start()
         r = redis.Redis(host="127.0.0.1", port=port, decode_responses=True)
-        wait_until(lambda: r.sismember("cc:blocklist", "13900000001"), 25, "the lists")
-        wait_until(lambda: health(http).get("caller_lists_loaded") is True, 15, "healthz")
+        wait_for(lambda: r.sismember("cc:blocklist", "13900000001"), 25, "the lists")
+        wait_for(lambda: health(http).get("caller_lists_loaded") is True, 15, "healthz")
         r.close()
     finally:
         engine.terminate()

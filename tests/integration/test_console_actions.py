@@ -14,12 +14,12 @@ import pytest
 import pytest_twisted
 from twisted.internet.defer import succeed
 
+import ami_replay
 from ami_server import recorded_answer
 from engine_context import engine_context, records_for
 from ccengine.agents import feature as agents
 from ccengine.agents.directory import AgentRecord, AgentSession
 from ccengine.agents.state import MemberState
-from ccengine.ami.wire import Message
 from ccengine.complaints import feature as complaints
 from ccengine.console.accounts import Account
 from ccengine.console.actions import AuditLog, ConsoleActions
@@ -117,19 +117,20 @@ async def test_pause_sends_the_configured_reason_and_is_audited(setup):
 @pytest_twisted.ensureDeferred
 async def test_move_withdraws_the_caller_keeping_the_channels_place(setup):
     actions, ami, staff, picture, *_ = setup
-    # The caller of ami6_queue_priority_withdraw, as its QueueCallerJoin put it in the picture.
-    picture.apply(Message([("Event", "QueueCallerJoin"), ("Queue", "complaint"),
-                           ("Uniqueid", "1795366340.24"), ("Channel", "PJSIP/caller-0000000b"),
-                           ("Position", "1"), ("Count", "1")]))
+    # Caller B of ami6_queue_priority_withdraw, put in the picture by its recorded join.
+    join = next(m for m in ami_replay.events("ami6_queue_priority_withdraw", "QueueCallerJoin")
+                if m.get("Channel") == "PJSIP/caller-0000000b")
+    picture.apply(join)
+    uniqueid = join["Uniqueid"]
     assert "already in" in (await actions.run(ALICE, "move", {
-        "caller": "1795366340.24", "queue": "complaint"})).message
+        "caller": uniqueid, "queue": "inbound"})).message
     assert "no such queue" in (await actions.run(ALICE, "move", {
-        "caller": "1795366340.24", "queue": "nowhere"})).message
+        "caller": uniqueid, "queue": "nowhere"})).message
     assert "no longer waiting" in (await actions.run(ALICE, "move", {
         "caller": "1.2", "queue": "supervisor"})).message
-    outcome = await actions.run(ALICE, "move", {"caller": "1795366340.24", "queue": "supervisor"})
+    outcome = await actions.run(ALICE, "move", {"caller": uniqueid, "queue": "supervisor"})
     assert outcome.ok, outcome.message
-    assert ami.sent == [("QueueWithdrawCaller", [("Queue", "complaint"),
+    assert ami.sent == [("QueueWithdrawCaller", [("Queue", "inbound"),
                                                  ("Caller", "PJSIP/caller-0000000b"),
                                                  ("WithdrawInfo", "supervisor")])]
 

@@ -21,6 +21,7 @@ from ccengine.config import parse_config
 from ccengine.store.base import RedisConnection, StoreUnavailable
 from ccengine.store.embedded import free_port, redis_answers
 from ccengine.waiting.callbacks import CallbackStore
+from asterisk_lab import wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-sentinel") is None,
                                 reason="Debian redis-sentinel not installed "
@@ -31,15 +32,6 @@ SERVICE = "ccmaster"
 def start(args: list[str], log: Path) -> subprocess.Popen:
     return subprocess.Popen(args, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
-
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class SentinelLab:
@@ -60,7 +52,7 @@ class SentinelLab:
             self.procs.append(proc)
             if name == "master":
                 self.master = proc
-            wait_until(lambda p=port: redis_answers("127.0.0.1", p), 10, f"{name} up")
+            wait_for(lambda p=port: redis_answers("127.0.0.1", p), 10, f"{name} up")
         for port in self.sentinel_ports:
             conf = tmp / f"sentinel-{port}.conf"
             conf.write_text(f"port {port}\nbind 127.0.0.1\n"
@@ -71,7 +63,7 @@ class SentinelLab:
             self.procs.append(start(["redis-sentinel", str(conf)], tmp / f"sentinel-{port}.log"))
         for port in self.replica_ports:
             r = redis.Redis(port=port)
-            wait_until(lambda r=r: r.info("replication").get("master_link_status") == "up", 15,
+            wait_for(lambda r=r: r.info("replication").get("master_link_status") == "up", 15,
                        "the replicas in sync")
             r.close()
 
