@@ -116,7 +116,8 @@ def ingest(mode: str, port: int, expect: int) -> None:
             return protocol
 
         def events() -> int:
-            return int(registry.get_sample_value("ccengine_ami_events_total") or 0)
+            return int(registry.get_sample_value("ccengine_ami_events_total",
+                                                {"server": "asterisk"}) or 0)
     else:
         class Bare(Protocol):
             def __init__(self) -> None:

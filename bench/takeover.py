@@ -1,8 +1,8 @@
 """AMI ownership takeover time (issue 23): two engines (`ccengine run`, ami.shared) on one
 Redis and one AMI server answering with recorded Asterisk messages (tests/ami_server.py).
-Each round SIGKILLs the engine that follows the events and measures the time until the other
-sends `Events: on` (seen by the AMI server); the killed engine is started again before the
-next round. Prints the median and the maximum against the 5 s target.
+Each round SIGKILLs the engine that owns the server's events lease and measures the time until
+the other, having taken the lease, sends its QueueStatus resync (seen by the AMI server); the
+killed engine is started again before the next round. Prints the median and the maximum against the 5 s target.
 
     .venv/bin/python bench/takeover.py [--rounds 20] [--smoke]
 """
@@ -28,11 +28,10 @@ from ccengine.store.embedded import EmbeddedRedis, free_port  # noqa: E402
 TARGET = 5.0
 
 
-def events_on(log: Path) -> int:
+def queuestatus_sent(log: Path) -> int:
     count = 0
     for line in log.read_text().splitlines():
-        pairs = dict(json.loads(line))
-        if pairs.get("Action") == "Events" and pairs.get("EventMask") == "on":
+        if dict(json.loads(line)).get("Action") == "QueueStatus":
             count += 1
     return count
 
@@ -40,7 +39,7 @@ def events_on(log: Path) -> int:
 def owner(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as answer:
-            return "ccengine_ami_owner 1.0" in answer.read().decode()
+            return 'ccengine_ami_owner{server="asterisk"} 1.0' in answer.read().decode()
     except OSError:
         return False
 
@@ -102,11 +101,11 @@ def main() -> int:
             for _ in range(rounds):
                 wait_until(lambda: any(owner(e["http"]) for e in engines.values()), 10)
                 current = next(n for n, e in engines.items() if owner(e["http"]))
-                before = events_on(log)
+                before = queuestatus_sent(log)
                 killed = time.monotonic()
                 engines[current]["proc"].send_signal(signal.SIGKILL)
                 engines[current]["proc"].wait(10)
-                if not wait_until(lambda: events_on(log) > before, 30):
+                if not wait_until(lambda: queuestatus_sent(log) > before, 30):
                     print("FAIL: no takeover within 30 s")
                     return 1
                 times.append(time.monotonic() - killed)

@@ -100,18 +100,22 @@ def build_service(config, reactor, redis_url: str):
     if ami is not None:
         ami.setServiceParent(top)
     feed = QueueFeed(ami, QueuePicture(reactor)) if ami is not None else None
-    ownership = None
-    if ami is not None and config.ami.shared:
-        from ccengine.ami.owner import AmiOwnership
-        ownership = AmiOwnership(redis, ami, feed, f"{config.ami.host}:{config.ami.port}",
-                                 config.engine.name, reactor, registry)
-        ownership.setServiceParent(top)
-    _build_info(registry, config.engine.name)
+    jobs = None
     ctx = EngineContext(config=config, clock=reactor, registry=registry, redis=redis, ami=ami,
                         prompter=Prompter(catalogue, PromptMetrics(registry)),
                         api_token=config.api_token(), queues=feed)
-    if ownership is not None:
-        ctx.follows_events = lambda: ownership.owner
+    if ami is not None and feed is not None and config.ami.shared:
+        from ccengine.ami.owner import AmiOwnership, SingletonLease, owner_gauge
+        gauge = owner_gauge(registry)
+        owners = {name: AmiOwnership(redis, client, feed, config.engine.name, gauge)
+                  for name, client in ami.clients.items()}
+        for lease in owners.values():
+            lease.setServiceParent(top)
+        feed.counts = ctx.counts_events = lambda server: (
+            owners[server].held if server in owners else False)
+        jobs = SingletonLease(redis, ami, config.engine.name, registry)
+        jobs.setServiceParent(top)
+    _build_info(registry, config.engine.name)
 
     routes: dict[str, Any] = {}
     api_root = None
@@ -122,8 +126,10 @@ def build_service(config, reactor, redis_url: str):
     agi_server.setName(AGI_SERVICE)
     agi_server.setServiceParent(top)
 
-    health = Health(ami_connected=lambda: bool(ami and ami.connected),
-                    informational=frozenset({"redis_accepts_writes", "ami_owner"}),
+    health = Health(ami_connected=lambda: bool(ami and all(
+                        client.connected for client in ami.clients.values())),
+                    informational=frozenset({"redis_accepts_writes", "ami_owner",
+                                             "jobs_owner", "ami_servers"}),
                     redis_reachable=lambda: _gauge_value(registry, "ccengine_redis_up") == 1,
                     fastagi_listening=lambda: bool(agi_server.running),
                     ami_required=ami is not None)
@@ -135,10 +141,10 @@ def build_service(config, reactor, redis_url: str):
         for child in feature.services:
             child.setServiceParent(top)
         for child in feature.singletons:
-            if ownership is None:
+            if jobs is None:
                 child.setServiceParent(top)
             else:
-                ownership.singletons.append(child)
+                jobs.singletons.append(child)
         for name, resource in feature.api.items():
             api_root.putChild(name.encode("ascii"), resource)
         for name, resource in feature.pages.items():
@@ -148,8 +154,13 @@ def build_service(config, reactor, redis_url: str):
                 ami.on_connected(callback)
         health.features.update(feature.health)
         ctx.on_reload.extend(feature.on_reload)
-    if ownership is not None:
-        health.features["ami_owner"] = lambda: ownership.owner
+    if ami is not None:
+        health.features["ami_servers"] = lambda: {
+            name: client.connected for name, client in ami.clients.items()}
+    if jobs is not None:
+        health.features["ami_owner"] = lambda: sorted(
+            name for name in ami.clients if ctx.counts_events(name))
+        health.features["jobs_owner"] = lambda: jobs.held
     factory.routes.update(routes)
     site = build_site(root, config.http.max_body_bytes, config.http.max_connections,
                       config.http.header_timeout)
@@ -225,22 +236,38 @@ def _gauge_value(registry, name: str) -> float | None:
 
 
 def _build_ami(config, reactor, registry):
+    """AmiServers with one client per configured Asterisk server that has a secret; None
+    when AMI is disabled or no server has one."""
+    import os
+
     from ccengine.ami.client import AmiClient, AmiSettings, tcp_endpoint
     from ccengine.ami.metrics import AmiMetrics
+    from ccengine.ami.servers import AmiServers
 
     if not config.ami.enabled:
         return None
-    secret = config.ami_secret()
-    if not secret:
-        log.warn("AMI disabled: no secret in ${env} (or ami.secret_file); queue and agent "
-                 "events will not be followed", env=config.ami.secret_env)
-        return None
     a = config.ami
-    settings = AmiSettings(host=a.host, port=a.port, username=a.username,
-                           action_timeout=a.action_timeout, ping_interval=a.ping_interval,
-                           backoff_initial=a.reconnect_initial, backoff_max=a.reconnect_max)
-    return AmiClient(settings, secret, clock=reactor, endpoint=tcp_endpoint(reactor, settings),
-                     metrics=AmiMetrics(registry))
+    clients, phones = [], {}
+    metrics = AmiMetrics(registry, a.server_list()[0].name)
+    for server in a.server_list():
+        secret = server.secret(os.environ)
+        if not secret:
+            log.warn("AMI {name}: no secret in ${env} (or its secret_file); its queue and agent "
+                     "events will not be followed", name=server.name, env=server.secret_env)
+            continue
+        settings = AmiSettings(name=server.name, host=server.host, port=server.port,
+                               username=server.username, action_timeout=a.action_timeout,
+                               ping_interval=a.ping_interval,
+                               backoff_initial=a.reconnect_initial,
+                               backoff_max=a.reconnect_max)
+        clients.append(AmiClient(settings, secret, clock=reactor,
+                                 endpoint=tcp_endpoint(reactor, settings),
+                                 metrics=metrics.for_server(server.name)))
+        phones[server.name] = server.phones
+    if not clients:
+        log.warn("AMI disabled: no Asterisk server has a secret")
+        return None
+    return AmiServers(clients, phones)
 
 
 class _ToTwistedLogger(logging.Handler):

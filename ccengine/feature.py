@@ -29,16 +29,19 @@ class EngineContext:
     clock: IReactorTime
     registry: CollectorRegistry
     redis: RedisConnection
-    ami: Any                      # ccengine.ami.client.AmiClient, or None when AMI is disabled
+    # ccengine.ami.servers.AmiServers (one client per Asterisk server, or a lone AmiClient in
+    # tests), or None when AMI is disabled.
+    ami: Any
     prompter: Any                 # ccengine.prompts.player.Prompter
     api_token: str | None = None
     # The one picture of Asterisk's queues and its AMI feed; None when AMI is disabled.
     queues: QueueFeed | None = None
     # What SIGHUP runs (app.install_reload_signal), gathered from the features' on_reload.
     on_reload: list[Callable[[], Any]] = field(default_factory=list)
-    # True while this engine follows the Asterisk server's events (always, unless ami.shared
-    # makes it a standby): queue gauges are reported by the follower only.
-    follows_events: Callable[[], bool] = lambda: True
+    # Whether this engine counts the events of Asterisk server `name` (always, unless
+    # ami.shared and another engine holds that server's lease): queue gauges, metrics and
+    # Redis writes from events are the owner's only.
+    counts_events: Callable[[str], bool] = lambda server: True
 
 
 @dataclass

@@ -25,7 +25,8 @@ class Health:
     redis_reachable: Callable[[], bool]
     fastagi_listening: Callable[[], bool]
     ami_required: bool = True
-    features: dict[str, Callable[[], bool]] = field(default_factory=dict)   # from the features
+    # From the features: True when healthy (informational ones may report any JSON value).
+    features: dict[str, Callable[[], Any]] = field(default_factory=dict)
     # Reported but not making the engine "degraded" (a restart would not help them).
     informational: frozenset[str] = frozenset({"redis_accepts_writes"})
 

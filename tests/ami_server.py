@@ -38,6 +38,7 @@ ANSWERS = {
     "queuepause": ("c_member_actions", lambda f: f.get("paused", "").lower() == "true"),
     "originate": ("ami5_originate", lambda f: True),
     "queuewithdrawcaller": ("ami6_queue_priority_withdraw", lambda f: True),
+    "userevent": ("ami4_login_ping_events", lambda f: True),
 }
 UNPAUSE = ("c_member_actions", lambda f: f.get("paused", "").lower() == "false")
 EVENTS_ON = ("ami4_login_ping_events", lambda f: f.get("eventmask") == "on")

@@ -45,7 +45,8 @@ def build(ctx: EngineContext) -> AgentsFeature:
         serial = Serial()   # events and resyncs, one at a time
         tracker = StateTracker(directory, store, actions, settings, ctx.clock, metrics)
         tracker.attach(ctx.queues, serial)
-        resync = Resync(ctx.queues, directory, store, actions, settings, ctx.clock, metrics)
+        resync = Resync(ctx.queues, directory, store, actions, settings, ctx.clock, metrics,
+                        server_of=getattr(ctx.ami, "server_of_interface", None))
         resync.attach(ctx.queues, serial)
         feature.events = serial
     return feature

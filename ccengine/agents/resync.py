@@ -97,8 +97,11 @@ def _pause_of(ms: MemberState) -> tuple[bool, str]:
 
 class Resync:
     def __init__(self, feed: Any, directory: Any, store: Any, actions: Any, settings: Any,
-                 clock: Any, metrics: Any):
+                 clock: Any, metrics: Any, server_of: Any = None):
         self.feed = feed                 # ccengine.queues.feed.QueueFeed
+        # Several Asterisk servers: interface -> the server its phone is registered to
+        # (AmiServers.server_of_interface); a server's resync concerns its agents only.
+        self.server_of = server_of
         self.directory = directory
         self.store = store
         self.actions = actions
@@ -111,48 +114,58 @@ class Resync:
     def attach(self, feed: Any, serial: Any) -> None:
         feed.on(("FullyBooted",), lambda msg: serial.run(self.on_fully_booted, msg))
         feed.on(("Shutdown",), lambda msg: serial.run(self.on_shutdown, msg))
-        feed.on_status(lambda messages: serial.run(self.on_status, messages))
+        feed.on_status(lambda messages, server: serial.run(self.on_status, messages, server))
 
     # --- triggers ---------------------------------------------------------------------------
-    async def on_status(self, messages: list) -> None:
+    async def on_status(self, messages: list, server: str | None = None) -> None:
         """After each AMI login, with the queue feed's QueueStatus answer."""
-        pending = await self.store.conn.call(
-            lambda r: r.hget(keys.ASTERISK_BOOT, "restart_pending"))
-        await self.run(restart=pending == "1", status=messages)
+        boot = keys.asterisk_boot(server)
+        pending = await self.store.conn.call(lambda r: r.hget(boot, "restart_pending"))
+        await self.run(restart=pending == "1", status=messages, server=server)
 
     async def on_fully_booted(self, msg: Any) -> None:
         try:
             uptime = int(msg.get("Uptime") or "")
         except ValueError:
             return
-        last = await self.store.conn.call(lambda r: r.hget(keys.ASTERISK_BOOT, "uptime"))
-        await self.store.conn.call(lambda r: r.hset(keys.ASTERISK_BOOT, "uptime", uptime))
+        server = getattr(msg, "server", "") or None
+        boot = keys.asterisk_boot(server)
+        last = await self.store.conn.call(lambda r: r.hget(boot, "uptime"))
+        await self.store.conn.call(lambda r: r.hset(boot, "uptime", uptime))
         if last is not None and last.isdigit() and uptime < int(last):
-            log.warn("Asterisk restarted (Uptime {uptime} < {last}); relogging agents",
-                     uptime=uptime, last=last)
-            await self.run(restart=True)
+            log.warn("Asterisk {server} restarted (Uptime {uptime} < {last}); relogging agents",
+                     server=server or "", uptime=uptime, last=last)
+            await self.run(restart=True, server=server)
 
     async def on_shutdown(self, msg: Any) -> None:
         if (msg.get("Restart") or "").lower() == "true":
-            await self.store.conn.call(
-                lambda r: r.hset(keys.ASTERISK_BOOT, "restart_pending", "1"))
+            boot = keys.asterisk_boot(getattr(msg, "server", "") or None)
+            await self.store.conn.call(lambda r: r.hset(boot, "restart_pending", "1"))
 
     # --- the resync -------------------------------------------------------------------------
-    async def run(self, restart: bool = False, status: list | None = None) -> Plan:
-        """Make Asterisk and Redis agree, from `status` (a QueueStatus answer) or, without
-        it, from a fresh one the queue feed asks for (an Asterisk restart)."""
+    async def run(self, restart: bool = False, status: list | None = None,
+                  server: str | None = None) -> Plan:
+        """Make Asterisk `server` (the only one by default) and Redis agree, from `status` (a
+        QueueStatus answer) or, without it, from a fresh one the queue feed asks for (an
+        Asterisk restart)."""
         await self._lock.acquire()
         try:
-            return await self._run(restart, status)
+            return await self._run(restart, status, server)
         finally:
             self._lock.release()
 
-    async def _run(self, restart: bool, status: list | None) -> Plan:
-        answer = status if status is not None else await self.feed.refresh()
+    async def _run(self, restart: bool, status: list | None, server: str | None) -> Plan:
+        answer = status if status is not None else await self.feed.refresh(server)
         members = members_from_status(answer)
-        sessions = await self.directory.sessions()
+        everyone = await self.directory.sessions()
+        sessions = everyone
+        if server is not None and self.server_of is not None:
+            # The agents whose phones are registered to this server; a login without a
+            # session left states behind on whichever server: those are dropped anywhere.
+            sessions = {n: s for n, s in everyone.items()
+                        if self.server_of(s.interface) == server}
         agent_numbers = set(await self.directory.numbers())
-        known = sorted(set(sessions) | {n for n, _ in self.store.snapshot})
+        known = sorted(set(sessions) | {n for n, _ in self.store.snapshot if n not in everyone})
         states = await self.store.load(known)
         todo = plan(sessions, states, members, agent_numbers, self._phone, restart,
                     self.clock.seconds(), self.settings.wrapup_seconds)
@@ -168,7 +181,8 @@ class Resync:
         for number in known:
             await self._write_states(number, states.get(number, {}), todo.states.get(number, {}))
         if restart:
-            await self.store.conn.call(lambda r: r.hdel(keys.ASTERISK_BOOT, "restart_pending"))
+            boot = keys.asterisk_boot(server)
+            await self.store.conn.call(lambda r: r.hdel(boot, "restart_pending"))
         log.info("agent resync ({kind}): {a} added, {r} removed, {p} pause fixes",
                  kind="restart" if restart else "reconnect", a=len(todo.adds),
                  r=len(todo.removes), p=len(todo.pauses))

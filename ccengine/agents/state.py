@@ -26,7 +26,7 @@ from twisted.logger import Logger
 
 from ccengine.queues.picture import Member, member_from
 from ccengine.store import keys
-from ccengine.store.base import RedisConnection
+from ccengine.store.base import RedisConnection, StoreUnavailable
 
 log = Logger()
 STATES = ("logged_out", "idle", "ringing", "on_call", "wrapup", "paused", "unavailable")
@@ -234,22 +234,31 @@ class StateTracker:
         key = (msg.get("Queue") or "", msg.get("Interface") or "")
         if self._newest.get(key) == seq:
             del self._newest[key]
-        await self.handle(msg)
+        await self._handle_safely(msg)
 
     async def _handle_one(self, msg: Any) -> None:
         self._waiting -= 1
-        await self.handle(msg)
+        await self._handle_safely(msg)
+
+    async def _handle_safely(self, msg: Any) -> None:
+        try:
+            await self.handle(msg)
+        except StoreUnavailable as exc:
+            # The state was not written: a QueueStatus resync writes what Asterisk says.
+            log.warn("agent event not stored ({exc}); a QueueStatus resync follows", exc=exc)
+            self._ask_resync()
 
     def _ask_resync(self) -> None:
         if self._resync_asked:
             return
         self._resync_asked = True
-        log.warn("agent events: backlog of {n} full; events dropped, a QueueStatus resync "
-                 "follows", n=self.BACKLOG)
+        log.warn("agent events: a resync from QueueStatus follows (backlog of {n} full, or "
+                 "Redis failed)", n=self.BACKLOG)
 
         def resync() -> None:
             self._resync_asked = False
-            self._feed.resync()
+            for server in self._feed.servers:
+                self._feed.resync(server)
         self.clock.callLater(1.0, resync)
 
     async def handle(self, msg: Any) -> None:

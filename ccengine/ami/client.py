@@ -39,6 +39,7 @@ EventCallback = Callable[[Message], object]
 
 @dataclass(frozen=True)
 class AmiSettings:
+    name: str = "asterisk"          # the server's name (config ami.name / ami.servers)
     host: str = "127.0.0.1"
     port: int = 5038
     username: str = "ccengine"
@@ -88,10 +89,10 @@ class AmiClient(Service):
     def __init__(self, settings: AmiSettings, secret: str, *, clock: IReactorTime,
                  endpoint: IStreamClientEndpoint, metrics: AmiMetrics,
                  jitter: Callable[[], float] | None = None):
-        # Whether the next login asks for events (a standby engine of a shared Asterisk
-        # logs in with them off: ami/owner.py).
-        self.events_wanted: Callable[[], bool] = lambda: True
         self.settings = settings
+        # The server's name in the configuration (metrics label, lease, Message.server; and
+        # this Service's name in AmiServers).
+        self.name = settings.name  # type: ignore[assignment]  # Twisted types it as None
         self._secret = secret
         self._clock = clock
         self._metrics = metrics
@@ -135,6 +136,14 @@ class AmiClient(Service):
         """Call `callback()` after every successful login (first connection and reconnects)."""
         self._on_connected.append(callback)
 
+    def on_server(self, server: str) -> AmiClient:
+        """The client of Asterisk server `server`: this one (ami/servers.py routes several)."""
+        return self
+
+    def server_of_interface(self, interface: str) -> str:
+        """The server a member interface (an agent phone) is on: this one."""
+        return self.settings.name
+
     def send_action(self, name: str, fields: _FieldsArg = None, /, *,
                     action_timeout: float | None = None,
                     **kwfields: FieldValue) -> Deferred[Message]:
@@ -163,6 +172,7 @@ class AmiClient(Service):
     def dispatch(self, message: Message) -> None:
         """Hand one event to its subscribers (the protocol's `on_event`; replay helpers too)."""
         self._metrics.events.inc()
+        message.server = self.settings.name
         named = self._subscribers.get((message.event or "").lower())
         everything = self._subscribers.get("*")
         # Two plain loops: no tuple built per event (most events have one subscriber or none).
@@ -211,8 +221,7 @@ class AmiClient(Service):
     async def _login_steps(self, protocol: AmiProtocol) -> None:
         user = self.settings.username
         timeout = self.settings.action_timeout
-        events = "on" if self.events_wanted() else "off"      # ami/owner.py when shared
-        login = Action("Login", [("Username", user), ("Secret", self._secret), ("Events", events)])
+        login = Action("Login", [("Username", user), ("Secret", self._secret), ("Events", "on")])
         try:
             await protocol.banner_received.addTimeout(timeout, self._clock)
             await protocol.send_action(login, timeout)

@@ -1,20 +1,22 @@
-"""Which engine follows an Asterisk server's events when several share it (ami.shared = true).
+"""Which engine counts an Asterisk server's events, and which runs the jobs, when several
+engines share Redis and the Asterisk servers (ami.shared = true; docs/scaling.md).
 
-Every engine keeps its own AMI connection for actions (an agent's feature code reaches
-whichever engine its AGI reached), but only one at a time receives the server's events, for
-the queue picture, the agents' states and the metrics: the owner of a lease in Redis,
-`cc:ami:owner:<server>` = the engine's id, set with NX and a TTL of `LEASE_MS`, renewed every
-`RENEW` seconds while the engine is connected to that Asterisk. Each acquisition increments
-`cc:ami:fence:<server>`: the fencing token, logged and exposed, so a late message from a
-former owner can be told apart. The others log in with `Events: off` and poll; when the
-owner dies or loses its link, its lease expires and a standby takes it within
-LEASE_MS + RENEW (about 4 s): it turns its events on (AMI `Events` action, EventMask on,
-capture ami4_login_ping_events) and resyncs from QueueStatus (queues/feed.py). No event is
-counted twice: a standby receives none; events between the old owner's death and the
-takeover are not seen, and the QueueStatus resync puts the states right. The owner also runs
-the singletons (sweepers, the dialler: Feature.singletons), so each job runs on one engine, and
-reports the queue gauges (a standby reports 0 waiting callers), so sum() across engines is
-right.
+Every engine keeps its own AMI connection to every server, receives the (filtered) events and
+keeps the whole queue picture: its FastAGI routes and its console need a live picture, and an
+agent's feature code reaches whichever engine its AGI reached. What an event *causes* (queue
+metrics, agent states written to Redis, relogs, the waiting gauges) is the business of one
+engine per server: the owner of the lease `cc:ami:owner:<server>` = the engine's id, set with
+NX and a TTL of LEASE_MS, renewed every RENEW seconds while the engine is logged in to that
+server. Each acquisition increments `cc:ami:fence:<server>`, the fencing token, logged with
+the takeover. When the owner dies or loses its link to the server, its lease expires and
+another engine takes it within LEASE_MS + RENEW (about 4 s): the queue feed then resyncs that
+server from QueueStatus (queues/feed.py) for the consumers. No event is counted twice: before
+the takeover the new owner gave none of them to its consumers; the events of the seconds
+between are not counted, and the resync puts the states right.
+
+The jobs (sweepers, the dialler: Feature.singletons) run on one engine at a time: the holder
+of `cc:engine:singletons`, taken the same way by an engine that is logged in to at least one
+Asterisk server (its jobs act over AMI). Each job also claims its work in Redis.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from ccengine.store.base import LuaScript, StoreUnavailable
 log = Logger()
 LEASE_MS = 3000
 RENEW = 1.0
+SINGLETONS = "cc:engine:singletons"
 
 # KEYS: lease, fence. ARGV: engine id, ttl ms. Returns the fencing token when this engine
 # holds the lease now (new or renewed), 0 when another engine holds it.
@@ -50,83 +53,136 @@ return 0
 """)
 
 
-class AmiOwnership(TimerService):
-    def __init__(self, redis: Any, ami: Any, feed: Any, server: str, engine_id: str,
-                 clock: Any, registry: CollectorRegistry):
+class _Lease(TimerService):
+    """A lease in Redis held while `eligible()`; `gained()` and `lost(why)` say when."""
+
+    what = "the lease"
+
+    def __init__(self, redis: Any, key: str, engine_id: str):
         super().__init__(RENEW, self.check)
-        self.clock = clock
         self.redis = redis
-        self.ami = ami
-        self.feed = feed
         self.engine_id = engine_id
-        self.keys = (f"cc:ami:owner:{server}", f"cc:ami:fence:{server}")
-        self.owner = False
+        self.keys = (key, key.replace(":owner:", ":fence:") if ":owner:" in key
+                     else f"{key}:fence")
+        self.held = False
         self.token = 0
-        # Services that run on the owner only (Feature.singletons: sweepers, the dialler).
-        self.singletons: list[Any] = []
-        self.gauge = Gauge("ccengine_ami_owner",
-                           "1 while this engine follows the Asterisk server's events",
-                           registry=registry)
-        # A fresh login asks for events only on the owner (it resyncs through the feed's own
-        # login callback).
-        ami.events_wanted = lambda: self.owner
+
+    def eligible(self) -> bool:
+        return True
 
     def check(self) -> Deferred | None:
-        if not self.ami.connected:
-            # Not connected to this Asterisk: do not hold (or take) the lease; it expires.
-            if self.owner:
-                self._lost("the AMI link is down")
+        if not self.eligible():
+            # Not able to do the work: do not hold (or take) the lease; it expires.
+            if self.held:
+                self._drop("this engine is not logged in to the Asterisk server")
             return None
         d = self.redis.script(_HOLD, self.keys, (self.engine_id, LEASE_MS))
-        d.addCallbacks(self._held, self._failed)
+        d.addCallbacks(self._answer, self._failed)
         return d
 
-    def _held(self, token: Any) -> None:
+    def _answer(self, token: Any) -> None:
         token = int(token)
-        if token and not self.owner:
-            self.owner, self.token = True, token
-            self.gauge.set(1)
-            log.info("AMI: this engine ({id}) now follows the events (fencing token {t})",
-                     id=self.engine_id, t=token)
-            self._events(True)
-            for service in self.singletons:
-                if not service.running:
-                    service.startService()
-        elif not token and self.owner:
-            self._lost("another engine holds the lease")
+        if token and not self.held:
+            self.held, self.token = True, token
+            log.info("{what}: this engine ({id}) holds it now (fencing token {t})",
+                     what=self.what, id=self.engine_id, t=token)
+            self.gained()
+        elif not token and self.held:
+            self._drop("another engine holds the lease")
 
     def _failed(self, failure: Any) -> None:
-        if failure.check(StoreUnavailable) and self.owner:
-            self._lost("Redis is unreachable")
+        if failure.check(StoreUnavailable) and self.held:
+            self._drop("Redis is unreachable")
         elif not failure.check(StoreUnavailable):
-            log.failure("AMI ownership check failed", failure)
+            log.failure("{what}: lease check failed", failure, what=self.what)
 
-    def _lost(self, why: str) -> None:
-        self.owner = False
-        self.gauge.set(0)
-        log.warn("AMI: this engine ({id}) stops following the events: {why}",
+    def _drop(self, why: str) -> None:
+        self.held = False
+        log.warn("{what}: this engine ({id}) lets it go: {why}", what=self.what,
                  id=self.engine_id, why=why)
-        self._events(False)
-        for service in self.singletons:
-            if service.running:
-                service.stopService()
+        self.lost()
 
-    def _events(self, on: bool) -> None:
-        if not self.ami.connected:
-            return
-        d = self.ami.send_action("Events", [("EventMask", "on" if on else "off")])
-        if on:
-            d.addCallback(lambda _: self.feed.resync())
-        d.addErrback(lambda f: log.warn("AMI Events {m} failed: {e}", m="on" if on else "off",
-                                        e=f.getErrorMessage()))
+    def gained(self) -> None:
+        """Now held."""
+
+    def lost(self) -> None:
+        """No longer held."""
 
     def stopService(self) -> Any:
         super().stopService()
-        for service in self.singletons:
-            if service.running:
-                service.stopService()
-        if self.owner:
-            self.owner = False
+        if self.held:
+            self.held = False
+            self.lost()
             return self.redis.script(_RELEASE, self.keys[:1], (self.engine_id,)).addErrback(
                 lambda f: None)
         return None
+
+
+class AmiOwnership(_Lease):
+    """The events lease of one Asterisk server (`client`: its AmiClient)."""
+
+    def __init__(self, redis: Any, client: Any, feed: Any, engine_id: str, gauge: Any):
+        super().__init__(redis, f"cc:ami:owner:{client.name}", engine_id)
+        self.client = client
+        self.feed = feed
+        self.server = client.name
+        self.what = f"AMI events of {client.name}"
+        self.gauge = gauge.labels(client.name)
+        self.gauge.set(0)
+
+    @property
+    def owner(self) -> bool:
+        return self.held
+
+    def eligible(self) -> bool:
+        return bool(self.client.connected)
+
+    def gained(self) -> None:
+        self.gauge.set(1)
+        # The consumers missed what happened while another engine (or nobody) owned it.
+        self.feed.resync(self.server).addErrback(lambda f: None)
+
+    def lost(self) -> None:
+        self.gauge.set(0)
+
+
+class SingletonLease(_Lease):
+    """The jobs lease: starts the singletons while held, stops them when not."""
+
+    what = "the jobs (sweepers, dialler)"
+
+    def __init__(self, redis: Any, ami: Any, engine_id: str, registry: CollectorRegistry):
+        super().__init__(redis, SINGLETONS, engine_id)
+        self.ami = ami
+        self.singletons: list[Any] = []
+        self.gauge = Gauge("ccengine_jobs_owner",
+                           "1 while this engine runs the sweepers and the dialler",
+                           registry=registry)
+
+    def eligible(self) -> bool:
+        return bool(self.ami.connected)
+
+    def gained(self) -> None:
+        self.gauge.set(1)
+        for service in self.singletons:
+            if not service.running:
+                service.startService()
+
+    def lost(self) -> None:
+        self.gauge.set(0)
+        for service in self.singletons:
+            if service.running:
+                service.stopService()
+
+    def stopService(self) -> Any:
+        d = super().stopService()
+        for service in self.singletons:
+            if service.running:
+                service.stopService()
+        return d
+
+
+def owner_gauge(registry: CollectorRegistry) -> Gauge:
+    return Gauge("ccengine_ami_owner",
+                 "1 while this engine counts the Asterisk server's events (ami.shared)",
+                 ["server"], registry=registry)

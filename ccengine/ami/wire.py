@@ -38,7 +38,9 @@ class Message:
     Lines without a colon are kept in `malformed` rather than raising.
     """
 
-    __slots__ = ("_headers", "_first", "malformed")
+    # `server`: the name of the Asterisk server it came from (AmiClient.dispatch; the queue
+    # feed for a list action's answer); "" until then.
+    __slots__ = ("_headers", "_first", "malformed", "server")
 
     def __init__(self, headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
                  malformed: Iterable[str] = ()):
@@ -46,6 +48,7 @@ class Message:
         self._headers: list[tuple[str, str]] = [(str(k), str(v)) for k, v in pairs]
         self._first = _first_values(self._headers)
         self.malformed: list[str] = list(malformed)
+        self.server = ""
 
     @classmethod
     def parse(cls, block: bytes) -> Message:
@@ -76,6 +79,7 @@ class Message:
         message._headers = headers
         message._first = _first_values(headers)
         message.malformed = malformed
+        message.server = ""
         return message
 
     def __getitem__(self, name: str) -> str:

@@ -44,7 +44,7 @@ def build(ctx: EngineContext, *, records: CallRecordStore,
     on_connected = []
     picture = ctx.queues.picture if ctx.queues is not None else QueuePicture(ctx.clock)
     if ctx.queues is not None:
-        ctx.ami.subscribe("AttendedTransfer", escalation.on_attended_transfer)
+        ctx.queues.on(("AttendedTransfer",), escalation.on_attended_transfer)
         ctx.queues.on(("Hangup",), escalation.on_hangup)
         on_connected.append(lambda: Deferred.fromCoroutine(escalation.resync()))
     services: list[IService] = [

@@ -90,10 +90,11 @@ class WaitingComplainants(PeriodicService):
         if not first:
             return 0        # already moved (the withdraw takes a few seconds to show)
         try:
-            await self.ami.send_action("Setvar", Channel=channel, Variable="CC_PRIORITY",
-                                       Value=str(base_of(str(priority or 0))))
-            await self.ami.send_action("QueueWithdrawCaller", Queue=self.queue, Caller=channel,
-                                       WithdrawInfo=self.target_queue)
+            ami = self.ami.on_server(caller.server)        # the caller's Asterisk
+            await ami.send_action("Setvar", Channel=channel, Variable="CC_PRIORITY",
+                                  Value=str(base_of(str(priority or 0))))
+            await ami.send_action("QueueWithdrawCaller", Queue=self.queue, Caller=channel,
+                                  WithdrawInfo=self.target_queue)
         except AmiError as exc:
             # "No such caller" (ami6, 2nd withdraw): the caller left meanwhile.
             self.metrics.moved.labels("failed").inc()

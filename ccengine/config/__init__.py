@@ -24,12 +24,12 @@ from collections.abc import Mapping
 from ccengine.config import tomlclasses
 from ccengine.config.features import (AgentsConfig, ComplaintsConfig, OutboundConfig,
                                       WaitingConfig)
-from ccengine.config.sections import (AmiConfig, CallersConfig, CompanyConfig, ConsoleConfig,
+from ccengine.config.sections import (AmiConfig, AmiServerConfig, CallersConfig, CompanyConfig, ConsoleConfig,
                                       EngineConfig, FastAgiConfig, HttpConfig, IvrConfig,
                                       MenuOption, QueueConfig, RecordingsConfig, RecordsConfig,
                                       RedisConfig)
 
-__all__ = ["AgentsConfig", "AmiConfig", "CallersConfig", "CompanyConfig", "ComplaintsConfig",
+__all__ = ["AgentsConfig", "AmiConfig", "AmiServerConfig", "CallersConfig", "CompanyConfig", "ComplaintsConfig",
            "Config", "ConfigError", "ConsoleConfig", "EngineConfig", "FastAgiConfig",
            "HttpConfig", "IvrConfig", "MenuOption", "OutboundConfig", "QueueConfig",
            "RecordingsConfig", "RecordsConfig", "RedisConfig", "WaitingConfig", "load_config",
@@ -69,13 +69,8 @@ class Config:
         return Path(self.engine.state_dir).expanduser().resolve()
 
     def ami_secret(self, environ: Mapping[str, str] = os.environ) -> str | None:
-        """The AMI secret from the environment or the secret file; None when neither is set."""
-        if self.ami.secret_file:
-            # First line only, split on \n (splitlines() would also cut at \x0b or U+2028).
-            raw = Path(self.ami.secret_file).read_bytes().decode("utf-8")   # no newline translation
-            first = raw.split("\n", 1)[0]
-            return first.strip() or None
-        return environ.get(self.ami.secret_env) or None
+        """The first (or only) Asterisk server's AMI secret; None when it is not set."""
+        return self.ami.server_list()[0].secret(environ)
 
     def api_token(self, environ: Mapping[str, str] = os.environ) -> str | None:
         return environ.get(self.http.token_env) or None

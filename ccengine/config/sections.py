@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
+from pathlib import Path
 
 from ccengine.agi.settings import AgiSettings
 from ccengine.config.checks import (CATEGORY_RE, DAYS, KIND_BY_DIGIT, KINDS, LANGUAGE_RE,
@@ -71,25 +72,110 @@ class FastAgiConfig(AgiSettings):
                                             "max_connections_per_source")
 
 
+SERVER_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+# An agent phone as [[ami.servers]] `phones` lists it: a name ("1001", "sup-3") or a numeric
+# range of names ("1000-1999", both ends the same length).
+PHONE_RE = re.compile(r"[A-Za-z0-9._-]{1,40}")
+PHONE_RANGE_RE = re.compile(r"([0-9]{1,12})-([0-9]{1,12})")
+
+
 @dataclass(frozen=True)
-class AmiConfig:
-    enabled: bool = True
+class AmiServerConfig:
+    """One Asterisk server of several (`[[ami.servers]]`, docs/scaling.md). `name` is its
+    label in metrics and logs and the key of its events lease; `phones` are the agent phones
+    registered to it, whose queue members live there."""
+    name: str = ""
     host: str = "127.0.0.1"
     port: int = 5038
     username: str = "ccengine"
     secret_env: str = "CCENGINE_AMI_SECRET"
     secret_file: str = ""
+    phones: tuple[str, ...] = ()
+
+    def problems(self) -> list[str]:
+        out = _port(self.port)
+        if not SERVER_NAME_RE.fullmatch(self.name):
+            out.append(f"name: {self.name!r}: letters, digits, . _ - (at most 32)")
+        for phone in self.phones:
+            span = PHONE_RANGE_RE.fullmatch(phone)
+            if span and (len(span[1]) != len(span[2]) or int(span[1]) > int(span[2])):
+                out.append(f"phones: {phone!r}: a range needs two numbers of the same length, "
+                           "the first not above the second")
+            elif not span and not PHONE_RE.fullmatch(phone):
+                out.append(f"phones: {phone!r} is neither a phone name nor a range like 1000-1999")
+        return out
+
+    def secret(self, environ: Mapping[str, str]) -> str | None:
+        """The AMI secret from the environment or the secret file; None when neither is set."""
+        if self.secret_file:
+            # First line only, split on \n (splitlines() would also cut at \x0b or U+2028).
+            raw = Path(self.secret_file).read_bytes().decode("utf-8")   # no newline translation
+            first = raw.split("\n", 1)[0]
+            return first.strip() or None
+        return environ.get(self.secret_env) or None
+
+
+@dataclass(frozen=True)
+class AmiConfig:
+    enabled: bool = True
+    # One Asterisk: name, host, port, username, secret_env / secret_file here. Several:
+    # `[[ami.servers]]` tables (AmiServerConfig), and these five are not used.
+    name: str = "asterisk"
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = "ccengine"
+    secret_env: str = "CCENGINE_AMI_SECRET"
+    secret_file: str = ""
+    servers: tuple[AmiServerConfig, ...] = ()
     action_timeout: float = 10.0
     ping_interval: float = 20.0
     reconnect_initial: float = 0.5
     reconnect_max: float = 30.0
-    # Several engines on one Redis and this Asterisk: one follows its events at a time
-    # (a lease in Redis, ami/owner.py); the others keep a connection for actions only.
+    # Several engines on one Redis and these Asterisk servers: one follows each server's
+    # events for state and metrics at a time (a lease in Redis, ami/owner.py).
     shared: bool = False
 
+    def server_list(self) -> tuple[AmiServerConfig, ...]:
+        """The Asterisk servers, the first one the default (outbound calls, unknown phones)."""
+        if self.servers:
+            return self.servers
+        return (AmiServerConfig(self.name, self.host, self.port, self.username,
+                                self.secret_env, self.secret_file),)
+
     def problems(self) -> list[str]:
-        return _port(self.port) + _positive(self, "action_timeout", "ping_interval",
-                                            "reconnect_initial", "reconnect_max")
+        out = _port(self.port) + _positive(self, "action_timeout", "ping_interval",
+                                           "reconnect_initial", "reconnect_max")
+        if not SERVER_NAME_RE.fullmatch(self.name):
+            out.append(f"name: {self.name!r}: letters, digits, . _ - (at most 32)")
+        names = [s.name for s in self.servers]
+        out += [f"servers: the name {n!r} is given twice" for n in sorted(set(names))
+                if names.count(n) > 1]
+        listed = [(s.name, p) for s in self.servers for p in s.phones]
+        for i, (name, pattern) in enumerate(listed):
+            for other, other_pattern in listed[i + 1:]:
+                if other != name and phones_overlap(pattern, other_pattern):
+                    out.append(f"servers: phones {pattern!r} of {name!r} and {other_pattern!r} "
+                               f"of {other!r} overlap: a phone is registered to one server")
+        return out
+
+
+def phone_matches(phone: str, pattern: str) -> bool:
+    """Whether `phone` is the name `pattern` or within its range ("1000-1999")."""
+    span = PHONE_RANGE_RE.fullmatch(pattern)
+    if span is None:
+        return phone == pattern
+    return (phone.isdigit() and len(phone) == len(span[1])
+            and int(span[1]) <= int(phone) <= int(span[2]))
+
+
+def phones_overlap(a: str, b: str) -> bool:
+    ra, rb = PHONE_RANGE_RE.fullmatch(a), PHONE_RANGE_RE.fullmatch(b)
+    if ra and rb:
+        return (len(ra[1]) == len(rb[1]) and int(ra[1]) <= int(rb[2])
+                and int(rb[1]) <= int(ra[2]))
+    if ra:
+        return phone_matches(b, a)
+    return phone_matches(a, b)
 
 
 @dataclass(frozen=True)

@@ -158,6 +158,12 @@ class ConsoleActions:
         if not on_call:
             raise Refused(f"agent {session.number} is not on a call")
         own = self.config.agents.interface_template.replace("{phone}", account.phone)
+        theirs, mine = (self.ami.server_of_interface(session.interface),
+                        self.ami.server_of_interface(own))
+        if theirs != mine:
+            # ChanSpy runs on the agent's Asterisk and dials the supervisor's phone from there.
+            raise Refused(f"agent {session.number}'s phone is on {theirs}, yours on {mine}: "
+                          f"use a phone registered to {theirs}")
         await self.ami.send_action("Originate", [
             ("Channel", own), ("Application", "ChanSpy"),
             ("Data", f"{session.interface}-,{SPY_OPTIONS[mode]}"),
@@ -203,7 +209,7 @@ class ConsoleActions:
             raise Refused(f"the caller is already in {target}")
         # The channel keeps CC_PRIORITY and CCENGINE_PLACE: the dialplan's withdraw path
         # ([ccengine-wait] n(withdrawn)) re-enters `target` with the same QUEUE_PRIO.
-        await self.ami.send_action("QueueWithdrawCaller", [
+        await self.ami.on_server(caller.server).send_action("QueueWithdrawCaller", [
             ("Queue", caller.queue), ("Caller", caller.channel), ("WithdrawInfo", target)])
         return f"caller moved from {caller.queue} to {target}, keeping their place"
 

@@ -106,6 +106,9 @@ class Dialler:
         self.on_final = on_final          # async (job, final state, now) -> origin bookkeeping
         self.on_answered = on_answered    # async (job, channel id) -> call record
         self.calls: dict[str, _Call] = {}
+        # Whether this engine runs the dialler now (ami.shared: the holder of the jobs lease;
+        # every engine receives the OriginateResponse events, one concludes them).
+        self.active: Callable[[], bool] = lambda: True
 
     def attach(self) -> None:
         self.ami.subscribe("OriginateResponse", self.on_originate_response)
@@ -167,6 +170,8 @@ class Dialler:
         return "ok", 0.0
 
     async def on_originate_response(self, msg: Any) -> None:
+        if not self.active():
+            return
         channel_id = (msg.get("Uniqueid") or "").strip()
         if not CHANNEL_ID_RE.fullmatch(channel_id):
             return            # not one of ours (another AMI client's Originate)

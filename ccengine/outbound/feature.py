@@ -63,11 +63,14 @@ def build(ctx: EngineContext, *, records: CallRecordStore, callbacks: Any = None
                       on_final=sources.finish_job,
                       on_answered=CallRecords(records, ctx.clock).answered)
     dialler.attach()
-    feature.singletons.append(DiallerService(
-        jobs, dialler, sources, pool, CallingWindow.from_config(config), config,
-        ctx.config.waiting, metrics, ctx.clock, default_tz))
+    service = DiallerService(jobs, dialler, sources, pool, CallingWindow.from_config(config),
+                             config, ctx.config.waiting, metrics, ctx.clock, default_tz)
+    dialler.active = lambda: bool(service.running)
+    feature.singletons.append(service)
 
     async def check_after_login() -> None:
+        if not dialler.active():
+            return
         try:
             await dialler.check_inflight()
         except (AmiError, StoreUnavailable) as exc:

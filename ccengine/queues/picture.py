@@ -48,6 +48,7 @@ class Member:
     last_call: float = 0.0      # LastCall: epoch of the member's last call's end (0: none)
     wrapuptime: int = 0         # Wrapuptime: the member's own wrap-up (0: the queue's applies)
     last_pause: float = 0.0     # LastPause: epoch the current or last pause began (0: none)
+    server: str = ""            # the Asterisk server it is a member on (Message.server)
 
     @property
     def state(self) -> str:
@@ -85,6 +86,7 @@ class Caller:
     position: int
     entered: float          # start of the current Queue() call (Asterisk's clock when known)
     priority: int | None = None   # the queue priority, known from QueueStatus only
+    server: str = ""              # the Asterisk server the caller waits on (Message.server)
 
 
 def member_from(message: Any) -> Member | None:
@@ -97,7 +99,7 @@ def member_from(message: Any) -> Member | None:
                   message.get("Status") or "0", message.get("Paused") == "1",
                   message.get("PausedReason") or "", message.get("InCall") == "1",
                   float(_int(message.get("LastCall"))), _int(message.get("Wrapuptime")),
-                  float(_int(message.get("LastPause"))))
+                  float(_int(message.get("LastPause"))), getattr(message, "server", ""))
 
 
 Listener = Callable[[str, Any], None]
@@ -133,7 +135,7 @@ class QueuePicture:
     def waiting(self, queue: str) -> list[Caller]:
         """Callers in `queue` now, in Asterisk's order."""
         return sorted((c for c in self.callers.values() if c.queue == queue),
-                      key=lambda c: c.position)
+                      key=lambda c: (c.position, c.entered))
 
     def listen(self, listener: Listener) -> Callable[[], None]:
         self._listeners.append(listener)
@@ -150,11 +152,15 @@ class QueuePicture:
         elif event == "QueueCallerLeave":
             self._leave(message)
 
-    def replace(self, messages: Iterable[Any]) -> None:
-        """A QueueStatus answer: the whole truth replaces what events built up."""
+    def replace(self, messages: Iterable[Any], server: str | None = None) -> None:
+        """A QueueStatus answer: the whole truth replaces what events built up (of `server`
+        only, when given: the other servers' members and callers stay)."""
         now = self.clock.seconds()
         members: dict[tuple[str, str], Member] = {}
         callers: dict[str, Caller] = {}
+        if server is not None:
+            members = {k: m for k, m in self.members.items() if m.server != server}
+            callers = {k: c for k, c in self.callers.items() if c.server != server}
         for message in messages:
             event = message.get("Event")
             if event == "QueueMember":
@@ -187,12 +193,15 @@ class QueuePicture:
         if not uniqueid or not queue:
             return
         position = _int(message.get("Position"))
-        # Callers behind the joining position move down one (join_queue() inserts).
-        for other in [c for c in self.callers.values() if c.queue == queue
+        server = getattr(message, "server", "")
+        # Callers behind the joining position move down one (join_queue() inserts); positions
+        # count on each server (a queue of the same name on two servers is two queues there).
+        for other in [c for c in self.callers.values() if c.queue == queue and c.server == server
                       and c.uniqueid != uniqueid and c.position >= position]:
             self.callers[other.uniqueid] = replace(other, position=other.position + 1)
         caller = Caller(queue, uniqueid, message.get("Channel") or "", position,
-                        _timestamp(message, self.clock.seconds()))
+                        _timestamp(message, self.clock.seconds()),
+                        server=server)
         self.callers[uniqueid] = caller
         self._tell("caller_joined", caller)
 
@@ -201,7 +210,7 @@ class QueuePicture:
         if caller is None:
             return
         for other in [c for c in self.callers.values() if c.queue == caller.queue
-                      and c.position > caller.position]:
+                      and c.server == caller.server and c.position > caller.position]:
             self.callers[other.uniqueid] = replace(other, position=other.position - 1)
         self._tell("caller_left", caller)
 
@@ -216,7 +225,7 @@ def _entry(message: Any, now: float) -> Caller | None:
         return None
     wait = _int(message.get("Wait"))
     return Caller(queue, uniqueid, message.get("Channel") or "", _int(message.get("Position")),
-                  now - wait, _int(message.get("Priority")))
+                  now - wait, _int(message.get("Priority")), getattr(message, "server", ""))
 
 
 def _int(text: str | None) -> int:

@@ -32,7 +32,7 @@ def build(ctx: EngineContext) -> StatsFeature:
         return is_open(queues[name], local_now(now, timezone))
 
     stats = QueueStats.build(ctx.registry, queues, ctx.clock, queue_open)
-    stats.collector.follows = lambda: ctx.follows_events()
+    stats.collector.counts = lambda server: ctx.counts_events(server)
     feature = StatsFeature(stats=stats)
     expiry = TimerService(EXPIRE_INTERVAL, stats.consumer.expire)
     expiry.clock = ctx.clock

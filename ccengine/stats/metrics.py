@@ -139,9 +139,10 @@ class QueueGaugeCollector(Collector):
         self.waiting = waiting
         self.clock = clock
         self.is_open = is_open
-        # A standby engine (ami.shared, not the AMI owner) reports no waiting callers: the
-        # owner does, so sum() across engines is right (stats/feature.py sets it).
-        self.follows: Callable[[], bool] = lambda: True
+        # Which servers' waiting callers this engine reports: with ami.shared, those whose
+        # events lease it holds (the owner of each reports them, so sum() across engines is
+        # right; stats/feature.py sets it).
+        self.counts: Callable[[str], bool] = lambda server: True
 
     def _families(self) -> dict[str, GaugeMetricFamily]:
         spec = {
@@ -162,12 +163,11 @@ class QueueGaugeCollector(Collector):
     def collect(self):
         families = self._families()
         now = self.clock.seconds()
-        follows = self.follows()
-        waiting = self.waiting.summary(self.queues, now)
+        waiting = self.waiting.summary(self.queues, now, self.counts)
         for name, queue in self.queues.items():
             values = {
-                "ccengine_queue_waiting_calls": waiting[name].calls if follows else 0,
-                "ccengine_queue_longest_wait_seconds": waiting[name].longest_wait if follows else 0,
+                "ccengine_queue_waiting_calls": waiting[name].calls,
+                "ccengine_queue_longest_wait_seconds": waiting[name].longest_wait,
                 "ccengine_queue_sl_threshold_seconds": queue.service_level_seconds,
                 "ccengine_queue_sl_target": getattr(queue, "sl_target", 0.8),
                 "ccengine_queue_abandon_target": getattr(queue, "abandon_target", 0.05),

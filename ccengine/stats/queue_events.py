@@ -76,6 +76,7 @@ class _Caller:
     withdrawn: bool = False       # VarSet QUEUE_WITHDRAW_INFO seen for this slice
     between: bool = False         # left the queue, a re-join may follow
     exit_reason: str = "other"    # the exit to count if no re-join follows
+    server: str = ""              # the Asterisk server of the caller (Message.server)
 
 
 class QueueEventConsumer:
@@ -132,7 +133,7 @@ class QueueEventConsumer:
 
     # --- resync ---------------------------------------------------------------------------
 
-    def resync(self, messages: Iterable[Any]) -> None:
+    def resync(self, messages: Iterable[Any], server: str | None = None) -> None:
         """Replace the waiting snapshot with the QueueEntry events of a QueueStatus answer
         (the queue feed's one QueueStatus per AMI login, ccengine/queues/feed.py).
 
@@ -154,18 +155,20 @@ class QueueEventConsumer:
                 self.metrics.ignore(bad.reason)
                 continue
             present[uniqueid] = (queue, now - wait)
-        for uniqueid in [u for u, c in self._callers.items() if u not in present and not c.between]:
+        for uniqueid in [u for u, c in self._callers.items() if u not in present and not c.between
+                         and (server is None or c.server == server)]:
             self._close(uniqueid)
         for uniqueid, (queue, joined_at) in present.items():
             caller = self._callers.get(uniqueid)
             if caller is None or caller.queue != queue:
                 if caller is not None:
                     self._close(uniqueid)
-                self._track(uniqueid, _Caller(queue, None, joined_at))
+                self._track(uniqueid, _Caller(queue, None, joined_at, server=server or ""))
             elif caller.between:   # its re-join was missed
                 self._between.pop(uniqueid, None)
                 caller.between, caller.exit_reason = False, "other"
-        self.waiting.replace([(u, c.queue, c.first_seen) for u, c in self._callers.items()
+        self.waiting.replace([(u, c.queue, c.first_seen, c.server)
+                              for u, c in self._callers.items()
                               if not (c.between and c.abandon_wait is not None)])
 
     # --- events ---------------------------------------------------------------------------
@@ -189,9 +192,10 @@ class QueueEventConsumer:
             self.metrics.offered.labels(queue=queue).inc()
             for observer in self.observers:
                 observer.offered(queue, now)
-            caller = _Caller(queue, timestamp, now, msg.get("Context"))
+            caller = _Caller(queue, timestamp, now, msg.get("Context"),
+                             server=getattr(msg, "server", ""))
             self._track(uniqueid, caller)
-        if self.waiting.add(uniqueid, queue, caller.first_seen):
+        if self.waiting.add(uniqueid, queue, caller.first_seen, caller.server):
             self.metrics.ignore("evicted")
 
     def _on_connect(self, msg: Any) -> None:
@@ -216,7 +220,7 @@ class QueueEventConsumer:
         wait = self._wait(msg, caller)
         if caller is None:
             self.metrics.ignore("join_not_seen")
-            caller = _Caller(queue, None, self.clock.seconds())
+            caller = _Caller(queue, None, self.clock.seconds(), server=getattr(msg, "server", ""))
             self._track(uniqueid, caller)
         caller.abandon_wait = wait
 

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 
 @dataclass(frozen=True)
 class WaitingCaller:
     queue: str
     joined_at: float
+    server: str = ""          # the Asterisk server (several: the gauges count owned ones)
 
 
 @dataclass(frozen=True)
@@ -48,10 +49,10 @@ class WaitingCallers:
     def __contains__(self, uniqueid: object) -> bool:
         return uniqueid in self._callers
 
-    def add(self, uniqueid: str, queue: str, joined_at: float) -> bool:
+    def add(self, uniqueid: str, queue: str, joined_at: float, server: str = "") -> bool:
         """Record a waiting caller; returns True when an older entry had to be evicted."""
         self._callers.pop(uniqueid, None)
-        self._callers[uniqueid] = WaitingCaller(queue, joined_at)
+        self._callers[uniqueid] = WaitingCaller(queue, joined_at, server)
         if len(self._callers) > self.max_callers:
             self._callers.popitem(last=False)
             return True
@@ -60,18 +61,21 @@ class WaitingCallers:
     def remove(self, uniqueid: str) -> WaitingCaller | None:
         return self._callers.pop(uniqueid, None)
 
-    def replace(self, entries: Iterable[tuple[str, str, float]]) -> None:
-        """Replace the whole snapshot with (uniqueid, queue, joined_at) from a resync."""
+    def replace(self, entries: Iterable[tuple]) -> None:
+        """Replace the whole snapshot with (uniqueid, queue, joined_at[, server]) from a
+        resync."""
         fresh = sorted(entries, key=lambda entry: entry[2])[-self.max_callers:]
         self._callers = OrderedDict(
-            (uniqueid, WaitingCaller(queue, joined_at)) for uniqueid, queue, joined_at in fresh)
+            (entry[0], WaitingCaller(*entry[1:])) for entry in fresh)
 
-    def summary(self, queues: Iterable[str], now: float) -> dict[str, QueueWaiting]:
-        """Waiting count and longest wait per queue (0 for a queue nobody waits in)."""
+    def summary(self, queues: Iterable[str], now: float,
+                counts: Callable[[str], bool] | None = None) -> dict[str, QueueWaiting]:
+        """Waiting count and longest wait per queue (0 for a queue nobody waits in); only
+        the callers of servers `counts` accepts, when given."""
         out = {name: QueueWaiting(0, 0.0) for name in queues}
         for caller in self._callers.values():
             current = out.get(caller.queue)
-            if current is None:
+            if current is None or counts is not None and not counts(caller.server):
                 continue
             wait = max(0.0, now - caller.joined_at)
             out[caller.queue] = QueueWaiting(current.calls + 1, max(current.longest_wait, wait))

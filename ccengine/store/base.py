@@ -61,6 +61,9 @@ class StoreMetrics:
                         registry=registry)
 
 
+# Connections to Redis at most (redis-py's pool; the Lua scripts take the lane, one socket).
+POOL_SIZE = 100
+
 class RedisConnection:
     """One client (with its own connection pool) shared by every store class."""
 
@@ -83,9 +86,14 @@ class RedisConnection:
         # every write, a timer on every read) cost CPU on every command for nothing
         # (measured in bench/README.md). A cancelled read or write makes redis-py drop that
         # connection, so a late reply is never paired with the next command.
-        self.client = aioredis.Redis.from_url(url, decode_responses=True,
-                                              socket_connect_timeout=timeout,
-                                              socket_timeout=None)
+        # A blocking pool: past POOL_SIZE commands at once (a burst of AMI events, each with a
+        # Redis write) a command waits for a free connection, within `run`'s timeout, where
+        # redis-py's default pool fails it with MaxConnectionsError (seen with 200 queue
+        # events in one read: console figures and agent states lost).
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=POOL_SIZE, timeout=None, decode_responses=True,
+            socket_connect_timeout=timeout, socket_timeout=None)
+        self.client = aioredis.Redis(connection_pool=pool)
         # With a running Twisted reactor, scripts take the lane (store/resp.py); without one
         # (the CLIs run plain asyncio), or for a URL the lane does not speak, redis-py.
         target = lane_target(url) if reactor is not None else None

@@ -108,6 +108,12 @@ AGENTS_LOGGED_IN = f"{PREFIX}agents:logged_in"    # set of agent numbers with a 
 ASTERISK_BOOT = f"{PREFIX}asterisk:boot"          # hash: uptime (last FullyBooted), restart_pending
 
 
+def asterisk_boot(server: str | None) -> str:
+    """ASTERISK_BOOT of one Asterisk server; the plain key for the default name of the one
+    server (config ami.name), as before there could be several."""
+    return ASTERISK_BOOT if server in (None, "", "asterisk") else f"{ASTERISK_BOOT}:{server}"
+
+
 def agent(number: str) -> str:
     """Hash: pin (pbkdf2 hash string), queues (JSON {queue: penalty}), languages, name."""
     return f"{PREFIX}agent:{number_part(number)}"

@@ -78,7 +78,7 @@ def test_caller_with_a_free_agent_is_queued_at_once_and_talks_within_the_service
     assert measured == pytest.approx(expected, abs=0.002)
     # What the engine's AMI user receives (manager.conf eventfilter) against everything the
     # observer (read=all, no filter) saw of the same login and call: printed, not asserted.
-    received = lab.engine.metric("ccengine_ami_events_total")
+    received = lab.engine.metric("ccengine_ami_events_total", server="asterisk")
     seen = (lab.asterisk.home / "ami_stream.raw").read_bytes().count(b"\r\nEvent: ") + 1
     print(f"engine received {received:.0f} AMI events; the unfiltered observer {seen}")
     assert our_warnings(lab) == []

@@ -1,7 +1,15 @@
-"""Several engines on one Redis and one Asterisk (ami.shared = true, issue 23, second part):
-three `ccengine run` processes against an AMI server answering with recorded Asterisk messages
-(tests/ami_server.py). Every engine logs in with its events off; exactly one turns them on (the
-lease holder); SIGKILL of that engine and another one takes over within the bound."""
+"""Several engines on one Redis and two Asterisk servers (ami.shared = true, issue 23).
+
+Three `ccengine run` processes, each configured with the same two servers (`[[ami.servers]]`
+pbx-a and pbx-b), against two AMI servers answering with recorded Asterisk messages
+(tests/ami_server.py). The events streamed are the queue events of 120 real calls on
+Asterisk 22.10.1 (tests/fixtures/ami/load_2cps_queue_events.raw, copied unchanged from
+transcripts3/load_2cps_ami: every call QueueCallerJoin, AgentCalled, QueueCallerLeave,
+AgentConnect, AgentComplete). Every engine receives every event (its picture stays live), and
+exactly one counts each server's: the queue counters summed across engines equal the calls
+replayed, before and after the owner of pbx-a is killed with SIGKILL. The jobs (here the
+complaint deadline sweeper) run on one engine: each overdue ticket escalates once.
+"""
 from __future__ import annotations
 
 import json
@@ -15,145 +23,250 @@ from pathlib import Path
 
 import pytest_twisted
 
+from ccengine.ami.wire import Message
 from ccengine.store.embedded import free_port
 from asterisk_lab import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
+CALLS = ROOT / "tests" / "fixtures" / "ami" / "load_2cps_queue_events.raw"
+SERVERS = ("pbx-a", "pbx-b")
 
 
-def metric(port: int, name: str) -> float | None:
+def scrape(port: int) -> dict[str, float]:
+    """Every sample of an engine's /metrics, by its full series text; {} when it is down."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as answer:
             text = answer.read().decode()
     except OSError:
-        return None
+        return {}
+    out = {}
     for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return None
-
-
-def actions(log: Path) -> list[dict]:
-    out = []
-    for line in log.read_text().splitlines():
-        pairs = json.loads(line)
-        out.append({k: v for k, v in pairs})
+        if line and not line.startswith("#"):
+            series, _, value = line.rpartition(" ")
+            out[series] = float(value)
     return out
 
 
-def events_on(log: Path) -> list[str]:
-    return [a["_connection"] for a in actions(log)
-            if a.get("Action") == "Events" and a.get("EventMask") == "on"]
+def actions(log: Path) -> list[dict]:
+    return [dict(json.loads(line)) for line in log.read_text().splitlines()]
 
 
+def calls() -> list[list[list[str]]]:
+    """The capture's events grouped by call (caller Uniqueid), in the recorded order."""
+    by_call: dict[str, list] = {}
+    for block in CALLS.read_bytes().split(b"\r\n\r\n"):
+        if block.strip():
+            message = Message.parse(block)
+            by_call.setdefault(message["Uniqueid"], []).append([list(p) for p in message.items()])
+    return list(by_call.values())
 
-def test_one_engine_follows_the_events_and_another_takes_over_when_it_dies(tmp_path, redis_url):
-    log = tmp_path / "actions.jsonl"
-    log.write_text("")
-    ami = subprocess.Popen([sys.executable, str(ROOT / "tests" / "ami_server.py"), "--log",
-                            str(log)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    ami_port = int(ami.stdout.readline().split()[1])
-    engines = {}
+
+class Pbx:
+    """One simulated Asterisk: tests/ami_server.py with its action log."""
+
+    def __init__(self, tmp_path: Path, name: str):
+        self.log = tmp_path / f"{name}-actions.jsonl"
+        self.log.write_text("")
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "ami_server.py"), "--log", str(self.log)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.port = int(self.process.stdout.readline().split()[1])
+
+    def stream(self, events: list) -> None:
+        self.process.stdin.write(json.dumps(events) + "\n")
+        self.process.stdin.flush()
+
+    def sent(self, action: str) -> list[dict]:
+        return [a for a in actions(self.log) if a.get("Action") == action]
+
+    def stop(self) -> None:
+        self.process.stdin.close()
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def engine_config(tmp_path: Path, name: str, redis_url: str, pbxs: dict[str, Pbx],
+                  http: int) -> Path:
+    config = tmp_path / f"{name}.toml"
+    servers = "".join(
+        f'[[ami.servers]]\nname = "{server}"\nport = {pbx.port}\n'
+        f'phones = ["{2000 + 1000 * i}-{2999 + 1000 * i}"]\n'
+        for i, (server, pbx) in enumerate(pbxs.items()))
+    config.write_text(
+        f'[engine]\nid = "{name}"\nstate_dir = "{tmp_path / name}"\n'
+        f'[redis]\nurl = "{redis_url}"\n[http]\nport = {http}\n'
+        f'[fastagi]\nport = {free_port()}\n'
+        f'[complaints]\nsweep_interval = 0.5\n'
+        f'[ami]\nshared = true\nreconnect_max = 1.0\n{servers}', encoding="utf-8")
+    return config
+
+
+def total(engines: dict, series: str, last: dict[str, dict]) -> float:
+    """`series` summed over the engines, a dead one by its last scrape (as Prometheus keeps
+    the last value it scraped)."""
+    out = 0.0
+    for name, (_, http) in engines.items():
+        samples = scrape(http) or last.get(name, {})
+        if samples:
+            last[name] = samples
+        out += samples.get(series, 0.0)
+    return out
+
+
+def owners(engines: dict, series: str) -> list[str]:
+    return [name for name, (process, http) in engines.items()
+            if process.poll() is None and scrape(http).get(series) == 1]
+
+
+@pytest_twisted.ensureDeferred
+async def test_each_server_is_counted_once_across_engines_and_survives_a_kill(tmp_path,
+                                                                            redis_url):
+    from prometheus_client import CollectorRegistry
+    from ccengine.complaints.metrics import ComplaintMetrics
+    from ccengine.complaints.service import Complaints
+    from ccengine.complaints.store import TicketStore
+    from ccengine.config import load_config
+    from ccengine.store.base import RedisConnection
+
+    pbxs = {server: Pbx(tmp_path, server) for server in SERVERS}
+    engines: dict[str, tuple[subprocess.Popen, int]] = {}
+    last: dict[str, dict] = {}
+    offered = 'ccengine_queue_offered_total{queue="inbound"}'
+    answered = 'ccengine_queue_answered_total{queue="inbound"}'
     try:
         for name in ("e1", "e2", "e3"):
             http = free_port()
-            config = tmp_path / f"{name}.toml"
-            config.write_text(
-                f'[engine]\nid = "{name}"\nstate_dir = "{tmp_path / name}"\n'
-                f'[redis]\nurl = "{redis_url}"\n[http]\nport = {http}\n'
-                f'[fastagi]\nport = {free_port()}\n'
-                f'[ami]\nport = {ami_port}\nshared = true\nreconnect_max = 1.0\n',
-                encoding="utf-8")
+            config = engine_config(tmp_path, name, redis_url, pbxs, http)
             engines[name] = (subprocess.Popen(
                 [sys.executable, "-m", "ccengine.cli", "run", "--config", str(config)],
                 cwd=tmp_path, stdout=(tmp_path / f"{name}.log").open("w"),
                 stderr=subprocess.STDOUT, env={**os.environ, "CCENGINE_AMI_SECRET": "x"}), http)
-        wait_for(lambda: sum(1 for a in actions(log) if a.get("Action") == "Login") == 3, 30,
-                   "three AMI logins")
-        assert all(a["Events"] == "off" for a in actions(log) if a.get("Action") == "Login")
-        owner_connection = wait_for(lambda: events_on(log), 10, "an owner")[0]
-        time.sleep(2.5)                       # two more renewals: still exactly one owner
-        assert events_on(log) == [owner_connection]
-        owners = [n for n, (_, http) in engines.items() if metric(http, "ccengine_ami_owner") == 1]
-        assert len(owners) == 1
-        owner = owners[0]
+        for pbx in pbxs.values():
+            wait_for(lambda pbx=pbx: len(pbx.sent("Login")) == 3, 30, "three AMI logins")
+        for server in SERVERS:
+            wait_for(lambda server=server: len(owners(
+                engines, f'ccengine_ami_owner{{server="{server}"}}')) == 1, 15,
+                f"an owner of {server}")
+        wait_for(lambda: len(owners(engines, "ccengine_jobs_owner")) == 1, 15, "a jobs owner")
+        time.sleep(2.5)                       # two more renewals: still one owner each
+        for server in SERVERS:
+            assert len(owners(engines, f'ccengine_ami_owner{{server="{server}"}}')) == 1
+        assert len(owners(engines, "ccengine_jobs_owner")) == 1
+
+        # 80 calls: 40 on each server. Every engine receives every event; the totals count
+        # each call once.
+        recorded = calls()
+        assert len(recorded) == 120
+        pbxs["pbx-a"].stream([e for call in recorded[:40] for e in call])
+        pbxs["pbx-b"].stream([e for call in recorded[40:80] for e in call])
+        wait_for(lambda: total(engines, offered, last) == 80
+                 and total(engines, answered, last) == 80, 15, "80 calls counted")
+        for name, (_, http) in engines.items():
+            samples = scrape(http)
+            assert [samples.get(f'ccengine_ami_events_total{{server="{s}"}}') for s in SERVERS] \
+                == [200.0, 200.0], name
+        time.sleep(1.5)
+        assert (total(engines, offered, last), total(engines, answered, last)) == (80, 80)
+
+        # SIGKILL the owner of pbx-a: another engine takes its events over.
+        victim = owners(engines, 'ccengine_ami_owner{server="pbx-a"}')[0]
+        total(engines, offered, last)                 # the victim's last scrape
+        queuestatus_before = len(pbxs["pbx-a"].sent("QueueStatus"))
         killed = time.monotonic()
-        engines[owner][0].send_signal(signal.SIGKILL)
-        engines[owner][0].wait(10)
-        wait_for(lambda: len(events_on(log)) == 2, 10, "a takeover")
-        took = time.monotonic() - killed
+        engines[victim][0].send_signal(signal.SIGKILL)
+        engines[victim][0].wait(10)
+        wait_for(lambda: len(owners(engines, 'ccengine_ami_owner{server="pbx-a"}')) == 1, 10,
+                 "a takeover of pbx-a")
         # Printed, not asserted (no timing assertions in the suite); the bound is about
         # owner.LEASE_MS + owner.RENEW.
-        print(f"\nAMI ownership: {owner} killed, another engine followed the events after "
-              f"{took:.1f} s")
-        survivors = [n for n, (_, http) in engines.items()
-                     if n != owner and metric(http, "ccengine_ami_owner") == 1]
-        assert len(survivors) == 1
-        # The new owner resynced from QueueStatus after turning its events on.
-        after = actions(log)
-        last_on = max(i for i, a in enumerate(after) if a.get("EventMask") == "on")
-        assert any(a.get("Action") == "QueueStatus" and a["_connection"] ==
-                   after[last_on]["_connection"] for a in after[last_on:])
+        print(f"\npbx-a: owner {victim} killed, taken over after "
+              f"{time.monotonic() - killed:.1f} s")
+        # The new owner resynced pbx-a from QueueStatus for its consumers.
+        wait_for(lambda: len(pbxs["pbx-a"].sent("QueueStatus")) > queuestatus_before, 5,
+                 "a QueueStatus after the takeover")
+        pbxs["pbx-a"].stream([e for call in recorded[80:] for e in call])
+        wait_for(lambda: total(engines, offered, last) == 120
+                 and total(engines, answered, last) == 120, 15, "120 calls counted")
+        time.sleep(1.5)
+        assert (total(engines, offered, last), total(engines, answered, last)) == (120, 120)
+        wait_for(lambda: len(owners(engines, "ccengine_jobs_owner")) == 1, 10, "a jobs owner")
+
+        # The jobs: 5 tickets already past their agent deadline; whichever engine holds the
+        # jobs lease escalates each once (history and one UserEvent per ticket).
+        hours = dict(load_config(None).complaints.deadline_hours)
+
+        class Past:
+            def seconds(self):
+                return time.time() - (hours["agent"] + 1) * 3600
+
+        conn = RedisConnection(redis_url)
+        complaints = Complaints(TicketStore(conn, hours), ComplaintMetrics(CollectorRegistry()),
+                                Past(), hours)
+        tickets = [(await complaints.open(number="13800000001", agent="2001")).id
+                   for _ in range(5)]
+        await conn.close()
+
+        def escalated() -> list[str]:
+            return [a["Ticket"] for pbx in pbxs.values() for a in pbx.sent("UserEvent")]
+        wait_for(lambda: sorted(escalated()) == sorted(tickets), 15, "5 escalations")
+        time.sleep(1.5)
+        assert sorted(escalated()) == sorted(tickets)
     finally:
         for process, _ in engines.values():
             if process.poll() is None:
                 process.terminate()
                 process.wait(20)
-        ami.terminate()
-        ami.wait(10)
+        for pbx in pbxs.values():
+            pbx.stop()
 
 
 @pytest_twisted.ensureDeferred
-async def test_the_owner_alone_runs_the_singletons_and_a_second_engine_waits(redis_url):
-    """Two AmiOwnership objects (two engines) on one Redis: the first to check takes the lease
-    (fencing token 1), starts its singletons and turns events on; the second stays a standby
-    with its singletons stopped; when the first loses its AMI link, the lease expires and the
-    second takes it with a higher fencing token."""
+async def test_leases_one_holder_each_and_a_takeover_with_a_higher_token(redis_url):
+    """Two engines' leases on one Redis: the first to check takes a server's events lease
+    (fencing token 1) and resyncs that server; the second stays without; when the first loses
+    its AMI link it lets the lease go, which then expires, and the second takes it with token
+    2. The jobs lease starts its singletons on its holder only."""
     from prometheus_client import CollectorRegistry
     from twisted.application.service import Service
+    from twisted.internet import reactor
     from twisted.internet.defer import succeed
-    from ccengine.ami.owner import LEASE_MS, AmiOwnership
+    from twisted.internet.task import deferLater
+    from ccengine.ami.owner import LEASE_MS, AmiOwnership, SingletonLease, owner_gauge
     from ccengine.store.base import RedisConnection
 
-    class Ami:
+    class Client:
         connected = True
-
-        def __init__(self):
-            self.sent = []
-
-        def on_connected(self, callback):
-            pass
-
-        def send_action(self, name, fields):
-            self.sent.append((name, dict(fields)))
-            return succeed(None)
+        name = "pbx-a"
 
     class Feed:
-        resyncs = 0
+        def __init__(self):
+            self.resyncs = []
 
-        def resync(self):
-            Feed.resyncs += 1
+        def resync(self, server):
+            self.resyncs.append(server)
+            return succeed(None)
 
     def engine(name):
-        ami = Ami()
-        owner = AmiOwnership(RedisConnection(redis_url), ami, Feed(), "127.0.0.1:5038", name,
-                             None, CollectorRegistry())
-        owner.singletons.append(Service())
-        return owner, ami
+        client, feed, registry = Client(), Feed(), CollectorRegistry()
+        conn = RedisConnection(redis_url)
+        events = AmiOwnership(conn, client, feed, name, owner_gauge(registry))
+        jobs = SingletonLease(conn, client, name, registry)
+        jobs.singletons.append(Service())
+        return events, jobs, client, feed
 
-    first, first_ami = engine("e1")
-    second, second_ami = engine("e2")
-    await first.check()
-    await second.check()
+    first, first_jobs, first_client, first_feed = engine("e1")
+    second, second_jobs, _, second_feed = engine("e2")
+    for lease in (first, second, first_jobs, second_jobs):
+        await lease.check()
     assert (first.owner, first.token, second.owner) == (True, 1, False)
-    assert first.singletons[0].running and not second.singletons[0].running
-    assert first_ami.sent == [("Events", {"EventMask": "on"})] and second_ami.sent == []
-    first_ami.connected = False
-    first.check()                                   # link down: it stops following
-    assert not first.owner and not first.singletons[0].running
-    from twisted.internet import reactor
-    from twisted.internet.task import deferLater
+    assert (first_feed.resyncs, second_feed.resyncs) == (["pbx-a"], [])
+    assert first_jobs.singletons[0].running and not second_jobs.singletons[0].running
+    first_client.connected = False
+    first.check()                                   # link down: it lets go
+    first_jobs.check()
+    assert not first.owner and not first_jobs.singletons[0].running
     await deferLater(reactor, LEASE_MS / 1000 + 0.2, lambda: None)
     await second.check()
-    assert second.owner and second.token == 2 and second.singletons[0].running
-    assert Feed.resyncs == 2
+    await second_jobs.check()
+    assert second.owner and second.token == 2 and second_feed.resyncs == ["pbx-a"]
+    assert second_jobs.singletons[0].running

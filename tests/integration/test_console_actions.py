@@ -45,6 +45,12 @@ class RecordingAmi:
         self.sent.append((name, list(fields or []) + list(kw.items())))
         return succeed(ANSWERS[name][0])
 
+    def on_server(self, server):
+        return self
+
+    def server_of_interface(self, interface):
+        return "asterisk"
+
 
 @pytest.fixture
 def setup(redis_url):

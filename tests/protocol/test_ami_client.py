@@ -28,8 +28,8 @@ def test_login_sends_credentials_after_the_banner_and_connects():
                              ("Secret", "lab-secret"), ("Events", "on"), ("ActionID", "cc1-1")]
     harness.answer(ami_replay.received_messages("ami4_login_ping_events", "c1")[0])
     assert harness.client.connected and calls == [True]
-    assert harness.sample("ccengine_ami_connected") == 1
-    assert harness.sample("ccengine_ami_reconnects_total") == 0
+    assert harness.sample("ccengine_ami_connected", server="asterisk") == 1
+    assert harness.sample("ccengine_ami_reconnects_total", server="asterisk") == 0
 
 
 def test_failed_login_is_logged_without_secret_and_retried_with_backoff():
@@ -137,12 +137,12 @@ def test_pending_action_fails_on_loss_and_is_not_resent():
     harness.close()
     assert _failure(pending).check(AmiConnectionLost)
     assert not harness.client.connected
-    assert harness.sample("ccengine_ami_connected") == 0
+    assert harness.sample("ccengine_ami_connected", server="asterisk") == 0
     harness.clock.advance(0.5)
     harness.login()
     assert [m["Action"] for m in harness.written()] == ["Login"]
     assert harness.client.connected
-    assert harness.sample("ccengine_ami_reconnects_total") == 1
+    assert harness.sample("ccengine_ami_reconnects_total", server="asterisk") == 1
 
 
 def test_keepalive_pings_and_drops_a_silent_connection():
@@ -183,7 +183,7 @@ def test_subscribers_by_name_and_star():
     harness.receive([m for m in recorded if m.event][:60])
     assert [m.event for m in joins] == ["QueueCallerJoin"]
     assert len(everything) == 60
-    assert harness.sample("ccengine_ami_events_total") == 60
+    assert harness.sample("ccengine_ami_events_total", server="asterisk") == 60
     unsubscribe()
     harness.receive([joins[0]])
     assert len(everything) == 60 and len(joins) == 2
@@ -207,7 +207,7 @@ def test_raising_subscriber_does_not_stop_others():
     harness.client.subscribe("*", lambda m: seen.append(m.event))
     ami_replay.feed_client(harness.client, ami_replay.events("a_answered", "AgentCalled"))
     assert len(seen) == 4
-    assert harness.sample("ccengine_ami_bad_events_total", reason="handler_error") == 4
+    assert harness.sample("ccengine_ami_bad_events_total", server="asterisk", reason="handler_error") == 4
 
 
 def test_fully_booted_after_restart_reaches_subscribers():
@@ -271,10 +271,10 @@ def test_bad_input_is_counted_by_reason():
     harness.login(with_events=False)
     harness.receive(b"no colon here\r\n\r\nEvent: QueueCallerLeave\r\nQueue: inb\r\n\r\n"
                     b"Response: Success\r\nActionID: cc9-9\r\n\r\n")
-    assert harness.sample("ccengine_ami_bad_events_total", reason="no_type") == 1
-    assert harness.sample("ccengine_ami_bad_events_total", reason="malformed_line") == 1
-    assert harness.sample("ccengine_ami_bad_events_total", reason="unknown_response") == 1
-    assert harness.sample("ccengine_ami_events_total") == 1
+    assert harness.sample("ccengine_ami_bad_events_total", server="asterisk", reason="no_type") == 1
+    assert harness.sample("ccengine_ami_bad_events_total", server="asterisk", reason="malformed_line") == 1
+    assert harness.sample("ccengine_ami_bad_events_total", server="asterisk", reason="unknown_response") == 1
+    assert harness.sample("ccengine_ami_events_total", server="asterisk") == 1
     assert harness.client.connected
 
 

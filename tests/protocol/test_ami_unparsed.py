@@ -39,7 +39,7 @@ def test_unwanted_events_are_counted_without_parsing(parsed):
     harness.receive(recorded)
     assert [m.event for m in joins] == ["QueueCallerJoin"]
     assert parsed == ["QueueCallerJoin"]
-    assert harness.sample("ccengine_ami_events_total") == 60
+    assert harness.sample("ccengine_ami_events_total", server="asterisk") == 60
 
 
 def test_star_subscriber_gets_every_event_parsed(parsed):
@@ -51,7 +51,7 @@ def test_star_subscriber_gets_every_event_parsed(parsed):
     recorded = [m for m in ami_replay.received_messages("a_answered") if m.event][:20]
     harness.receive(recorded)
     assert everything == recorded
-    assert harness.sample("ccengine_ami_events_total") == 20
+    assert harness.sample("ccengine_ami_events_total", server="asterisk") == 20
 
 
 def test_malformed_unwanted_event_is_still_reported():
@@ -59,8 +59,8 @@ def test_malformed_unwanted_event_is_still_reported():
     harness = ClientHarness()
     harness.login(with_events=False)
     harness.receive(b"Event: Newexten\r\nno colon here\r\nChannel: PJSIP/x\r\n\r\n")
-    assert harness.sample("ccengine_ami_bad_events_total", reason="malformed_line") == 1
-    assert harness.sample("ccengine_ami_events_total") == 1
+    assert harness.sample("ccengine_ami_bad_events_total", server="asterisk", reason="malformed_line") == 1
+    assert harness.sample("ccengine_ami_events_total", server="asterisk") == 1
 
 
 def test_events_are_parsed_while_a_list_action_is_pending(parsed):

@@ -76,10 +76,10 @@ def test_case4_damaged_events_are_counted_and_the_state_stays_consistent():
     assert ignored(harness, "missing_header") == 3   # truncated, no Uniqueid, malformed
     assert ignored(harness, "bad_value") == 1
     # the truncated block ends inside a line (`Chan...`, no colon) and the colon-less line
-    assert harness.sample("ccengine_ami_bad_events_total", reason="malformed_line") == 2
+    assert harness.sample("ccengine_ami_bad_events_total", server="asterisk", reason="malformed_line") == 2
     for reason in ("no_type", "unknown_response"):
-        assert harness.sample("ccengine_ami_bad_events_total", reason=reason) == 1, reason
-    assert harness.sample("ccengine_ami_bad_events_total", reason="handler_error") == 0
+        assert harness.sample("ccengine_ami_bad_events_total", server="asterisk", reason=reason) == 1, reason
+    assert harness.sample("ccengine_ami_bad_events_total", server="asterisk", reason="handler_error") == 0
     assert harness.sample("ccengine_queue_offered_total", queue="no-such-queue") is None
     assert stats.consumer.tracked == 0 and len(stats.waiting) == 0
 
@@ -111,7 +111,7 @@ def test_case4_a_stream_cut_mid_block_then_replayed_whole_raises_nothing(capture
     ami_replay.feed_protocol(harness.protocol, body, chunk_size=7)
     events = [m for m in ami_replay.raw_messages(capture) if m.event is not None]
     assert len(seen) - first_seen == len(events)
-    assert harness.sample("ccengine_ami_bad_events_total", reason="handler_error") == 0
+    assert harness.sample("ccengine_ami_bad_events_total", server="asterisk", reason="handler_error") == 0
 
 
 # --- case 10: AMI connection drops, Asterisk restarts -----------------------------------------
@@ -129,7 +129,7 @@ def test_case10_drop_fails_the_pending_originate_and_never_resends_it():
     harness.close()
     assert isinstance(outcome[0], Failure) and outcome[0].check(AmiConnectionLost)
     assert not harness.client.connected
-    assert harness.sample("ccengine_ami_connected") == 0
+    assert harness.sample("ccengine_ami_connected", server="asterisk") == 0
 
     harness.endpoint.refuse = 2
     harness.clock.advance(0.49)
@@ -145,8 +145,8 @@ def test_case10_drop_fails_the_pending_originate_and_never_resends_it():
     assert harness.client.connected and resyncs == [2]
     actions = [m["Action"] for m in harness.written()]
     assert actions == ["Login", "QueueStatus"]
-    assert harness.sample("ccengine_ami_reconnects_total") == 1
-    assert harness.sample("ccengine_ami_connected") == 1
+    assert harness.sample("ccengine_ami_reconnects_total", server="asterisk") == 1
+    assert harness.sample("ccengine_ami_connected", server="asterisk") == 1
 
 
 def test_case10_actions_while_disconnected_fail_fast_and_are_not_queued():
