@@ -129,7 +129,8 @@ def build_service(config, reactor, redis_url: str):
     health = Health(ami_connected=lambda: bool(ami and all(
                         client.connected for client in ami.clients.values())),
                     informational=frozenset({"redis_accepts_writes", "ami_owner",
-                                             "jobs_owner", "ami_servers"}),
+                                             "jobs_owner", "ami_servers",
+                                             "redis_master"}),
                     redis_reachable=lambda: _gauge_value(registry, "ccengine_redis_up") == 1,
                     fastagi_listening=lambda: bool(agi_server.running),
                     ami_required=ami is not None)
@@ -154,6 +155,8 @@ def build_service(config, reactor, redis_url: str):
                 ami.on_connected(callback)
         health.features.update(feature.health)
         ctx.on_reload.extend(feature.on_reload)
+    if config.redis.sentinels:
+        health.features["redis_master"] = lambda: redis.master
     if ami is not None:
         health.features["ami_servers"] = lambda: {
             name: client.connected for name, client in ami.clients.items()}

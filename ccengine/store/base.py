@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from redis.exceptions import NoScriptError, RedisError
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ccengine.store.resp import LaneUnavailable, RespError, ScriptLane, lane_target
@@ -49,6 +50,8 @@ class LuaScript:
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
 
+log = Logger()
+
 class StoreMetrics:
     def __init__(self, registry: CollectorRegistry):
         self.latency = Histogram(
@@ -59,6 +62,10 @@ class StoreMetrics:
                               "Redis operations that failed or timed out", registry=registry)
         self.up = Gauge("ccengine_redis_up", "1 when the last Redis operation succeeded",
                         registry=registry)
+        self.master_changes = Counter(
+            "ccengine_redis_master_changes",
+            "Times the Redis master found through Sentinel was another server (a failover)",
+            registry=registry)
 
 
 # Connections to Redis at most (redis-py's pool; the Lua scripts take the lane, one socket).
@@ -73,6 +80,8 @@ class RedisConnection:
         self.url = url
         self.timeout = timeout
         self.metrics = metrics
+        # host:port of the master as Sentinel last named it (ping); None without Sentinel.
+        self.master: str | None = None
         # Writes that must not be lost (callbacks, tickets, logins, outbound claims) wait for
         # this many replicas (WAIT on the write's own connection) before they count as done.
         self.min_replicas = min_replicas
@@ -216,7 +225,23 @@ class RedisConnection:
         return StoreUnavailable(f"redis: {kind}: {exc}")
 
     def ping(self) -> Deferred:
+        """PING; through Sentinel also which server is the master now (`master`)."""
+        if self._lane is None and hasattr(getattr(self.client, "connection_pool", None),
+                                          "get_master_address"):
+            return as_deferred(self.run(self._ping_and_locate))
         return self.call(lambda r: r.ping())
+
+    async def _ping_and_locate(self, client: Any) -> Any:
+        answer = await client.ping()
+        host, port = await client.connection_pool.get_master_address()
+        master = f"{host}:{port}"
+        if self.master is not None and master != self.master:
+            log.warn("Redis: the master is now {new} (was {old}): a Sentinel failover",
+                     new=master, old=self.master)
+            if self.metrics is not None:
+                self.metrics.master_changes.inc()
+        self.master = master
+        return answer
 
     async def aclose(self) -> None:
         if self._lane is not None:

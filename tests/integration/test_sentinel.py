@@ -119,3 +119,70 @@ async def test_acknowledged_callbacks_survive_a_master_killed_with_sigkill(tmp_p
         await conn.close()
     finally:
         lab.stop()
+
+
+def test_the_engines_health_follows_a_failover(tmp_path):
+    """A `ccengine run` process on the sentinels: /healthz names the master Sentinel gave it;
+    the master is killed with SIGKILL; the engine finds the promoted replica by itself, says so
+    in /healthz (`redis_master`, redis reachable again) and counts the change in
+    ccengine_redis_master_changes_total. No AMI here (ami.enabled = false)."""
+    import json
+    import os
+    import sys
+    import urllib.error
+    import urllib.request
+
+    lab = SentinelLab(tmp_path)
+    http = free_port()
+    config = tmp_path / "engine.toml"
+    sentinels = ", ".join(f'"127.0.0.1:{p}"' for p in lab.sentinel_ports)
+    config.write_text(
+        f'[engine]\nstate_dir = "{tmp_path / "state"}"\n[http]\nport = {http}\n'
+        f'[fastagi]\nport = {free_port()}\n[ami]\nenabled = false\n'
+        f'[redis]\nsentinels = [{sentinels}]\nservice = "{SERVICE}"\ntimeout = 1.0\n',
+        encoding="utf-8")
+    engine = subprocess.Popen([sys.executable, "-m", "ccengine.cli", "run", "--config",
+                               str(config)], cwd=tmp_path, env=dict(os.environ),
+                              stdout=(tmp_path / "engine.log").open("w"),
+                              stderr=subprocess.STDOUT)
+
+    def health() -> dict:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{http}/healthz", timeout=2) as r:
+                return json.loads(r.read())
+        except urllib.error.HTTPError as exc:          # 503: degraded, same JSON body
+            return json.loads(exc.read())
+        except OSError:
+            return {}
+
+    def changes() -> float | None:
+        with urllib.request.urlopen(f"http://127.0.0.1:{http}/metrics", timeout=2) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith("ccengine_redis_master_changes_total "):
+                    return float(line.split()[1])
+        return None
+
+    try:
+        first = f"127.0.0.1:{lab.master_port}"
+        wait_for(lambda: health().get("redis_master") == first, 20, "the engine on the master")
+        assert health()["status"] == "ok" and changes() == 0
+        lab.master.kill()
+        seen = set()
+
+        def moved() -> bool:
+            report = health()
+            seen.add(report.get("status"))
+            return report.get("redis_master") not in (None, first) and \
+                report.get("redis_reachable") is True
+        wait_for(moved, 40, "the engine on the new master")
+        host, port = lab.master_address()
+        report = health()
+        assert report["redis_master"] == f"{host}:{port}" and port in lab.replica_ports
+        assert changes() == 1
+        assert engine.poll() is None                   # it never stopped
+        print(f"\nengine health during the failover: statuses seen {sorted(seen)}, master "
+              f"{first} -> {report['redis_master']}")
+    finally:
+        engine.terminate()
+        engine.wait(20)
+        lab.stop()
