@@ -46,6 +46,7 @@ from twisted.python.failure import Failure
 from ccengine.ami.client import AmiClient, AmiSettings
 from ccengine.ami.metrics import AmiMetrics
 from ccengine.ami.wire import BlockSplitter, Message
+from queue_feed_helpers import queue_labels
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ami"
 _HEADER = re.compile(r"^### (\S+ \S+) (?:\[(c\d+)\] )?(sent|received|note:.*)$")
@@ -260,4 +261,4 @@ class ClientHarness:
         self.clock.advance(0)
 
     def sample(self, name: str, **labels: str) -> float | None:
-        return self.registry.get_sample_value(name, labels)
+        return self.registry.get_sample_value(name, queue_labels(name, labels))

@@ -41,3 +41,18 @@ class FakeAmi:
 
 def feed_over(ami, clock) -> QueueFeed:
     return QueueFeed(ami, QueuePicture(clock))
+
+
+# The queue counters and histograms carry `server` (stats/metrics.py QueueMetrics); with one
+# Asterisk it is the default name, ami.name = "asterisk".
+SERVER_LABELLED = ("ccengine_queue_offered", "ccengine_queue_answered", "ccengine_queue_abandoned",
+                   "ccengine_queue_short_abandoned", "ccengine_queue_exits",
+                   "ccengine_queue_answer_time_seconds", "ccengine_queue_abandon_wait_seconds",
+                   "ccengine_queue_talk_time_seconds")
+
+
+def queue_labels(name: str, labels: dict) -> dict:
+    """`labels` plus server="asterisk" for a queue counter or histogram sample."""
+    if name.startswith(SERVER_LABELLED) and "server" not in labels:
+        return {**labels, "server": "asterisk"}
+    return labels

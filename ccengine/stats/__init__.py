@@ -7,7 +7,7 @@ answer after every AMI (re)login (ccengine/queues/feed.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from prometheus_client import CollectorRegistry
 
@@ -29,8 +29,9 @@ class QueueStats:
 
     @classmethod
     def build(cls, registry: CollectorRegistry, queues: Mapping[str, QueueSettings],
-              clock: Clock, is_open: Callable[[str, float], bool] = always_open) -> QueueStats:
-        metrics = QueueMetrics(registry, queues)
+              clock: Clock, is_open: Callable[[str, float], bool] = always_open,
+              servers: Iterable[str] = ("asterisk",)) -> QueueStats:
+        metrics = QueueMetrics(registry, queues, servers)
         waiting = WaitingCallers()
         consumer = QueueEventConsumer(metrics, waiting, queues, clock)
         collector = QueueGaugeCollector(queues, waiting, clock, is_open)

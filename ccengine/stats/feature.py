@@ -31,7 +31,8 @@ def build(ctx: EngineContext) -> StatsFeature:
     def queue_open(name: str, now: float) -> bool:
         return is_open(queues[name], local_now(now, timezone))
 
-    stats = QueueStats.build(ctx.registry, queues, ctx.clock, queue_open)
+    servers = [server.name for server in ctx.config.ami.server_list()]
+    stats = QueueStats.build(ctx.registry, queues, ctx.clock, queue_open, servers)
     stats.collector.counts = lambda server: ctx.counts_events(server)
     feature = StatsFeature(stats=stats)
     expiry = TimerService(EXPIRE_INTERVAL, stats.consumer.expire)

@@ -59,12 +59,17 @@ def wait_buckets(queues: Iterable[QueueSettings]) -> tuple[float, ...]:
 
 
 class QueueMetrics:
-    """Counters and histograms fed by `queue_events.QueueEventConsumer`."""
+    """Counters and histograms fed by `queue_events.QueueEventConsumer`, per queue and per
+    Asterisk server (`server`: a name from the configuration, ami.name or ami.servers; so
+    `sum by (queue)` is the centre's figure and the label stays bounded)."""
 
-    def __init__(self, registry: CollectorRegistry, queues: Mapping[str, QueueSettings]):
+    def __init__(self, registry: CollectorRegistry, queues: Mapping[str, QueueSettings],
+                 servers: Iterable[str] = ("asterisk",)):
         buckets = wait_buckets(queues.values())
+        self.servers = tuple(servers)
+        self.default_server = self.servers[0]
 
-        def counter(name: str, doc: str, labels: tuple[str, ...] = ("queue",)) -> Counter:
+        def counter(name: str, doc: str, labels: tuple[str, ...] = ("queue", "server")) -> Counter:
             return Counter(name, doc, labels, registry=registry)
 
         self.offered = counter("ccengine_queue_offered",
@@ -81,31 +86,32 @@ class QueueMetrics:
             "Abandoned callers who waited less than the queue's short-abandon threshold")
         self.exits = counter("ccengine_queue_exits",
                              "Callers who left the queue, by how they left",
-                             ("queue", "reason"))
+                             ("queue", "reason", "server"))
         self.ignored = counter("ccengine_stats_ignored_events",
                                "Queue AMI events ignored or only partly used, by reason",
                                ("reason",))
         self.answer_time = Histogram(
             "ccengine_queue_answer_time_seconds",
-            "Wait from joining the queue until an agent answered", ["queue"],
+            "Wait from joining the queue until an agent answered", ["queue", "server"],
             buckets=buckets, registry=registry)
         self.abandon_wait = Histogram(
             "ccengine_queue_abandon_wait_seconds",
-            "Wait from joining the queue until the caller hung up", ["queue"],
+            "Wait from joining the queue until the caller hung up", ["queue", "server"],
             buckets=buckets, registry=registry)
         self.talk_time = Histogram(
             "ccengine_queue_talk_time_seconds",
-            "Talk time of answered queue calls (AgentComplete TalkTime)", ["queue"],
+            "Talk time of answered queue calls (AgentComplete TalkTime)", ["queue", "server"],
             buckets=TALK_TIME_BUCKETS, registry=registry)
         # Every series exists from the start (value 0): rate() and the dashboards then see a
         # queue before its first call, and the series count is fixed by the configuration.
         for name in queues:
-            for family in (self.offered, self.answered, self.answered_within_sl, self.abandoned,
-                           self.short_abandoned, self.answer_time, self.abandon_wait,
-                           self.talk_time):
-                family.labels(queue=name)
-            for reason in EXIT_REASONS:
-                self.exits.labels(queue=name, reason=reason)
+            for server in self.servers:
+                for family in (self.offered, self.answered, self.answered_within_sl,
+                               self.abandoned, self.short_abandoned, self.answer_time,
+                               self.abandon_wait, self.talk_time):
+                    family.labels(queue=name, server=server)
+                for reason in EXIT_REASONS:
+                    self.exits.labels(queue=name, reason=reason, server=server)
         for reason in IGNORED_REASONS:
             self.ignored.labels(reason=reason)
 
@@ -114,10 +120,10 @@ class QueueMetrics:
             raise ValueError(f"unknown ignored-event reason {reason!r}")
         self.ignored.labels(reason=reason).inc()
 
-    def exit(self, queue: str, reason: str) -> None:
+    def exit(self, queue: str, reason: str, server: str) -> None:
         if reason not in EXIT_REASONS:
             raise ValueError(f"unknown exit reason {reason!r}")
-        self.exits.labels(queue=queue, reason=reason).inc()
+        self.exits.labels(queue=queue, reason=reason, server=server).inc()
 
 
 def always_open(queue: str, now: float) -> bool:

@@ -189,7 +189,7 @@ class QueueEventConsumer:
         else:
             if caller is not None:  # moved on to another queue: the first one's exit is final
                 self._close(uniqueid, moved=True)
-            self.metrics.offered.labels(queue=queue).inc()
+            self.metrics.offered.labels(queue=queue, server=self._server(msg)).inc()
             for observer in self.observers:
                 observer.offered(queue, now)
             caller = _Caller(queue, timestamp, now, msg.get("Context"),
@@ -202,11 +202,12 @@ class QueueEventConsumer:
         queue, uniqueid = self._queue(msg), _required(msg, "Uniqueid")
         caller = self._callers.get(uniqueid)
         wait = self._wait(msg, caller)
-        self.metrics.answered.labels(queue=queue).inc()
-        self.metrics.answer_time.labels(queue=queue).observe(wait)
+        server = self._server(msg)
+        self.metrics.answered.labels(queue=queue, server=server).inc()
+        self.metrics.answer_time.labels(queue=queue, server=server).observe(wait)
         if wait <= self.queues[queue].service_level_seconds:
-            self.metrics.answered_within_sl.labels(queue=queue).inc()
-        self.metrics.exit(queue, "answered")
+            self.metrics.answered_within_sl.labels(queue=queue, server=server).inc()
+        self.metrics.exit(queue, "answered", server)
         for observer in self.observers:
             observer.answered(queue, wait, self.clock.seconds())
         self._forget(uniqueid)
@@ -249,7 +250,7 @@ class QueueEventConsumer:
     def _on_complete(self, msg: Any) -> None:
         queue, uniqueid = self._queue(msg), _required(msg, "Uniqueid")
         talk_time = _seconds(_required(msg, "TalkTime"))
-        self.metrics.talk_time.labels(queue=queue).observe(talk_time)
+        self.metrics.talk_time.labels(queue=queue, server=self._server(msg)).observe(talk_time)
         for observer in self.observers:
             observer.completed(queue, msg.get("MemberName") or "", talk_time, self.clock.seconds())
         self._forget(uniqueid)
@@ -342,6 +343,7 @@ class QueueEventConsumer:
         if caller is None:
             return
         reason = caller.exit_reason if caller.between else "other"
+        server = self._server(caller)
         if moved and caller.abandon_wait is not None:
             reason = "withdraw"   # left with an Abandon and joined another queue: transferred
         elif reason not in ("withdraw", "callback") and caller.abandon_wait is not None \
@@ -349,14 +351,18 @@ class QueueEventConsumer:
             reason = "abandon"
         if reason == "abandon" and caller.abandon_wait is not None:
             queue, wait = caller.queue, caller.abandon_wait
-            self.metrics.abandoned.labels(queue=queue).inc()
-            self.metrics.abandon_wait.labels(queue=queue).observe(wait)
+            self.metrics.abandoned.labels(queue=queue, server=server).inc()
+            self.metrics.abandon_wait.labels(queue=queue, server=server).observe(wait)
             if wait < self.queues[queue].short_abandon_seconds:
-                self.metrics.short_abandoned.labels(queue=queue).inc()
+                self.metrics.short_abandoned.labels(queue=queue, server=server).inc()
             for observer in self.observers:
                 observer.abandoned(queue, wait, self.clock.seconds())
-        self.metrics.exit(caller.queue, reason)
+        self.metrics.exit(caller.queue, reason, server)
         self._forget(uniqueid)
+
+    def _server(self, thing: Any) -> str:
+        """The Asterisk server of an event or a tracked caller (the metrics' `server`)."""
+        return getattr(thing, "server", "") or self.metrics.default_server
 
     def _forget(self, uniqueid: str) -> None:
         self._callers.pop(uniqueid, None)

@@ -131,8 +131,16 @@ async def test_each_server_is_counted_once_across_engines_and_survives_a_kill(tm
     pbxs = {server: Pbx(tmp_path, server) for server in SERVERS}
     engines: dict[str, tuple[subprocess.Popen, int]] = {}
     last: dict[str, dict] = {}
-    offered = 'ccengine_queue_offered_total{queue="inbound"}'
-    answered = 'ccengine_queue_answered_total{queue="inbound"}'
+    def offered(server):
+        return f'ccengine_queue_offered_total{{queue="inbound",server="{server}"}}'
+
+    def answered(server):
+        return f'ccengine_queue_answered_total{{queue="inbound",server="{server}"}}'
+
+    def counted() -> tuple:
+        """(offered, answered) per server, summed over the engines."""
+        return tuple((total(engines, offered(s), last), total(engines, answered(s), last))
+                     for s in SERVERS)
     try:
         for name in ("e1", "e2", "e3"):
             http = free_port()
@@ -159,18 +167,17 @@ async def test_each_server_is_counted_once_across_engines_and_survives_a_kill(tm
         assert len(recorded) == 120
         pbxs["pbx-a"].stream([e for call in recorded[:40] for e in call])
         pbxs["pbx-b"].stream([e for call in recorded[40:80] for e in call])
-        wait_for(lambda: total(engines, offered, last) == 80
-                 and total(engines, answered, last) == 80, 15, "80 calls counted")
+        wait_for(lambda: counted() == ((40, 40), (40, 40)), 15, "80 calls counted")
         for name, (_, http) in engines.items():
             samples = scrape(http)
             assert [samples.get(f'ccengine_ami_events_total{{server="{s}"}}') for s in SERVERS] \
                 == [200.0, 200.0], name
         time.sleep(1.5)
-        assert (total(engines, offered, last), total(engines, answered, last)) == (80, 80)
+        assert counted() == ((40, 40), (40, 40))
 
         # SIGKILL the owner of pbx-a: another engine takes its events over.
         victim = owners(engines, 'ccengine_ami_owner{server="pbx-a"}')[0]
-        total(engines, offered, last)                 # the victim's last scrape
+        counted()                                     # the victim's last scrape
         queuestatus_before = len(pbxs["pbx-a"].sent("QueueStatus"))
         killed = time.monotonic()
         engines[victim][0].send_signal(signal.SIGKILL)
@@ -185,10 +192,9 @@ async def test_each_server_is_counted_once_across_engines_and_survives_a_kill(tm
         wait_for(lambda: len(pbxs["pbx-a"].sent("QueueStatus")) > queuestatus_before, 5,
                  "a QueueStatus after the takeover")
         pbxs["pbx-a"].stream([e for call in recorded[80:] for e in call])
-        wait_for(lambda: total(engines, offered, last) == 120
-                 and total(engines, answered, last) == 120, 15, "120 calls counted")
+        wait_for(lambda: counted() == ((80, 80), (40, 40)), 15, "120 calls counted")
         time.sleep(1.5)
-        assert (total(engines, offered, last), total(engines, answered, last)) == (120, 120)
+        assert counted() == ((80, 80), (40, 40))
         wait_for(lambda: len(owners(engines, "ccengine_jobs_owner")) == 1, 10, "a jobs owner")
 
         # The jobs: 5 tickets already past their agent deadline; whichever engine holds the

@@ -84,8 +84,8 @@ def test_prometheus_config_passes_promtool_check_config():
 def test_engine_exposition_passes_promtool_check_metrics():
     """/metrics content after replaying a_answered + b_abandoned passes `promtool check metrics`."""
     exposition = replayed_exposition()
-    assert b'ccengine_queue_answered_total{queue="complaint"} 1.0' in exposition
-    assert b'ccengine_queue_abandoned_total{queue="complaint"} 1.0' in exposition
+    assert b'ccengine_queue_answered_total{queue="complaint",server="asterisk"} 1.0' in exposition
+    assert b'ccengine_queue_abandoned_total{queue="complaint",server="asterisk"} 1.0' in exposition
     result = promtool("check", "metrics", stdin=exposition)
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
     assert result.stdout.decode().strip() == "" and result.stderr.decode().strip() == ""

@@ -18,6 +18,7 @@ from ccengine.stats import QueueStats
 from ccengine.waiting import priority
 from prometheus_client import CollectorRegistry
 from twisted.internet.task import Clock
+from queue_feed_helpers import queue_labels
 
 LAB = Path(__file__).resolve().parents[1] / "fixtures" / "asterisk_lab24"
 QUEUES = {n: QueueConfig(n) for n in ("inbound", "complaint", "outbound", "supervisor")}
@@ -50,7 +51,7 @@ def stats_after(capture: str, before_hangup=None):
         if message.event == "Hangup" and before_hangup is not None:
             before_hangup(stats.consumer, message.get("Uniqueid"))
         stats.consumer.handle(message)
-    return lambda name, **labels: registry.get_sample_value(name, labels)
+    return lambda name, **labels: registry.get_sample_value(name, queue_labels(name, labels))
 
 
 def test_routed_call_answer_time_is_asterisks_time_from_the_first_entry():

@@ -50,7 +50,8 @@ def test_feature_without_ami_still_exports_the_configured_queues():
     """With AMI disabled the queue series still exist (zero), and nothing is subscribed."""
     registry, _, built = build(datetime(2026, 1, 5, 10, 0, tzinfo=ZoneInfo("UTC")))
     assert built.on_ami_connected == []
-    assert registry.get_sample_value("ccengine_queue_offered_total", {"queue": "complaint"}) == 0
+    assert registry.get_sample_value("ccengine_queue_offered_total",
+                                     {"queue": "complaint", "server": "asterisk"}) == 0
 
 
 def test_timer_closes_callers_who_did_not_come_back_without_any_event():
@@ -64,7 +65,8 @@ def test_timer_closes_callers_who_did_not_come_back_without_any_event():
     try:
         ctx.clock.advance(consumer.leave_grace + feature.EXPIRE_INTERVAL)
         assert registry.get_sample_value("ccengine_queue_exits_total",
-                                         {"queue": "complaint", "reason": "other"}) == 1
+                                         {"queue": "complaint", "reason": "other",
+                                          "server": "asterisk"}) == 1
         assert consumer.tracked == 0
     finally:
         for service in built.services:

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from twisted.internet.task import Clock
 
 import ami_replay
+from queue_feed_helpers import queue_labels
 from ccengine.ami.wire import Message
 from ccengine.stats import QueueEventConsumer, QueueStats
 from ccengine.config import QueueConfig as Queue  # the real per-queue settings
@@ -40,7 +41,7 @@ class Rig:
             self.stats.consumer.handle(message)
 
     def value(self, name: str, **labels: str) -> float | None:
-        return self.registry.get_sample_value(name, labels)
+        return self.registry.get_sample_value(name, queue_labels(name, labels))
 
     def ignored(self, reason: str) -> float:
         return self.value("ccengine_stats_ignored_events_total", reason=reason)

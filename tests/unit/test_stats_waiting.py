@@ -109,7 +109,8 @@ def test_resync_replaces_the_snapshot_from_queue_entries():
     assert gauge(registry, "ccengine_queue_longest_wait_seconds", "inbound") == 5
     # the caller whose Leave was lost exits as `other`; the resynced one is tracked
     assert registry.get_sample_value("ccengine_queue_exits_total",
-                                     {"queue": "complaint", "reason": "other"}) == 1
+                                     {"queue": "complaint", "reason": "other",
+                                      "server": "asterisk"}) == 1
     assert stats.consumer.tracked == 1
 
 
@@ -142,7 +143,7 @@ def test_buckets_include_every_threshold():
     _, registry, _ = build(queues)
     for le in ("25.0", "4.0", "15.0"):
         assert registry.get_sample_value("ccengine_queue_answer_time_seconds_bucket",
-                                         {"queue": "a", "le": le}) == 0
+                                         {"queue": "a", "le": le, "server": "asterisk"}) == 0
 
 
 def test_collector_names_are_registered_once():
