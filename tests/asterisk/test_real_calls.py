@@ -73,7 +73,8 @@ def test_caller_with_a_free_agent_is_queued_at_once_and_talks_within_the_service
     assert ts(connect) - ts(key) <= 15.0       # the service level, counted from the menu key
     expected = ts(connect) - ts(join)
     wait_for(lambda: lab.engine.metric("ccengine_queue_answer_time_seconds_count",
-                                       queue="inbound", server="asterisk") == 1.0, 10, "the engine's answer")
+                                       queue="inbound", server="asterisk") == 1.0,
+             10, "the engine's answer")
     measured = lab.engine.metric("ccengine_queue_answer_time_seconds_sum", queue="inbound",
                                  server="asterisk")
     assert measured == pytest.approx(expected, abs=0.002)

@@ -49,7 +49,8 @@ class RecordingAmi:
         return self
 
     def server_of_interface(self, interface):
-        return "asterisk"
+        # Two servers in the refusal test: agent phones 1xxx on pbx-a, the rest on pbx-b.
+        return self.servers(interface) if hasattr(self, "servers") else "asterisk"
 
 
 @pytest.fixture
@@ -95,6 +96,20 @@ async def test_spy_refusals(setup):
                                             {"agent": "1001"})).message
     assert "not logged in" in (await actions.run(ALICE, "listen", {"agent": "1002"})).message
     assert "read-only" in (await actions.run(OLGA, "listen", {"agent": "1001"})).message
+    assert ami.sent == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_spy_is_refused_across_asterisk_servers(setup):
+    """ChanSpy runs on the agent's Asterisk and rings the supervisor's phone from there: with
+    the two phones on different servers (ami.servers) the console says so instead."""
+    actions, ami, staff, *_ = setup
+    await logged_in(staff)
+    ami.servers = lambda interface: "pbx-a" if interface.startswith("PJSIP/1") else "pbx-b"
+    outcome = await actions.run(ALICE, "listen", {"agent": "1001"})
+    assert not outcome.ok
+    assert outcome.message == ("refused: agent 1001's phone is on pbx-a, yours on pbx-b: "
+                               "use a phone registered to pbx-a")
     assert ami.sent == []
 
 
