@@ -250,6 +250,10 @@ class Engine:
     sounds: Path
     http_port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
+    # A second engine on the same Asterisk (ami.shared): its own FastAGI port and name.
+    agi_port: int = 0                       # 0: the port the dialplan's CCENGINE_AGI names
+    shared: bool = False
+    name: str = ""
 
     @property
     def config(self) -> Path:
@@ -260,10 +264,11 @@ class Engine:
         queues = "".join(f"[queues.{q}]\n{all_day}" for q in
                          ("inbound", "complaint", "outbound", "supervisor"))
         self.config.write_text(
-            f'[engine]\nstate_dir = "{self.home / "state"}"\n'
-            f'[fastagi]\nport = {self.asterisk.agi_port}\n'
+            f'[engine]\nstate_dir = "{self.home / "state"}"\nid = "{self.name}"\n'
+            f'[fastagi]\nport = {self.agi_port or self.asterisk.agi_port}\n'
             f'[http]\nport = {self.http_port}\n'
             f'[ami]\nport = {self.asterisk.ami_port}\nreconnect_max = 2.0\n'
+            f'shared = {"true" if self.shared else "false"}\n'
             f'[redis]\nurl = "{self.redis_url}"\n' + queues)
 
     def cli(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
