@@ -7,8 +7,9 @@ Asterisk 22.10.1 (tests/fixtures/ami/load_2cps_queue_events.raw, copied unchange
 transcripts3/load_2cps_ami: every call QueueCallerJoin, AgentCalled, QueueCallerLeave,
 AgentConnect, AgentComplete). Every engine receives every event (its picture stays live), and
 exactly one counts each server's: the queue counters summed across engines equal the calls
-replayed, before and after the owner of pbx-a is killed with SIGKILL. The jobs (here the
-complaint deadline sweeper) run on one engine: each overdue ticket escalates once.
+replayed, before and after the owner of pbx-a is killed with SIGKILL. The jobs run on one
+engine: each overdue ticket escalates once (the deadline sweeper), each survey job is dialled
+once (the outbound dialler).
 """
 from __future__ import annotations
 
@@ -97,6 +98,9 @@ def engine_config(tmp_path: Path, name: str, redis_url: str, pbxs: dict[str, Pbx
         f'[redis]\nurl = "{redis_url}"\n[http]\nport = {http}\n'
         f'[fastagi]\nport = {free_port()}\n'
         f'[complaints]\nsweep_interval = 0.5\n'
+        f'[outbound]\nwindow_start = "00:00"\nwindow_end = "23:59"\npoll_interval = 0.5\n'
+        f'days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]\n'
+        f'per_number_interval_minutes = 0\n'
         f'[ami]\nshared = true\nreconnect_max = 1.0\n{servers}', encoding="utf-8")
     return config
 
@@ -215,8 +219,26 @@ async def test_each_server_is_counted_once_across_engines_and_survives_a_kill(tm
         def escalated() -> list[str]:
             return [a["Ticket"] for pbx in pbxs.values() for a in pbx.sent("UserEvent")]
         wait_for(lambda: sorted(escalated()) == sorted(tickets), 15, "5 escalations")
-        time.sleep(1.5)
+
+        # And the dialler: 5 survey jobs (no agent needed), each dialled once, by one engine
+        # (Originate on the first server; ami5_originate's answer: queued).
+        numbers = [f"1380000010{n}" for n in range(5)]
+        campaign = tmp_path / "survey.csv"
+        campaign.write_text("number\n" + "".join(f"{n}\n" for n in numbers), encoding="utf-8")
+        loaded = subprocess.run(
+            [sys.executable, "-m", "ccengine.cli", "outbound", "load", str(campaign),
+             "--config", str(tmp_path / "e1.toml")], cwd=tmp_path, capture_output=True,
+            text=True, timeout=60)
+        assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+
+        def dialled() -> list[str]:
+            return [n for pbx in pbxs.values() for a in pbx.sent("Originate")
+                    for n in numbers if f"Local/{n}@" in a.get("Channel", "")]
+        wait_for(lambda: sorted(dialled()) == numbers, 15, "5 surveys dialled")
+        time.sleep(1.5)                               # three more rounds of every engine
         assert sorted(escalated()) == sorted(tickets)
+        assert sorted(dialled()) == numbers
+        assert pbxs["pbx-b"].sent("Originate") == []
     finally:
         for process, _ in engines.values():
             if process.poll() is None:
