@@ -44,8 +44,11 @@ def build(ctx: EngineContext, *, records: CallRecordStore,
     on_connected = []
     picture = ctx.queues.picture if ctx.queues is not None else QueuePicture(ctx.clock)
     if ctx.queues is not None:
-        ctx.queues.on(("AttendedTransfer",), escalation.on_attended_transfer)
-        ctx.queues.on(("Hangup",), escalation.on_hangup)
+        # On every engine (ami.shared): the engine whose AGI started a transfer has it in
+        # `pending`, and TransferStore.take is atomic, so one engine records each outcome.
+        ctx.queues.on(("AttendedTransfer",), escalation.on_attended_transfer,
+                      owner_only=False)
+        ctx.queues.on(("Hangup",), escalation.on_hangup, owner_only=False)
         on_connected.append(lambda: Deferred.fromCoroutine(escalation.resync()))
     services: list[IService] = [
         DeadlineSweeper(complaints, ctx.ami, ctx.clock, settings.sweep_interval),

@@ -42,6 +42,7 @@ class QueueFeed:
         self.picture = picture
         self._consumers: dict[str, list[Consumer]] = {name.lower(): [] for name in EVENTS}
         self._status: list[Callable[[list, str], Any]] = []
+        self._everywhere: set[Consumer] = set()
         # Which servers' events and answers reach the consumers (ami/owner.py sets it).
         self.counts: Callable[[str], bool] = lambda server: True
         # One client per server name (AmiServers.clients), or the one client.
@@ -57,13 +58,17 @@ class QueueFeed:
     def servers(self) -> list[str]:
         return list(self.clients)
 
-    def on(self, names: Iterable[str], consumer: Consumer) -> None:
+    def on(self, names: Iterable[str], consumer: Consumer, owner_only: bool = True) -> None:
         """Call `consumer(message)` for each event named in `names` (after the picture saw
-        it); `message.server` names its Asterisk server."""
+        it); `message.server` names its Asterisk server. `owner_only=False`: also on an
+        engine that does not count that server's events (a consumer whose effects are
+        atomic in Redis and known to the engine that started them)."""
         for name in names:
             if name.lower() not in self._consumers:
                 raise ValueError(f"{name}: not an event of the queue feed (feed.EVENTS)")
             self._consumers[name.lower()].append(consumer)
+            if not owner_only:
+                self._everywhere.add(consumer)
 
     def on_status(self, consumer: Callable[[list, str], Any]) -> None:
         """Call `consumer(messages, server)` with a server's QueueStatus answer after each AMI
@@ -103,10 +108,10 @@ class QueueFeed:
         if not getattr(message, "server", "x") and self._lone is not None:
             message.server = self._lone          # a stand-in client that does not tag
         self.picture.apply(message)
-        if not self.counts(getattr(message, "server", "")):
-            return
+        counted = self.counts(getattr(message, "server", ""))
         for consumer in self._consumers.get((message.get("Event") or "").lower(), ()):
-            _isolated(consumer, (message,), "queue event consumer")
+            if counted or consumer in self._everywhere:
+                _isolated(consumer, (message,), "queue event consumer")
 
 
 def _isolated(consumer: Callable, arguments: tuple, what: str) -> None:

@@ -172,12 +172,14 @@ def test_the_feed_keeps_every_servers_picture_but_counts_only_owned_servers():
     feed = QueueFeed(ami, QueuePicture(Clock()))
     owned = {"pbx-a"}
     feed.counts = lambda server: server in owned
-    seen, statuses = [], []
+    seen, everywhere, statuses = [], [], []
     feed.on(("QueueCallerJoin",), lambda m: seen.append((m.server, m["Uniqueid"])))
+    feed.on(("QueueCallerJoin",), lambda m: everywhere.append(m.server), owner_only=False)
     feed.on_status(lambda messages, server: statuses.append(server))
     a.event(join_of("a.1", "pbx-a"))
     b.event(join_of("b.1", "pbx-b"))
     assert seen == [("pbx-a", "a.1")]
+    assert everywhere == ["pbx-a", "pbx-b"]          # e.g. the escalation's transfer outcome
     assert set(feed.picture.callers) == {"a.1", "b.1"}                # both pictures live
     for login in a.logins + b.logins:                                # a login to each
         login()
