@@ -7,10 +7,12 @@ on AMI itself.
 """
 from __future__ import annotations
 
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from ccengine.agents.feature import AgentsFeature
@@ -32,17 +34,41 @@ from ccengine.waiting.callbacks import CallbackStore
 log = Logger()
 
 
-class _LoadToday(Service):
-    """Reads today's floor figures from Redis once the engine runs (a restart keeps the day)."""
+# ami.shared: how often an engine reads today's figures again, written by the engines that
+# count each Asterisk server's events (its own page then shows the whole centre's day).
+SHARED_RELOAD = 10.0
 
-    def __init__(self, windows: QueueWindows):
+
+class _LoadToday(Service):
+    """Reads today's floor figures from Redis once the engine runs (a restart keeps the day),
+    and with ami.shared every SHARED_RELOAD seconds."""
+
+    def __init__(self, windows: QueueWindows, clock: Any, every: float | None = None):
         self.windows = windows
+        self.clock = clock
+        self.every = every
+        self._loop: LoopingCall | None = None
 
     def startService(self) -> None:
         super().startService()
+        if self.every is None:
+            self._load()
+            return
+        self._loop = LoopingCall(self._load)
+        self._loop.clock = self.clock
+        self._loop.start(self.every, now=True)
+
+    def stopService(self) -> None:
+        super().stopService()
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+
+    def _load(self) -> Deferred:
         d = Deferred.fromCoroutine(self.windows.load())
+        d.addCallback(lambda _: [listener("") for listener in self.windows.listeners])
         d.addErrback(lambda f: log.warn("console: today's figures not loaded ({e}); counting "
                                         "from now", e=f.getErrorMessage()))
+        return d
 
 
 def build(ctx: EngineContext, *, stats: StatsFeature, staff: AgentsFeature,
@@ -77,5 +103,7 @@ def build(ctx: EngineContext, *, stats: StatsFeature, staff: AgentsFeature,
     sweeper = RecordingSweeper(config.recordings.dir, config.recordings.retention_days,
                                config.recordings.sweep_interval, ctx.clock, ctx.registry)
     sweeper.clock = ctx.clock
-    return Feature(services=[writes, _LoadToday(windows), hub], singletons=[sweeper],
+    reload = SHARED_RELOAD if config.ami.shared else None
+    return Feature(services=[writes, _LoadToday(windows, ctx.clock, reload), hub],
+                   singletons=[sweeper],
                    pages={"console": Console(accounts, hub, actions, records, config, ctx.clock)})

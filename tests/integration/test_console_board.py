@@ -82,3 +82,31 @@ async def test_staffing_advice_for_the_replayed_burst(redis_url):
     assert inbound.today.asa == pytest.approx(sum(waits) / len(waits))
     assert inbound.today.service_level == sum(1 for w in waits if w <= 15) / len(waits)
     assert inbound.waiting == ()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_shared_engines_console_reads_the_day_another_engine_counted(redis_url):
+    """ami.shared: the engine that counts a server's events writes today's figures to Redis;
+    another engine's console reads them again every SHARED_RELOAD seconds (console/feature.py)
+    and tells its page, so either engine's page shows the centre's day."""
+    from ccengine.console.feature import SHARED_RELOAD, _LoadToday
+    from ccengine.runtime.pending import PendingWrites
+
+    clock = Clock()
+    clock.advance(1_796_200_000)
+    _, ctx = engine_context(redis_url, now=clock.seconds(), clock=clock)
+    config = ctx.config
+    writes = PendingWrites(clock, drain_timeout=5)
+    owner = QueueWindows(config.queues, config.company.timezone, clock, ctx.redis, writes)
+    other = QueueWindows(config.queues, config.company.timezone, clock, ctx.redis)
+    told = []
+    other.listeners.append(told.append)
+    reload = _LoadToday(other, clock, SHARED_RELOAD)
+    reload.startService()
+    owner.offered("inbound", clock.seconds())
+    owner.answered("inbound", 4.0, clock.seconds())
+    await writes.wait()
+    await reload._load()                              # what the next tick does
+    assert (other.today("inbound").offered, other.today("inbound").answered) == (1, 1)
+    assert told
+    reload.stopService()
