@@ -5,8 +5,6 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from ccengine.runtime.labels import Children
-
 # Outcomes of one session (label `outcome`): ok, hangup, error, lost, watchdog, max_session,
 # unknown_script. `script` is a configured route name or "unknown", never the raw request.
 # Error kinds (label `kind`): env_timeout, env_too_large, line_too_long, protocol,
@@ -28,8 +26,6 @@ class AgiMetrics:
             "ccengine_agi_watchdog_fired",
             "Sessions where the engine held the line silent too long and the watchdog took over",
             ["script"], registry=registry)
-        # script (a route name or "unknown") x outcome: bounded, looked up once each.
-        self.sessions = Children(self.sessions_total)
 
     def track_active(self, count: Callable[[], int]) -> None:
         """Compute the active gauge at scrape time from the server's own session set."""

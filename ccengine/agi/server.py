@@ -335,7 +335,7 @@ class FastAGIFactory(ServerFactory):
 
     def session_finished(self, session: _Session, outcome: str) -> None:
         self._sessions.pop(session.protocol, None)
-        self.metrics.sessions(session.script, outcome).inc()
+        self.metrics.sessions_total.labels(session.script, outcome).inc()
         if not self._sessions and self._drained:
             waiting, self._drained = self._drained, []
             for done in waiting:

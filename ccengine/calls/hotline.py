@@ -148,15 +148,15 @@ class HotlineRoute:
             await channel.set_variable("__CC_RECORD_FILE", call_id)
             record["recording"] = f"{call_id}.wav"
         await self._set_route(channel, decision, profile, lang, call_id)
-        self.metrics.outcome("routed").inc()
-        self.metrics.route(decision.queue, decision.kind).inc()
+        self.metrics.calls.labels("routed").inc()
+        self.metrics.routed.labels(decision.queue, decision.kind).inc()
         record.update(queue=decision.queue, category=decision.category,
                       priority=decision.priority, outcome="queued", language=lang)
         self._save(call_id, started, record)
 
     async def on_watchdog(self, channel: AgiChannel) -> None:
         """The engine stalled: route to the default queue at once (the dialplan would anyway)."""
-        self.metrics.outcome("default_route").inc()
+        self.metrics.calls.labels("default_route").inc()
         decision = routing.default_route(self.settings.ivr)
         for name, value in decision.variables() + [("CC_ACTION", "queue")]:
             await channel.set_variable(name, value)
@@ -266,7 +266,7 @@ class HotlineRoute:
 
     async def _finish_without_queue(self, channel: AgiChannel, outcome: str, call_id: str,
                                     record: dict, started: float) -> None:
-        self.metrics.outcome(outcome).inc()
+        self.metrics.calls.labels(outcome).inc()
         await channel.set_variable("CC_ACTION", "hangup")
         await channel.acknowledge()
         record["outcome"] = outcome

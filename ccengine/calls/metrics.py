@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from ccengine.calls.routing import KIND_BY_DIGIT
-from ccengine.runtime.labels import Children
 
 OUTCOMES = ("routed", "blocked", "closed", "hangup", "default_route")
 KINDS = tuple(KIND_BY_DIGIT.values())
@@ -45,9 +44,6 @@ class HotlineMetrics:
             "ccengine_blocked_from_file_total",
             "Callers refused by the in-memory blocklist file while Redis could not answer",
             registry=registry)
-        # Looked up once each (runtime/labels.py): the hotline counts every call.
-        self.outcome = Children(self.calls)
-        self.route = Children(self.routed)
         for outcome in OUTCOMES:
             self.calls.labels(outcome)
         for queue in queues:
