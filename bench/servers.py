@@ -4,6 +4,7 @@
     python bench/servers.py bare --cpu 0 --sequence commands.json
     python bench/servers.py statemachine --cpu 0 --sequence commands.json
     python bench/servers.py panoramisk --cpu 0 --sequence commands.json
+    python bench/servers.py panoramisk-redis --cpu 0 --sequence commands.json --redis-url URL
 
 - hotline: the engine as `ccengine run` wires it (app.build_service: every feature, real Redis,
   real metrics, HTTP on a free port), AMI disabled, queues open around the clock.
@@ -15,6 +16,9 @@
   sequence, call record after it, not awaited), no route logic: the cost of the engine's
   plumbing and Redis alone, a ceiling for any route logic.
 - panoramisk: panoramisk's FastAGI Application running the same sequence.
+- panoramisk-redis: panoramisk plus the hotline's Redis work as a panoramisk user writes it
+  (redis.asyncio, register_script): the caller lookup awaited before the first command, the
+  call record after the session, not awaited; the engine's scripts, keys and arguments.
 
 Prints one JSON line `{"port": N}` when listening. Control on stdin, one JSON line back per
 request: `stats` (delayed calls, asyncio tasks, sessions; the garbage collector's CPU seconds,
@@ -177,6 +181,22 @@ def run_framework(args, with_redis: bool) -> None:
     reactor.run()
 
 
+def _record_store(conn):
+    """The hotline's CallRecordStore, bounded as the default configuration bounds it."""
+    from ccengine.calls.records import CallRecordStore
+    from ccengine.config import load_config
+
+    config = load_config(None)
+    return CallRecordStore(conn, config.records.max_calls, config.records.ttl_days)
+
+
+def _record_fields(started: float, number: str, profile, channel_name: str) -> dict:
+    """The fields the hotline records for a caller queued from the menu (calls/hotline.py)."""
+    return {"started": f"{started:.3f}", "caller": number, "tier": profile.tier,
+            "customer": profile.name, "language": "en", "channel": channel_name,
+            "queue": "inbound", "category": "inquiry", "priority": 0, "outcome": "queued"}
+
+
 def _redis_replay(replay: ReplayRoute, redis_url: str, reactor):
     """The replay with the hotline's Redis work around it: the same lookup script (with the
     complaint index), the same record script with the same fields, through the engine's lane
@@ -186,14 +206,12 @@ def _redis_replay(replay: ReplayRoute, redis_url: str, reactor):
     from ccengine.config import load_config
     from ccengine.store import keys
     from ccengine.store.base import RedisConnection, StoreMetrics
-    from ccengine.calls.records import CallRecordStore
     from ccengine.calls.customers import CustomerStore
 
-    config = load_config(None)
-    conn = RedisConnection(redis_url, config.redis.timeout,
+    conn = RedisConnection(redis_url, load_config(None).redis.timeout,
                            StoreMetrics(CollectorRegistry()), reactor)
     customers = CustomerStore(conn)
-    records = CallRecordStore(conn, config.records.max_calls, config.records.ttl_days)
+    records = _record_store(conn)
 
     class RedisReplay:
         async def handle(self, channel) -> None:
@@ -201,11 +219,8 @@ def _redis_replay(replay: ReplayRoute, redis_url: str, reactor):
             started = reactor.seconds()
             profile = await customers.lookup(number, (keys.complaints_by_number(number),))
             await replay.handle(channel)
-            records.save(channel.env.uniqueid, started, {
-                "started": f"{started:.3f}", "caller": number, "tier": profile.tier,
-                "customer": profile.name, "language": "en", "channel": channel.env.channel,
-                "queue": "inbound", "category": "inquiry", "priority": 0,
-                "outcome": "queued"}).addErrback(lambda failure: None)
+            records.create(channel.env.uniqueid, started, _record_fields(
+                started, number, profile, channel.env.channel)).addErrback(lambda failure: None)
 
         async def on_watchdog(self, channel) -> None:
             pass
@@ -305,7 +320,9 @@ def run_twisted_baseline(args, state_machine: bool) -> None:
 
 # --- panoramisk -------------------------------------------------------------------------------
 
-def run_panoramisk(args) -> None:
+def run_panoramisk(args, with_redis: bool) -> None:
+    """panoramisk's Application replaying the sequence; `with_redis`: around it the hotline's
+    Redis work as a panoramisk user writes it (panoramisk-redis)."""
     from panoramisk.fast_agi import Application
 
     commands = [c[:-1].decode() for c in _sequence(args.sequence)]
@@ -319,23 +336,82 @@ def run_panoramisk(args) -> None:
             if "error" in reply:
                 raise RuntimeError(reply)
 
+    writes: set[asyncio.Task] = set()   # call records still being written (panoramisk-redis)
+    if with_redis:
+        if not args.redis_url:
+            raise SystemExit("panoramisk-redis needs --redis-url")
+        script = _panoramisk_redis(script, args.redis_url, writes)
     app.add_route(SCRIPT, script)
     server = loop.run_until_complete(
         asyncio.start_server(app.handler, "127.0.0.1", 0))
+
+    async def drain_and_stop() -> None:
+        if writes:
+            await asyncio.wait(set(writes))
+        loop.stop()
+
+    stopping = []
     _control(loop, lambda: {"delayed_calls": len(loop._scheduled),
-                            "tasks": len(asyncio.all_tasks(loop)), "sessions": None}, loop.stop)
+                            "tasks": len(asyncio.all_tasks(loop)), "sessions": None},
+             lambda: stopping.append(loop.create_task(drain_and_stop())))
     _reply({"port": server.sockets[0].getsockname()[1]})
     loop.run_forever()
+
+
+def _panoramisk_redis(replay, redis_url: str, writes: set):
+    """`replay` with the hotline's two scripts around it, through redis-py's asyncio client:
+    the lookup (with the complaint index) awaited before the first command, the record (the
+    hotline's "create", same fields) sent as the session ends; its task is kept in `writes`
+    until it is done."""
+    import redis.asyncio
+
+    from ccengine.calls import customers, records as call_records
+    from ccengine.store import keys
+
+    # The default pool raises MaxConnectionsError once more than max_connections calls wait on
+    # Redis at the same time (closed 500 does); a user who meets that error switches to the
+    # blocking pool, which makes the extra calls wait for a free connection.
+    pool = redis.asyncio.BlockingConnectionPool.from_url(redis_url, max_connections=100,
+                                                         decode_responses=True)
+    client = redis.asyncio.Redis(connection_pool=pool)
+    records = _record_store(None)   # builds the record script's arguments only
+    # The engine's own scripts (bench/inproc_hotline.py, too, knows them by these names).
+    lookup = client.register_script(customers._LOOKUP.source)
+    save = client.register_script(call_records._SAVE.source)
+
+    def written(task: asyncio.Task) -> None:
+        writes.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            print(f"panoramisk-redis: call record not written: {task.exception()!r}",
+                  file=sys.stderr)
+
+    async def script(request) -> None:
+        number = request.headers["agi_callerid"]
+        started = time.time()
+        keys_, argv = customers.lookup_arguments(number, (keys.complaints_by_number(number),))
+        profile = customers.profile_from_reply(await lookup(keys_, argv), number)
+        await replay(request)
+        # As the hotline does, the record does not hold the call: panoramisk closes the
+        # connection when this returns, while the write goes on.
+        keys_, argv = records.write_arguments("create", request.headers["agi_uniqueid"],
+                                              started, _record_fields(
+                                                  started, number, profile,
+                                                  request.headers["agi_channel"]))
+        task = asyncio.ensure_future(save(keys_, argv))
+        writes.add(task)
+        task.add_done_callback(written)
+    return script
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("kind", choices=("hotline", "bare", "statemachine", "panoramisk",
-                                         "framework", "framework-redis"))
+                                         "panoramisk-redis", "framework", "framework-redis"))
     parser.add_argument("--cpu", type=int, default=-1, help="core to pin to (-1: none)")
     parser.add_argument("--sequence", help="JSON list of command lines (baselines)")
-    parser.add_argument("--redis-url", help="hotline, framework-redis: Redis to use")
+    parser.add_argument("--redis-url",
+                        help="hotline, framework-redis, panoramisk-redis: Redis to use")
     parser.add_argument("--state-dir", help="hotline: state directory (engine.log)")
     parser.add_argument("--cprofile", help="write a cProfile of the run to this file at exit")
     args = parser.parse_args()
@@ -356,8 +432,8 @@ def main() -> None:
 def run(args) -> None:
     if args.kind == "hotline":
         run_hotline(args)
-    elif args.kind == "panoramisk":
-        run_panoramisk(args)
+    elif args.kind in ("panoramisk", "panoramisk-redis"):
+        run_panoramisk(args, with_redis=args.kind == "panoramisk-redis")
     elif args.kind in ("framework", "framework-redis"):
         run_framework(args, with_redis=args.kind == "framework-redis")
     else:

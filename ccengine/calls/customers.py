@@ -34,7 +34,14 @@ return out
 """)
 
 
-def _profile(reply: list, number: str) -> CallerProfile:
+def lookup_arguments(number: str, count: Sequence[str] = ()) -> tuple[tuple, tuple]:
+    """The recognition script's keys and arguments for `number` (CustomerStore.lookup; also
+    bench/servers.py, which sends them through another client)."""
+    return (keys.customer(number), keys.BLOCKLIST, keys.VIP, *count), (number,)
+
+
+def profile_from_reply(reply: list, number: str) -> CallerProfile:
+    """The CallerProfile in the recognition script's reply."""
     flat, blocked, vip, *more = reply
     record = dict(zip(flat[::2], flat[1::2]))
     # A hash holding only a language preference does not make a caller "known".
@@ -64,8 +71,8 @@ class CustomerStore:
 
         `count`: keys (from store/keys.py) of sorted sets whose sizes the profile's `extra`
         gives, in order."""
-        keys_ = (keys.customer(number), keys.BLOCKLIST, keys.VIP, *count)
-        return self.conn.script(_LOOKUP, keys_, (number,)).addCallback(_profile, number)
+        return self.conn.script(_LOOKUP, *lookup_arguments(number, count)).addCallback(
+            profile_from_reply, number)
 
     def put_customer(self, number: str, name: str = "", tier: str = "known",
                      language: str = "") -> Deferred:

@@ -53,10 +53,16 @@ class CallRecordStore:
 
     def _write(self, mode: str, call_id: str, started: float,
                fields: Mapping[str, str | int | float]) -> Deferred:
+        return self.conn.script(_SAVE, *self.write_arguments(mode, call_id, started, fields))
+
+    def write_arguments(self, mode: str, call_id: str, started: float,
+                        fields: Mapping[str, str | int | float]) -> tuple[tuple, list]:
+        """The save script's keys and arguments for one record in `mode` ("save" or "create";
+        also bench/servers.py, which sends them through another client)."""
         args = [call_id, started, self.ttl, self.max_calls, keys.PREFIX + "call:", mode]
         for name, value in fields.items():
             args += (name, str(value))
-        return self.conn.script(_SAVE, (keys.call(call_id), keys.CALLS), args)
+        return (keys.call(call_id), keys.CALLS), args
 
     def update(self, call_id: str, fields: Mapping[str, str | int | float]) -> Deferred:
         """Add fields to an existing record (outcome, agent, notes); no-op for an unknown id."""

@@ -74,10 +74,12 @@ def test_inproc_hotline_bench_smoke_runs_the_wired_route_and_its_replay():
     assert "timers left on the clock: 0" in out
 
 
-def test_framework_redis_reference_runs_the_hotlines_two_scripts(redis_url, tmp_path):
+@pytest.mark.parametrize("kind", ["framework-redis", "panoramisk-redis"])
+def test_redis_references_run_the_hotlines_two_scripts(kind, redis_url, tmp_path):
     """servers.py framework-redis (the ceiling reference in bench/README.md: the engine's
-    plumbing and the hotline's Redis work, no route logic) really does the Redis work: every
-    call looks its caller up (the seeded name and tier reach the record) and writes its record."""
+    plumbing and the hotline's Redis work, no route logic) and panoramisk-redis (the same work
+    through redis.asyncio) really do the Redis work: every call looks its caller up (the seeded
+    name and tier reach the record) and writes its record."""
     import asyncio
     import json
     import time
@@ -93,7 +95,7 @@ def test_framework_redis_reference_runs_the_hotlines_two_scripts(redis_url, tmp_
     workload = Workload(callers=seed_callers(redis_url, 20))
     sequence = tmp_path / "sequence.json"
     sequence.write_text(json.dumps(['ANSWER', 'SET VARIABLE CC_ROUTE_OK "1"']))
-    server = ServerProcess("framework-redis", None, "--sequence", str(sequence),
+    server = ServerProcess(kind, None, "--sequence", str(sequence),
                            "--redis-url", redis_url)
     try:
         # The load generator is plain asyncio: its own loop, in a thread (the test process
