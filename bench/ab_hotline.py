@@ -6,7 +6,7 @@ figures are comparable. The other checkout is a plain export, e.g.
 `mkdir /tmp/old && git archive <commit> | tar -x -C /tmp/old`.
 
     .venv/bin/python bench/ab_hotline.py /tmp/old [--rounds 3] [--seconds 5] [--closed 50]
-        [--extra framework|framework-redis|statemachine|panoramisk]
+        [--extra framework|framework-redis|statemachine|panoramisk|panoramisk-redis]
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import common  # noqa: E402
-from bench.agi import capture_sequence, run_load  # noqa: E402
+from bench.agi import baseline, capture_sequence, run_load  # noqa: E402
 from bench.common import ServerProcess, paired_ratios, pin, pin_pid  # noqa: E402
 from bench.loadgen import Workload  # noqa: E402
 from bench.redis_calls import seed_callers  # noqa: E402
@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--closed", type=int, action="append")
     parser.add_argument("--extra", action="append", default=[],
                         choices=("framework", "framework-redis", "statemachine",
-                                 "panoramisk"),
+                                 "panoramisk", "panoramisk-redis"),
                         help="also run this server on the same sequence (see servers.py)")
     args = parser.parse_args()
     loads = [("closed", c) for c in (args.closed or [50])]
@@ -67,8 +67,7 @@ def main() -> None:
             seq_file = Path(tmp) / "sequence.json"
             seq_file.write_text(json.dumps(capture_sequence(servers["this"].port, workload)))
             for kind in ["bare", *args.extra]:
-                extra = ("--redis-url", redis_server.url) if kind == "framework-redis" else ()
-                servers[kind] = ServerProcess(kind, 0, "--sequence", str(seq_file), *extra)
+                servers[kind] = baseline(kind, seq_file, redis_server.url)
             rates: dict[tuple, list[float]] = {}
             cpu_per_call: dict[tuple, list[float]] = {}
             gc_share: dict[tuple, list[float]] = {}
@@ -101,7 +100,8 @@ def main() -> None:
                       f"other/bare {med['other'] / med['bare']:.2f}")
                 # As bench/agi.py judges its targets: the median of the ratios within each
                 # round, with their range.
-                for ref in [r for r in ("bare", "panoramisk") if r in servers]:
+                for ref in [r for r in ("bare", "panoramisk-redis", "panoramisk")
+                            if r in servers]:
                     print(f"  per-round ratios to {ref}: " + "; ".join(
                         "{} {:.2f} ({})".format(name, *paired_ratios(rates[(name, load)],
                                                                      rates[(ref, load)]))

@@ -24,14 +24,19 @@ def run_bench(script: str) -> str:
 
 
 def test_agi_bench_smoke_prints_figures_ratios_and_verdicts():
-    """bench/agi.py --smoke runs the three servers and prints ratios, Redis counts and the
-    health-check verdict."""
+    """bench/agi.py --smoke runs the four servers and prints their figures with CPU per call,
+    the per-round ratios (panoramisk without Redis marked as information), Redis counts and
+    the health-check verdict."""
     out = run_bench("agi.py")
-    assert "ratio closed 5: hotline/bare" in out
-    assert "ratio closed 5: hotline/panoramisk" in out and "(rounds " in out
+    assert "| CPU/call ms |" in out
+    for kind in ("hotline", "bare", "panoramisk-redis", "panoramisk (information)"):
+        assert f"| {kind} | open 100/s |" in out
+    for other in ("panoramisk-redis", "bare"):
+        assert f"ratio closed 5: hotline/{other} " in out
+    assert "ratio closed 20: hotline/panoramisk " in out and "information: panoramisk" in out
+    assert "ratio open 100/s: whole-call p99 hotline/bare " in out and "(rounds " in out
     assert "redis per routed call" in out
     assert "health check costs nothing" in out
-    assert "| hotline | open 100/s |" in out
 
 
 def test_ami_bench_smoke_prints_rates_and_ratio():
