@@ -350,7 +350,7 @@ def run_panoramisk(args, with_redis: bool) -> None:
             await asyncio.wait(set(writes))
         loop.stop()
 
-    stopping = []
+    stopping: list[asyncio.Task] = []   # holds the stopping task (the loop keeps weak refs)
     _control(loop, lambda: {"delayed_calls": len(loop._scheduled),
                             "tasks": len(asyncio.all_tasks(loop)), "sessions": None},
              lambda: stopping.append(loop.create_task(drain_and_stop())))
