@@ -1,8 +1,9 @@
 """Redis Sentinel (issue 23, first part): a real master, two replicas and three sentinels
 (Debian's redis-server and redis-sentinel) on loopback. The engine's store layer is connected
-through the sentinels with redis.min_replicas_ack = 1; callback requests stream in; the master
-is killed with SIGKILL. The connection finds the new master by itself, and every callback that
-was acknowledged is on it. (Two replicas: after the failover one remains to confirm writes;
+through the sentinels with redis.min_replicas_ack = 1; the three kinds of write a caller or an
+agent is told were stored (callback requests, complaint tickets, agent logins) stream in; the
+master is killed with SIGKILL. The connection finds the new master by itself, and every write
+that was acknowledged is on it. (Two replicas: after the failover one remains to confirm writes;
 with a single replica, min_replicas_ack = 1 rightly refuses every write once it is master.)"""
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ import redis
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
+from ccengine.agents.directory import AgentDirectory, AgentSession
+from ccengine.complaints.store import TicketStore
 from ccengine.config import parse_config
+from ccengine.store import keys
 from ccengine.store.base import RedisConnection, StoreUnavailable
 from ccengine.store.embedded import free_port, redis_answers
 from ccengine.waiting.callbacks import CallbackStore
@@ -81,22 +85,39 @@ class SentinelLab:
 
 
 @pytest_twisted.ensureDeferred
-async def test_acknowledged_callbacks_survive_a_master_killed_with_sigkill(tmp_path):
+async def test_acknowledged_writes_survive_a_master_killed_with_sigkill(tmp_path):
     lab = SentinelLab(tmp_path)
     try:
         config = parse_config({"redis": {
             "sentinels": [f"127.0.0.1:{p}" for p in lab.sentinel_ports], "service": SERVICE,
             "timeout": 1.0, "min_replicas_ack": 1, "replica_ack_timeout_ms": 300}})
         conn = RedisConnection.from_config(config.redis, "")
-        store = CallbackStore(conn, ["inbound"], 48)
-        acknowledged, refused, killed_at = [], 0, None
+        callbacks = CallbackStore(conn, ["inbound"], 48)
+        tickets = TicketStore(conn, config.complaints.deadline_hours)
+        agents = AgentDirectory(conn)
+
+        async def write(i: int) -> tuple[str, str]:
+            """One acknowledged write of the i-th kind: (kind, the key that must then exist)."""
+            number = f"1380{i:07d}"
+            if i % 3 == 0:
+                await callbacks.request(number, "inbound", "zh", f"sentinel-{i}", 0, 1.0, 2.0)
+                return "callbacks", f"cc:callback:open:{number}"
+            if i % 3 == 1:
+                ticket = await tickets.open(time.time(), number=number, queue="complaint")
+                return "tickets", keys.complaint(ticket.id)
+            agent = f"{7000 + i}"
+            outcome = await agents.claim(AgentSession(agent, f"p{agent}", f"PJSIP/p{agent}",
+                                                      time.time(), {"inbound": 0}))
+            assert outcome == "ok", outcome
+            return "logins", keys.agent_session(agent)
+
+        acknowledged: list[tuple[str, str]] = []
+        refused, killed_at = 0, None
         start_time = time.monotonic()
         i = 0
         while time.monotonic() - start_time < 40:
-            number = f"1380{i:07d}"
             try:
-                await store.request(number, "inbound", "zh", f"sentinel-{i}", 0, 1.0, 2.0)
-                acknowledged.append(number)
+                acknowledged.append(await write(i))
             except StoreUnavailable:
                 refused += 1
                 await deferLater(reactor, 0.2, lambda: None)
@@ -111,11 +132,14 @@ async def test_acknowledged_callbacks_survive_a_master_killed_with_sigkill(tmp_p
         host, port = lab.master_address()
         assert port in lab.replica_ports                # a replica was promoted
         new_master = redis.Redis(host=host, port=port, decode_responses=True)
-        missing = [n for n in acknowledged if not new_master.exists(f"cc:callback:open:{n}")]
+        missing = [key for _, key in acknowledged if not new_master.exists(key)]
         new_master.close()
-        print(f"\nsentinel: {len(acknowledged)} acknowledged ({killed_at} before the kill), "
-              f"{refused} refused during the failover, 0 lost")
+        kinds = {kind: sum(1 for k, _ in acknowledged if k == kind)
+                 for kind in ("callbacks", "tickets", "logins")}
+        print(f"\nsentinel: {len(acknowledged)} acknowledged {kinds} ({killed_at} before the "
+              f"kill), {refused} refused during the failover, {len(missing)} lost")
         assert missing == []
+        assert min(kinds.values()) >= 10                # every kind went through the failover
         await conn.close()
     finally:
         lab.stop()
@@ -123,22 +147,28 @@ async def test_acknowledged_callbacks_survive_a_master_killed_with_sigkill(tmp_p
 
 def test_the_engines_health_follows_a_failover(tmp_path):
     """A `ccengine run` process on the sentinels: /healthz names the master Sentinel gave it;
-    the master is killed with SIGKILL; the engine finds the promoted replica by itself, says so
-    in /healthz (`redis_master`, redis reachable again) and counts the change in
-    ccengine_redis_master_changes_total. No AMI here (ami.enabled = false)."""
+    the master is killed with SIGKILL while callers dial the hotline one after another; the
+    engine finds the promoted replica by itself, says so in /healthz (`redis_master`, redis
+    reachable again) and counts the change in ccengine_redis_master_changes_total; every
+    caller, before, during and after the failover, was routed (CC_ROUTE_OK; during the failover
+    the route is the one taken with Redis down, docs/reliability.md). No AMI here
+    (ami.enabled = false)."""
     import json
     import os
     import sys
+    import threading
     import urllib.error
     import urllib.request
 
+    from test_same_route_any_engine import hotline
+
     lab = SentinelLab(tmp_path)
-    http = free_port()
+    http, agi = free_port(), free_port()
     config = tmp_path / "engine.toml"
     sentinels = ", ".join(f'"127.0.0.1:{p}"' for p in lab.sentinel_ports)
     config.write_text(
         f'[engine]\nstate_dir = "{tmp_path / "state"}"\n[http]\nport = {http}\n'
-        f'[fastagi]\nport = {free_port()}\n[ami]\nenabled = false\n'
+        f'[fastagi]\nport = {agi}\n[ami]\nenabled = false\n'
         f'[redis]\nsentinels = [{sentinels}]\nservice = "{SERVICE}"\ntimeout = 1.0\n',
         encoding="utf-8")
     engine = subprocess.Popen([sys.executable, "-m", "ccengine.cli", "run", "--config",
@@ -162,10 +192,24 @@ def test_the_engines_health_follows_a_failover(tmp_path):
                     return float(line.split()[1])
         return None
 
+    stop = threading.Event()
     try:
         first = f"127.0.0.1:{lab.master_port}"
         wait_for(lambda: health().get("redis_master") == first, 20, "the engine on the master")
         assert health()["status"] == "ok" and changes() == 0
+        calls: list[bool] = []                         # routed or not, one per call
+
+        def callers() -> None:
+            n = 0
+            while not stop.is_set():
+                sent = hotline(agi, f"1390{n:07d}", f"1796300{n}.1")
+                calls.append('SET VARIABLE CC_ROUTE_OK "1"' in sent)
+                n += 1
+
+        dialling = threading.Thread(target=callers, daemon=True)
+        dialling.start()
+        wait_for(lambda: len(calls) >= 5, 20, "callers routed before the kill")
+        before = len(calls)
         lab.master.kill()
         seen = set()
 
@@ -175,14 +219,22 @@ def test_the_engines_health_follows_a_failover(tmp_path):
             return report.get("redis_master") not in (None, first) and \
                 report.get("redis_reachable") is True
         wait_for(moved, 40, "the engine on the new master")
+        during = len(calls) - before
+        after = len(calls)
+        wait_for(lambda: len(calls) >= after + 5, 20, "callers routed after the failover")
+        stop.set()
+        dialling.join(30)
+        assert all(calls), f"{calls.count(False)} of {len(calls)} callers not routed"
         host, port = lab.master_address()
         report = health()
         assert report["redis_master"] == f"{host}:{port}" and port in lab.replica_ports
         assert changes() == 1
         assert engine.poll() is None                   # it never stopped
         print(f"\nengine health during the failover: statuses seen {sorted(seen)}, master "
-              f"{first} -> {report['redis_master']}")
+              f"{first} -> {report['redis_master']}; callers routed: {before} before the "
+              f"kill, {during} during the failover, {len(calls)} in all")
     finally:
+        stop.set()
         engine.terminate()
         engine.wait(20)
         lab.stop()
