@@ -1,13 +1,16 @@
 """The FastAGI servers the benchmark compares, each run as its own pinned process.
 
-    python bench/servers.py hotline --cpu 0 --redis-url redis://... --state-dir DIR
+    python bench/servers.py hotline --cpu 0 --redis-url redis://... --state-dir DIR \
+        [--fastagi max_connections=20000 ...]
     python bench/servers.py bare --cpu 0 --sequence commands.json
     python bench/servers.py statemachine --cpu 0 --sequence commands.json
     python bench/servers.py panoramisk --cpu 0 --sequence commands.json
     python bench/servers.py panoramisk-redis --cpu 0 --sequence commands.json --redis-url URL
 
 - hotline: the engine as `ccengine run` wires it (app.build_service: every feature, real Redis,
-  real metrics, HTTP on a free port), AMI disabled, queues open around the clock.
+  real metrics, HTTP on a free port), AMI disabled, queues open around the clock; each
+  `--fastagi KEY=VALUE` overrides one `[fastagi]` setting (ccengine/agi/settings.py), e.g. the
+  connection limits for bench/memory.py's 10,000 held sessions.
 - bare: Twisted (asyncio reactor, like the engine), LineReceiver and an `async def` script that
   sends the recorded command sequence of one hotline call, no logic: the baseline.
 - statemachine: the same sequence from a bare Protocol state machine (a lower bound on cost).
@@ -20,7 +23,8 @@
   (redis.asyncio, register_script): the caller lookup awaited before the first command, the
   call record after the session, not awaited; the engine's scripts, keys and arguments.
 
-Prints one JSON line `{"port": N}` when listening. Control on stdin, one JSON line back per
+Prints one JSON line `{"port": N}` when listening (the hotline adds `"http_port"`: its
+/metrics and /healthz). Control on stdin, one JSON line back per
 request: `stats` (delayed calls, asyncio tasks, sessions; the garbage collector's CPU seconds,
 longest collection and count so far). EOF on stdin stops the server.
 """
@@ -121,12 +125,12 @@ def run_hotline(args) -> None:
     log_file = open(state / "engine.log", "a", encoding="utf-8")
     globalLogBeginner.beginLoggingTo([textFileLogObserver(log_file)],
                                      redirectStandardIO=False)
-    port = free_port()
+    port, http_port = free_port(), free_port()
     all_day = {"open": "00:00", "close": "23:59:59.999999"}
     config = parse_config({
         "engine": {"state_dir": str(state)},
-        "fastagi": {"port": port},
-        "http": {"port": free_port()},
+        "fastagi": {**dict(args.fastagi), "port": port},
+        "http": {"port": http_port},
         "ami": {"enabled": False},
         "redis": {"url": args.redis_url},
         "queues": {name: dict(all_day) for name in ("inbound", "complaint", "outbound",
@@ -145,8 +149,22 @@ def run_hotline(args) -> None:
     _control(loop, stats, reactor.stop)
     reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
     tune_garbage_collector()   # as `ccengine run` does
-    reactor.callWhenRunning(_reply, {"port": port})
+    reactor.callWhenRunning(_reply, {"port": port, "http_port": http_port})
     reactor.run()
+
+
+def _setting(text: str) -> tuple[str, object]:
+    """`KEY=VALUE` of a --fastagi option: VALUE as a TOML file would give it (int, float,
+    else text), so parse_config checks it as it checks the file."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE")
+    for kind in (int, float):
+        try:
+            return key.strip(), kind(value)
+        except ValueError:
+            pass
+    return key.strip(), value
 
 
 # --- the engine's FastAGI framework alone -----------------------------------------------------
@@ -413,6 +431,9 @@ def main() -> None:
     parser.add_argument("--redis-url",
                         help="hotline, framework-redis, panoramisk-redis: Redis to use")
     parser.add_argument("--state-dir", help="hotline: state directory (engine.log)")
+    parser.add_argument("--fastagi", type=_setting, action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="hotline: override one [fastagi] setting (repeatable)")
     parser.add_argument("--cprofile", help="write a cProfile of the run to this file at exit")
     args = parser.parse_args()
     pin(args.cpu if args.cpu >= 0 else None)
