@@ -102,6 +102,7 @@ class ServerProcess:
         if not line:
             raise RuntimeError(f"server {kind} did not start (exit {self.process.wait()})")
         ready = json.loads(line)
+        self.ready: dict = ready          # the hotline's also names its http_port
         self.port: int = ready["port"]
         self.pid: int = self.process.pid
 
