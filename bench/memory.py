@@ -8,14 +8,16 @@ with PASS/FAIL against the targets; nothing here is asserted by the test suite
    generator (raw asyncio, loadgen.py's environment blocks and replies) on core 1 opens N
    FastAGI sessions (10,000) that each send a real environment block and answer the engine
    until its first STREAM FILE (the greeting), which they never answer: the session idles in
-   the prompt, as while a caller listens to it. Server RSS (VmRSS of /proc/PID/status, after
+   the prompt, as it does while a caller listens (the hold takes seconds, well inside
+   fastagi.media_timeout, which is left at its default). Server RSS (VmRSS of /proc/PID/status, after
    the full collection that servers.py's `stats` request makes) with none and with all N held
    -> KiB per session. Meanwhile one fresh call runs to completion. Then every connection is
    closed and the engine's own gauge (ccengine_agi_sessions_active on its /metrics) must come
    back to 0. A second round of N must not raise the peak RSS (the first round's memory is
    reused, nothing leaked).
    The same hold in process (inproc_hotline.py's wiring: Redis answered from memory, no
-   sockets), under tracemalloc: where an idle session's bytes are, by source file.
+   sockets, 3,000 sessions: under the default fastagi.max_connections), under tracemalloc:
+   where an idle session's bytes are, by source file and line.
 2. The queue picture (queues/picture.py) in a fresh process: a real AmiClient logged in over
    an in-memory transport, with its QueueFeed as app.py wires it. AMI bytes go through
    AmiProtocol -> AmiClient.dispatch -> QueueFeed -> QueuePicture, as from Asterisk: N
