@@ -9,12 +9,13 @@ with PASS/FAIL against the targets; nothing here is asserted by the test suite
    FastAGI sessions (10,000) that each send a real environment block and answer the engine
    until its first STREAM FILE (the greeting), which they never answer: the session idles in
    the prompt, as it does while a caller listens (the hold takes seconds, well inside
-   fastagi.media_timeout, which is left at its default). Server RSS (VmRSS of /proc/PID/status, after
-   the full collection that servers.py's `stats` request makes) with none and with all N held
-   -> KiB per session. Meanwhile one fresh call runs to completion. Then every connection is
-   closed and the engine's own gauge (ccengine_agi_sessions_active on its /metrics) must come
-   back to 0. A second round of N must not raise the peak RSS (the first round's memory is
-   reused, nothing leaked).
+   fastagi.media_timeout, which is left at its default). Server RSS (VmRSS of
+   /proc/PID/status, after the full collection that servers.py's `stats` request makes) with
+   none and with all N held -> KiB per session. Meanwhile one fresh call runs to completion.
+   Then every connection is closed and the engine's own gauge (ccengine_agi_sessions_active
+   on its /metrics) must come back to 0. A second round of N must not raise the peak RSS
+   (the first round's memory is reused) nor leave more objects tracked by the garbage
+   collector than the first (nothing leaked).
    The same hold in process (inproc_hotline.py's wiring: Redis answered from memory, no
    sockets, 3,000 sessions: under the default fastagi.max_connections), under tracemalloc:
    where an idle session's bytes are, by source file and line.
@@ -30,8 +31,9 @@ with PASS/FAIL against the targets; nothing here is asserted by the test suite
    period; RSS (after a full collection) at the end of the warm-up and at the end.
 
 Targets: <= 20 KiB RSS per idle AGI session; the second round's peak RSS not above the
-first's (1 % allowance: RSS moves by whole pages and arenas); the session count back to 0;
-soak RSS growth <= 5 % after the warm-up with no failed call.
+first's (1 % allowance: RSS moves by whole pages and arenas) and at most 100 more objects
+left after it; the session count back to 0; soak RSS growth <= 5 % after the warm-up with no
+failed call.
 
     .venv/bin/python bench/memory.py           # 10,000 sessions x 2 rounds, picture 10,000
                                                # + 10,000, soak 60 s + 600 s (~13 minutes)
@@ -61,6 +63,7 @@ from bench.loadgen import (Result, Workload, _Calls, _Collector, _one_call,  # n
 
 TARGET_KIB_PER_SESSION = 20.0
 PEAK_ALLOWANCE = 1.01
+LEFT_OBJECTS = 100             # objects a round may leave (log buffers, metric children ...)
 SOAK_GROWTH_PCT = 5.0
 QUEUES = ("inbound", "complaint", "outbound", "supervisor")
 START = 1795366328.0           # Asterisk's clock in the ami6 capture
@@ -96,9 +99,12 @@ def mib(kib: float) -> str:
     return f"{kib / 1024:.1f} MiB"
 
 
-def settled_rss(server: ServerProcess) -> int:
-    """The server's VmRSS (kB) right after a full collection (its `stats` request makes one)."""
-    server.ask("stats")
+def settled_rss(server: ServerProcess, into: dict | None = None, key: str = "") -> int:
+    """The server's VmRSS (kB) right after a full collection (its `stats` request makes one);
+    the objects the collector then tracks go to `into[key]`."""
+    stats = server.ask("stats")
+    if into is not None:
+        into[key] = stats["gc_objects"]
     return status_kib(server.pid)
 
 
@@ -199,13 +205,14 @@ async def agi_round(n: int, server: ServerProcess, workload: Workload, count: in
     http_port = server.ready["http_port"]
     loop = asyncio.get_running_loop()
     calls = _Calls(workload)
-    out: dict = {"before": settled_rss(server)}
+    objects: dict[str, int] = {}
+    out: dict = {"before": settled_rss(server, objects, "before"), "objects": objects}
     t0 = time.perf_counter()
     sessions, out["not_held"] = await hold(server.port, count, calls)
     out["hold_seconds"] = time.perf_counter() - t0
     out["held"] = len(sessions)
     out["gauge_held"], _ = wait_sessions(http_port, len(sessions), timeout=5)
-    out["rss_held"] = settled_rss(server)
+    out["rss_held"] = settled_rss(server, objects, "held")
     out["rollup_held"] = rollup_kib(server.pid)
     # One more caller, all the way through the IVR, while the others wait in the greeting.
     fresh = Result("fresh call", 1.0)
@@ -216,7 +223,7 @@ async def agi_round(n: int, server: ServerProcess, workload: Workload, count: in
     out["fresh_failures"] = dict(fresh.failures)
     await release(sessions)
     out["gauge_after"], out["gauge_wait"] = wait_sessions(http_port, 0)
-    out["rss_after"] = settled_rss(server)
+    out["rss_after"] = settled_rss(server, objects, "after")
     out["hwm"] = status_kib(server.pid, "VmHWM")
     print(f"# round {n}: {out['held']} sessions held in the greeting ({out['not_held']} did "
           f"not get there) in {out['hold_seconds']:.1f} s; engine gauge {out['gauge_held']:.0f}; "
@@ -228,8 +235,10 @@ async def agi_round(n: int, server: ServerProcess, workload: Workload, count: in
     print(f"# round {n}: fresh call while held: {'ok' if out['fresh_ok'] else 'FAILED'} "
           f"in {out['fresh_ms']:.1f} ms{failures}")
     print(f"# round {n}: released: engine gauge {out['gauge_after']:.0f} after "
-          f"{out['gauge_wait']:.1f} s; RSS {mib(out['rss_after'])}; VmHWM {mib(out['hwm'])}",
-          flush=True)
+          f"{out['gauge_wait']:.1f} s; RSS {mib(out['rss_after'])}; VmHWM {mib(out['hwm'])}; "
+          f"objects the collector tracks: {objects['before']} before, {objects['held']} held "
+          f"({(objects['held'] - objects['before']) / max(1, out['held']):.1f} per session), "
+          f"{objects['after']} after", flush=True)
     return out
 
 
@@ -254,6 +263,8 @@ def agi_bench(tmp: Path, redis_url: str, callers: list, count: int) -> list[str]
     all_held = all(r["held"] == count for r in rounds)
     # A round's peak: held, or after the release (closing 10,000 sessions allocates too).
     peaks = [max(r["rss_held"], r["rss_after"]) for r in rounds]
+    left = second["objects"]["after"] - first["objects"]["after"]
+    first_left = first["objects"]["after"] - first["objects"]["before"]
     return [
         f"{verdict(per_session <= TARGET_KIB_PER_SESSION and all_held)} idle AGI session: "
         f"{per_session:.1f} KiB RSS per session <= {TARGET_KIB_PER_SESSION:g} KiB "
@@ -269,6 +280,10 @@ def agi_bench(tmp: Path, redis_url: str, callers: list, count: int) -> list[str]
         f"first's: {mib(peaks[1])} vs {mib(peaks[0])} (held {mib(first['rss_held'])}, "
         f"{mib(second['rss_held'])}; after release {mib(first['rss_after'])}, "
         f"{mib(second['rss_after'])}; VmHWM {mib(first['hwm'])}, {mib(second['hwm'])})",
+        f"{verdict(left <= LEFT_OBJECTS)} nothing left behind by {2 * count} released "
+        f"sessions: {left:+d} objects tracked by the collector after round 2 against after "
+        f"round 1 (<= {LEFT_OBJECTS}; round 1 left {first_left:+d} against before it, the "
+        f"first calls' one-off caches included)",
     ]
 
 

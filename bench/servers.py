@@ -24,9 +24,10 @@
   call record after the session, not awaited; the engine's scripts, keys and arguments.
 
 Prints one JSON line `{"port": N}` when listening (the hotline adds `"http_port"`: its
-/metrics and /healthz). Control on stdin, one JSON line back per
-request: `stats` (delayed calls, asyncio tasks, sessions; the garbage collector's CPU seconds,
-longest collection and count so far). EOF on stdin stops the server.
+/metrics and /healthz). Control on stdin, one JSON line back per request: `stats` (delayed
+calls, asyncio tasks, sessions; the garbage collector's CPU seconds, longest collection and
+count so far; then, after a full collection, the objects it tracks). EOF on stdin stops the
+server.
 """
 from __future__ import annotations
 
@@ -97,7 +98,7 @@ def _control(loop: asyncio.AbstractEventLoop, stats, stop) -> None:
             if line.strip() == b"stats":
                 collector = meter.stats()
                 gc.collect()
-                _reply({**stats(), **collector})
+                _reply({**stats(), **collector, "gc_objects": len(gc.get_objects())})
             elif line.strip():
                 _reply({"error": f"unknown request {line[:40]!r}"})
 

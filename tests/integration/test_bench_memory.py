@@ -17,9 +17,9 @@ pytestmark = [
 
 
 def test_memory_bench_smoke_prints_every_part_and_its_verdicts():
-    """bench/memory.py --smoke holds sessions against the hotline server, releases them twice,
-    measures the queue picture by events and by QueueStatus, breaks a session down in
-    process and soaks; each part prints its result line."""
+    """bench/memory.py --smoke holds sessions against the hotline server, releases them twice
+    (and counts what they left), measures the queue picture by events and by QueueStatus,
+    breaks a session down in process and soaks; each part prints its result line."""
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "memory.py"), "--smoke"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
@@ -32,6 +32,7 @@ def test_memory_bench_smoke_prints_every_part_and_its_verdicts():
     assert "a fresh call completes while 200 sessions are held" in out
     assert "the engine's session count returns to 0 after release" in out
     assert "second round's peak not above the first's" in out
+    assert "nothing left behind by 400 released sessions" in out
     assert "INFO idle AGI session in process: " in out and "ccengine/agi/wire.py" in out
     assert "INFO queue picture via events: " in out and "B per member" in out
     assert "INFO queue picture via QueueStatus (1000 entries): " in out
