@@ -40,6 +40,7 @@ failed call.
     .venv/bin/python bench/memory.py --quick   # 5,000 sessions, 5,000 + 5,000, soak 20 + 120 s
     .venv/bin/python bench/memory.py --smoke   # 200 sessions, 500 + 500, soak 1 + 2 s at 50/s
     .venv/bin/python bench/memory.py --only soak --soak-seconds 600 --warmup-seconds 60
+    .venv/bin/python bench/memory.py --only agi --rounds 4   # more rounds of 10,000 held
 """
 from __future__ import annotations
 
@@ -256,7 +257,8 @@ async def agi_round(n: int, server: ServerProcess, workload: Workload, count: in
     return out
 
 
-def agi_bench(tmp: Path, redis_url: str, callers: list, count: int) -> list[str]:
+def agi_bench(tmp: Path, redis_url: str, callers: list, count: int, rounds_wanted: int
+              ) -> list[str]:
     limit = str(count + 1000)
     server = ServerProcess("hotline", 0, "--redis-url", redis_url,
                            "--state-dir", str(tmp / "engine-hold"),
@@ -268,39 +270,42 @@ def agi_bench(tmp: Path, redis_url: str, callers: list, count: int) -> list[str]
         from bench.loadgen import closed_loop
         warm = asyncio.run(closed_loop("127.0.0.1", server.port, 10, 1.0, workload, warmup=0.2))
         print(f"# warm-up: {warm.line()}")
-        rounds = [asyncio.run(agi_round(n, server, workload, count)) for n in (1, 2)]
+        rounds = [asyncio.run(agi_round(n, server, workload, count))
+                  for n in range(1, rounds_wanted + 1)]
     finally:
         server.stop()
-    first, second = rounds
+    first, last = rounds[0], rounds[-1]
+    later = "round 2" if len(rounds) == 2 else f"rounds 2-{len(rounds)}"
     per_session = (first["rss_held"] - first["before"]) / max(1, first["held"])
-    second_per = (second["rss_held"] - second["before"]) / max(1, second["held"])
+    later_per = ", ".join(f"{(r['rss_held'] - r['before']) / max(1, r['held']):.1f}"
+                          for r in rounds[1:])
     all_held = all(r["held"] == count for r in rounds)
     # A round's peak: its VmHWM (reset as it began), which also sees the release's transient
     # (closing 10,000 sessions at once allocates too); else the highest RSS read.
     peaks = [r["hwm"] if r["peak_reset"] else max(r["rss_held"], r["rss_after"])
              for r in rounds]
-    left = second["objects"]["after"] - first["objects"]["after"]
+    left = last["objects"]["after"] - first["objects"]["after"]
     first_left = first["objects"]["after"] - first["objects"]["before"]
+
+    def each(key: str, fmt=mib) -> str:
+        return ", ".join(fmt(r[key]) for r in rounds)
     return [
         f"{verdict(per_session <= TARGET_KIB_PER_SESSION and all_held)} idle AGI session: "
         f"{per_session:.1f} KiB RSS per session <= {TARGET_KIB_PER_SESSION:g} KiB "
-        f"({first['held']} of {count} held; round 2 {second_per:.1f} KiB on top of round 1's "
-        f"freed memory)",
+        f"({first['held']} of {count} held; {later}: {later_per} KiB on top of the freed "
+        f"memory of the round before)",
         f"{verdict(all(r['fresh_ok'] for r in rounds))} a fresh call completes while "
-        f"{count} sessions are held (" + ", ".join(f"{r['fresh_ms']:.0f} ms" for r in rounds)
-        + ")",
+        f"{count} sessions are held ({each('fresh_ms', lambda v: f'{v:.0f} ms')})",
         f"{verdict(all(r['gauge_after'] == 0 for r in rounds))} the engine's session count "
-        f"returns to 0 after release (" + ", ".join(f"{r['gauge_after']:.0f}" for r in rounds)
-        + ")",
-        f"{verdict(peaks[1] <= peaks[0] * PEAK_ALLOWANCE)} second round's peak not above the "
-        f"first's: {mib(peaks[1])} vs {mib(peaks[0])} ("
+        f"returns to 0 after release ({each('gauge_after', lambda v: f'{v:.0f}')})",
+        f"{verdict(max(peaks[1:]) <= peaks[0] * PEAK_ALLOWANCE)} peak of {later} not above "
+        f"round 1's: " + ", ".join(mib(v) for v in peaks) + " ("
         + ("each round's VmHWM" if all(r["peak_reset"] for r in rounds) else "highest RSS read")
-        + f"; held {mib(first['rss_held'])}, {mib(second['rss_held'])}; after release "
-        f"{mib(first['rss_after'])}, {mib(second['rss_after'])})",
-        f"{verdict(left <= LEFT_OBJECTS)} nothing left behind by {2 * count} released "
-        f"sessions: {left:+d} objects tracked by the collector after round 2 against after "
-        f"round 1 (<= {LEFT_OBJECTS}; round 1 left {first_left:+d} against before it, the "
-        f"first calls' one-off caches included)",
+        + f"; held {each('rss_held')}; after release {each('rss_after')})",
+        f"{verdict(left <= LEFT_OBJECTS)} nothing left behind by {len(rounds) * count} released "
+        f"sessions: {left:+d} objects tracked by the collector after round {len(rounds)} "
+        f"against after round 1 (<= {LEFT_OBJECTS}; round 1 left {first_left:+d} against before "
+        f"it, the first calls' one-off caches included)",
     ]
 
 
@@ -613,6 +618,8 @@ def main() -> int:
     size.add_argument("--quick", action="store_true")
     size.add_argument("--smoke", action="store_true")
     parser.add_argument("--sessions", type=int, help="idle AGI sessions held per round")
+    parser.add_argument("--rounds", type=int, default=2, choices=range(2, 10), metavar="2-9",
+                        help="rounds of held sessions (default 2)")
     parser.add_argument("--entries", type=int, help="queue members and as many callers")
     parser.add_argument("--rate", type=float, help="soak calls/s")
     parser.add_argument("--warmup-seconds", type=float)
@@ -659,7 +666,7 @@ def main() -> int:
                 pin_pid(redis_server.process.pid, 1)
                 callers = seed_callers(redis_server.url)
                 if "agi" in parts:
-                    lines += agi_bench(tmp, redis_server.url, callers, sessions)
+                    lines += agi_bench(tmp, redis_server.url, callers, sessions, args.rounds)
                 if "soak" in parts:
                     lines += soak_bench(tmp, redis_server.url, callers, rate, warmup, seconds)
             finally:

@@ -31,7 +31,7 @@ def test_memory_bench_smoke_prints_every_part_and_its_verdicts():
     assert "idle AGI session: " in out and "KiB RSS per session <= 20 KiB" in out
     assert "a fresh call completes while 200 sessions are held" in out
     assert "the engine's session count returns to 0 after release" in out
-    assert "second round's peak not above the first's" in out
+    assert "peak of round 2 not above round 1's" in out
     assert "nothing left behind by 400 released sessions" in out
     assert "INFO idle AGI session in process: " in out and "ccengine/agi/wire.py" in out
     assert "INFO queue picture via events: " in out and "B per member" in out
