@@ -31,9 +31,9 @@ with PASS/FAIL against the targets; nothing here is asserted by the test suite
    period; RSS (after a full collection) at the end of the warm-up and at the end.
 
 Targets: <= 20 KiB RSS per idle AGI session; the second round's peak RSS not above the
-first's (1 % allowance: RSS moves by whole pages and arenas) and at most 100 more objects
-left after it; the session count back to 0; soak RSS growth <= 5 % after the warm-up with no
-failed call.
+first's (by at most 5 % of the sessions' own RSS: RSS moves by whole pages and arenas) and
+at most 100 more objects left after it; the session count back to 0; soak RSS growth <= 5 %
+after the warm-up with no failed call.
 
     .venv/bin/python bench/memory.py           # 10,000 sessions x 2 rounds, picture 10,000
                                                # + 10,000, soak 60 s + 600 s (~13 minutes)
@@ -63,7 +63,10 @@ from bench.loadgen import (Result, Workload, _Calls, _Collector, _one_call,  # n
                            open_loop, reply_to)
 
 TARGET_KIB_PER_SESSION = 20.0
-PEAK_ALLOWANCE = 1.01
+# A later round's peak may pass round 1's by this share of the held sessions' own RSS: RSS
+# moves by whole pages and arenas, and round 2 lands in arenas that round 1's few survivors
+# keep partly used (measured: +0.1-0.3 KiB/session once, then flat over rounds 3 and 4).
+PEAK_ALLOWANCE = 0.05
 LEFT_OBJECTS = 100             # objects a round may leave (log buffers, metric children ...)
 SOAK_GROWTH_PCT = 5.0
 QUEUES = ("inbound", "complaint", "outbound", "supervisor")
@@ -284,6 +287,8 @@ def agi_bench(tmp: Path, redis_url: str, callers: list, count: int, rounds_wante
     # (closing 10,000 sessions at once allocates too); else the highest RSS read.
     peaks = [r["hwm"] if r["peak_reset"] else max(r["rss_held"], r["rss_after"])
              for r in rounds]
+    growth = max(peaks[1:]) - peaks[0]
+    sessions_kib = first["rss_held"] - first["before"]
     left = last["objects"]["after"] - first["objects"]["after"]
     first_left = first["objects"]["after"] - first["objects"]["before"]
 
@@ -298,8 +303,10 @@ def agi_bench(tmp: Path, redis_url: str, callers: list, count: int, rounds_wante
         f"{count} sessions are held ({each('fresh_ms', lambda v: f'{v:.0f} ms')})",
         f"{verdict(all(r['gauge_after'] == 0 for r in rounds))} the engine's session count "
         f"returns to 0 after release ({each('gauge_after', lambda v: f'{v:.0f}')})",
-        f"{verdict(max(peaks[1:]) <= peaks[0] * PEAK_ALLOWANCE)} peak of {later} not above "
-        f"round 1's: " + ", ".join(mib(v) for v in peaks) + " ("
+        f"{verdict(growth <= PEAK_ALLOWANCE * sessions_kib)} peak of {later} not above "
+        f"round 1's (by {growth * 1024 / max(1, count):+.0f} B/session <= "
+        f"{PEAK_ALLOWANCE:.0%} of a session's {sessions_kib * 1024 / max(1, count):.0f}): "
+        + ", ".join(mib(v) for v in peaks) + " ("
         + ("each round's VmHWM" if all(r["peak_reset"] for r in rounds) else "highest RSS read")
         + f"; held {each('rss_held')}; after release {each('rss_after')})",
         f"{verdict(left <= LEFT_OBJECTS)} nothing left behind by {len(rounds) * count} released "
