@@ -65,7 +65,7 @@ from bench.loadgen import (Result, Workload, _Calls, _Collector, _one_call,  # n
 TARGET_KIB_PER_SESSION = 20.0
 # A later round's peak may pass round 1's by this share of the held sessions' own RSS: RSS
 # moves by whole pages and arenas, and round 2 lands in arenas that round 1's few survivors
-# keep partly used (measured: +0.1-0.3 KiB/session once, then flat over rounds 3 and 4).
+# keep partly used (measured: +0.1-0.4 KiB/session once, then flat over rounds 3 and 4).
 PEAK_ALLOWANCE = 0.05
 LEFT_OBJECTS = 100             # objects a round may leave (log buffers, metric children ...)
 SOAK_GROWTH_PCT = 5.0
@@ -101,8 +101,9 @@ def rollup_kib(pid: int) -> dict[str, int]:
 
 def reset_peak(pid: int) -> bool:
     """Start the process's VmHWM over from its current RSS (Linux: 5 > clear_refs), so that a
-    round's peak is its own and not start-up's (app.build_service peaks at about twice the
-    idle RSS); False when the kernel refuses."""
+    round's peak is its own and not start-up's (about twice the idle RSS: importing
+    console/accounts.py hashes a dummy password with argon2's 64 MiB); False when the kernel
+    refuses."""
     try:
         with open(f"/proc/{pid}/clear_refs", "w") as f:
             f.write("5")
