@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -30,8 +31,15 @@ USER_RE = re.compile(r"^[a-z][a-z0-9._-]{0,31}$")
 PHONE_RE = re.compile(r"^[A-Za-z0-9_]{1,40}$")
 MIN_PASSWORD = 10
 _HASHER = PasswordHasher()
-# A hash to check against when the user does not exist, so both cases take the same time.
-_DUMMY = _HASHER.hash("not a password of anybody")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to check against when the user does not exist, so both cases take the same time.
+    Made at the first such check (in the login thread), not at import: argon2's defaults take
+    64 MiB and a few hundred ms, which every engine start paid even with the console unused
+    (bench/memory.py saw the start-up peak at 112 MiB against 50 MiB idle)."""
+    return _HASHER.hash("not a password of anybody")
 
 
 class BadAccount(ValueError):
@@ -71,7 +79,7 @@ def hash_password(password: str) -> str:
 def verify_password(password: str, stored: str | None) -> bool:
     """True when `password` matches `stored` (constant work also when `stored` is None)."""
     try:
-        return _HASHER.verify(stored or _DUMMY, password[:256]) and stored is not None
+        return _HASHER.verify(stored or _dummy_hash(), password[:256]) and stored is not None
     except (VerificationError, InvalidHashError):
         return False
 
