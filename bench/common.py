@@ -34,17 +34,21 @@ _ENV_KEYS = (
 
 
 def environment_block(script: str, uniqueid: str, callerid: str,
-                      calleridname: str = "CC Caller", channel_no: int = 0) -> bytes:
-    """The agi_* block Asterisk sends first (`\\n` line ends, blank line last, agi1_suite)."""
+                      calleridname: str = "CC Caller", channel_no: int = 0,
+                      args: tuple[str, ...] = (), channel: str = "") -> bytes:
+    """The agi_* block Asterisk sends first (`\\n` line ends, blank line last, agi1_suite);
+    `args` become agi_arg_1... after agi_threadid (agi3_env_args: `AGI(agi://.../route,arg1,
+    arg two)`); `channel` replaces the caller's channel name (an agent phone's, say)."""
     values = {
         "agi_network_script": script.encode(),
         "agi_request": b"agi://127.0.0.1:4573/" + script.encode(),
         "agi_uniqueid": uniqueid.encode(),
         "agi_callerid": callerid.encode(),
         "agi_calleridname": calleridname.encode(),
-        "agi_channel": b"PJSIP/caller-%08x" % channel_no,
+        "agi_channel": channel.encode() if channel else b"PJSIP/caller-%08x" % channel_no,
     }
     lines = [key.encode() + b": " + values.get(key, default) for key, default in _ENV_KEYS]
+    lines += [b"agi_arg_%d: %s" % (i, arg.encode()) for i, arg in enumerate(args, 1)]
     return b"\n".join(lines) + b"\n\n"
 
 
@@ -148,3 +152,54 @@ def paired_ratios(mine: list[float], theirs: list[float]) -> tuple[float, str]:
     if not ratios:
         return 0.0, "no rounds"
     return statistics.median(ratios), f"rounds {min(ratios):.2f}-{max(ratios):.2f}"
+
+
+class LagSampler:
+    """How late the reactor runs a timer that asks to be called every `interval` seconds: the
+    lag an AGI command arriving at that moment would have waited (a blocking call on the
+    reactor, a burst of AMI events, the garbage collector). Each firing records its lateness
+    against the time it was due; the next one is due `interval` after the firing, so a long
+    stall counts once, at its full length (the engine's own ReactorLagProbe does the same every
+    250 ms for its histogram; this one samples 25 times as often and keeps every value).
+
+    `dump(path)` writes `{"t": [...], "lag_ms": [...]}`: when each timer was due (the clock's
+    seconds; the reactor's are epoch seconds) and how late it ran, in milliseconds (servers.py
+    hotline `--lag FILE`, at shutdown), so a reader can keep the samples of its own window."""
+
+    def __init__(self, clock, interval: float = 0.010) -> None:
+        from array import array
+        self.clock = clock
+        self.interval = interval
+        self.values = array("d")
+        self.due = array("d")
+        self._call = None
+        self._due = 0.0
+
+    def start(self) -> None:
+        self._due = self.clock.seconds() + self.interval
+        self._call = self.clock.callLater(self.interval, self._fired)
+
+    def _fired(self) -> None:
+        now = self.clock.seconds()
+        self.values.append(max(0.0, now - self._due))
+        self.due.append(self._due)
+        self._due = now + self.interval
+        self._call = self.clock.callLater(self.interval, self._fired)
+
+    def stop(self) -> None:
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+
+    def dump(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps({"t": [round(t, 4) for t in self.due],
+                                          "lag_ms": [round(v * 1000, 4) for v in self.values]}))
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of a process (VmRSS, KiB) from /proc/<pid>/status."""
+    with open(f"/proc/{pid}/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"VmRSS:"):
+                return int(line.split()[1])
+    return 0

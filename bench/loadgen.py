@@ -9,8 +9,17 @@ agi_uniqueid and a caller from the pool), then answers every command the way Ast
   `200 result=0`; GET DATA -> `200 result= (timeout)`; ANSWER/EXEC/NOOP -> `200 result=0`;
   HANGUP -> `200 result=1` then `HANGUP`; GET VARIABLE -> `200 result=0`; anything else -> 510.
 
+Sessions that type (`Workload.call`, bench/centre.py): each call comes with the entries its
+caller types, in order; at every prompt that accepts digits (STREAM FILE with escape digits)
+the next entry starts: its first key interrupts the prompt (`200 result=<ASCII> endpos=8000`,
+agi1_dtmf), the rest come one per WAIT FOR DIGIT (`200 result=51`, agi1_dtmf), then `#`
+(35) ends the entry. Used for agent logins (number, then PIN) and hold announcements (`1`:
+keep waiting).
+
 A session succeeds when the server set CC_ROUTE_OK and then closed the connection (the
-dialplan continues), within `timeout` seconds. Latencies: a command's latency is the time from
+dialplan continues), within `timeout` seconds, and, when the workload names an `expect`ed
+prompt, after a STREAM FILE of it (a login's `agent_login_ok`, not
+`agent_login_failed`). Latencies: a command's latency is the time from
 our previous write (environment or reply) to the command's arrival, i.e. the server's turn;
 a call's is from its (scheduled) start to the server's close, connect included.
 
@@ -28,6 +37,7 @@ import asyncio
 import itertools
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,6 +92,10 @@ class Workload:
     menu_key: str = "1"
     timeout: float = 10.0
     record: bool = False           # keep the command lines of every session (sequence capture)
+    # Sessions that type: call number -> (environment block, entries typed at the prompts that
+    # accept digits); None: the hotline's caller from `callers`, menu_key at the menu.
+    call: Callable[[int], tuple[bytes, list[str]]] | None = None
+    expect: bytes = b""            # a prompt the session must have played to count as ok
 
 
 @dataclass
@@ -148,8 +162,13 @@ class AgiSession(asyncio.Protocol):
     """One call, Asterisk's side."""
 
     def __init__(self, env: bytes, digit_reply: bytes, started: float, timeout: float,
-                 collector: _Collector, finished: asyncio.Future | None, record: bool) -> None:
+                 collector: _Collector, finished: asyncio.Future | None, record: bool,
+                 entries: list[str] | None = None, expect: bytes = b"") -> None:
         self.env = env
+        self.entries = entries         # None: the hotline caller (menu key at the menu)
+        self.typing = ""               # keys of the current entry still to come
+        self.expect = expect
+        self.heard = not expect
         self.digit_reply = digit_reply
         self.started = started
         self.collector = collector
@@ -195,10 +214,28 @@ class AgiSession(asyncio.Protocol):
             if line.startswith(_ROUTE_OK):
                 self.routed = True
             return b"200 result=1\n"
+        if self.entries is not None:
+            return self.type_entry(line)
         if not self.pressed and takes_digits(line):
             # The menu prompt: the caller presses the key.
             self.pressed = True
             return self.digit_reply
+        if line.startswith(b"HANGUP"):
+            self.hung_up = True
+        return reply_to(line)
+
+    def type_entry(self, line: bytes) -> bytes:
+        """A caller who types `entries`, one per prompt that accepts digits."""
+        if line.startswith(b"STREAM FILE"):
+            if not self.heard and self.expect in line:
+                self.heard = True
+            if self.entries and not line.endswith(b' ""'):
+                entry = self.entries.pop(0)
+                self.typing = entry[1:] + ("#" if len(entry) > 1 else "")
+                return digit_reply(entry[0])
+        elif line.startswith(b"WAIT FOR DIGIT") and self.typing:
+            key, self.typing = self.typing[0], self.typing[1:]
+            return b"200 result=%d\n" % ord(key)
         if line.startswith(b"HANGUP"):
             self.hung_up = True
         return reply_to(line)
@@ -216,6 +253,8 @@ class AgiSession(asyncio.Protocol):
                 error = type(exc).__name__
             elif not self.routed and not self.hung_up:
                 error = "closed_without_route"
+            elif not self.heard:
+                error = "expected_prompt_not_played"
         self.collector.done(self, error)
         if self.finished is not None and not self.finished.done():
             self.finished.set_result(None)
@@ -236,13 +275,20 @@ class _Calls:
         number, name = next(self.callers)
         return environment_block(self.workload.script, f"bench-{self.epoch}.{n}", number, name, n)
 
+    def next_call(self) -> tuple[bytes, list[str] | None]:
+        """The next call's environment and what its caller types (None: the hotline caller)."""
+        if self.workload.call is None:
+            return self.env(), None
+        return self.workload.call(next(self.serial))
+
 
 async def _one_call(loop, host: str, port: int, calls: _Calls, collector: _Collector,
                     started: float) -> None:
     finished = loop.create_future()
     w = calls.workload
-    session = AgiSession(calls.env(), calls.digit_reply, started, w.timeout, collector,
-                         finished, w.record)
+    env, entries = calls.next_call()
+    session = AgiSession(env, calls.digit_reply, started, w.timeout, collector,
+                         finished, w.record, entries, w.expect)
     try:
         await loop.create_connection(lambda: session, host, port)
     except OSError as exc:

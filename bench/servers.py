@@ -8,7 +8,9 @@
     python bench/servers.py panoramisk-redis --cpu 0 --sequence commands.json --redis-url URL
 
 - hotline: the engine as `ccengine run` wires it (app.build_service: every feature, real Redis,
-  real metrics, HTTP on a free port), AMI disabled, queues open around the clock; each
+  real metrics, HTTP on a free port), queues open around the clock; AMI disabled unless
+  `--ami-port P` names an AMI server on 127.0.0.1 (bench/ami_standin.py); `--lag FILE` samples
+  the reactor's lag every 10 ms (common.LagSampler) and writes it to FILE at shutdown; each
   `--fastagi KEY=VALUE` overrides one `[fastagi]` setting (ccengine/agi/settings.py), e.g. the
   connection limits for bench/memory.py's 10,000 held sessions.
 - bare: Twisted (asyncio reactor, like the engine), LineReceiver and an `async def` script that
@@ -41,9 +43,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import ReplayRoute, pin  # noqa: E402
+from bench.common import LagSampler, ReplayRoute, pin  # noqa: E402
 
 SCRIPT = "hotline"
+BENCH_AMI_SECRET_ENV = "CCENGINE_BENCH_AMI_SECRET"   # the stand-in accepts any secret
 
 
 def _reply(payload: dict) -> None:
@@ -128,11 +131,16 @@ def run_hotline(args) -> None:
                                      redirectStandardIO=False)
     port, http_port = free_port(), free_port()
     all_day = {"open": "00:00", "close": "23:59:59.999999"}
+    ami: dict = {"enabled": False}
+    if args.ami_port:
+        os.environ.setdefault(BENCH_AMI_SECRET_ENV, "bench")
+        ami = {"enabled": True, "host": "127.0.0.1", "port": args.ami_port,
+               "secret_env": BENCH_AMI_SECRET_ENV}
     config = parse_config({
         "engine": {"state_dir": str(state)},
         "fastagi": {**dict(args.fastagi), "port": port},
         "http": {"port": http_port},
-        "ami": {"enabled": False},
+        "ami": ami,
         "redis": {"url": args.redis_url},
         "queues": {name: dict(all_day) for name in ("inbound", "complaint", "outbound",
                                                     "supervisor")},
@@ -149,6 +157,14 @@ def run_hotline(args) -> None:
     top.startService()
     _control(loop, stats, reactor.stop)
     reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
+    if args.lag:
+        sampler = LagSampler(reactor)
+        reactor.callWhenRunning(sampler.start)
+
+        def dump() -> None:
+            sampler.stop()
+            sampler.dump(args.lag)
+        reactor.addSystemEventTrigger("before", "shutdown", dump)
     tune_garbage_collector()   # as `ccengine run` does
     reactor.callWhenRunning(_reply, {"port": port, "http_port": http_port})
     reactor.run()
@@ -435,6 +451,9 @@ def main() -> None:
     parser.add_argument("--fastagi", type=_setting, action="append", default=[],
                         metavar="KEY=VALUE",
                         help="hotline: override one [fastagi] setting (repeatable)")
+    parser.add_argument("--ami-port", type=int,
+                        help="hotline: AMI on 127.0.0.1:PORT (bench/ami_standin.py); default off")
+    parser.add_argument("--lag", help="hotline: write the reactor lag samples (ms, JSON) here")
     parser.add_argument("--cprofile", help="write a cProfile of the run to this file at exit")
     args = parser.parse_args()
     pin(args.cpu if args.cpu >= 0 else None)

@@ -120,3 +120,20 @@ def test_redis_references_run_the_hotlines_two_scripts(kind, redis_url, tmp_path
     record = client.hgetall(f"cc:call:{ids[0]}")
     assert record["customer"].startswith("客户 ") and record["tier"] in ("known", "vip")
     client.close()
+
+
+def test_centre_bench_smoke_runs_every_kind_of_session_against_the_ami_standin():
+    """bench/centre.py --smoke: hotline calls, hold announcements and agent logins run against
+    one engine fed by the AMI stand-in (built from tests/fixtures only), at least one forced
+    reconnect is resynced, and the lag, CPU, RSS lines and the four target lines are printed."""
+    out = run_bench("centre.py")
+    for kind in ("hotline", "announce", "login"):
+        row = next(line for line in out.splitlines() if line.startswith(f"| {kind} |"))
+        ok = int(row.split("|")[3])
+        assert ok > 0, row
+    assert "reactor lag (10 ms timer, " in out and "p99.9" in out
+    assert "engine CPU " in out and "MB at the end" in out
+    resyncs = out.split("forced resyncs")[0].rsplit(",", 1)[1].strip()
+    assert int(resyncs) >= 1
+    for target in ("reactor lag p99.9", "reactor lag max", "AGI command p99", "engine CPU"):
+        assert f"INFO {target}" in out
