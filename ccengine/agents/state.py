@@ -125,13 +125,7 @@ class AgentStateStore:
 
     def get(self, number: str) -> Deferred:
         async def op(r):
-            raw = await r.hgetall(keys.agent_state(number))
-            out = {}
-            for queue, text in raw.items():
-                ms = MemberState.from_json(text)
-                if ms is not None:
-                    out[queue] = ms
-            return out
+            return _states_of(await r.hgetall(keys.agent_state(number)))
         return self.conn.call(op)
 
     def put(self, number: str, queue: str, ms: MemberState) -> Deferred:
@@ -150,12 +144,36 @@ class AgentStateStore:
         self._changed(number)
         return self.conn.call(lambda r: r.hdel(keys.agent_state(number), queue))
 
+    def get_many(self, numbers: list[str]) -> Deferred:
+        """Every listed agent's states, {number: {queue: MemberState}}, as `get` reads them,
+        in one pipelined round trip."""
+        async def op(r):
+            if not numbers:
+                return {}
+            async with r.pipeline(transaction=False) as p:
+                for number in numbers:
+                    p.hgetall(keys.agent_state(number))
+                hashes = await p.execute()
+            return {number: _states_of(raw) for number, raw in zip(numbers, hashes)}
+        return self.conn.call(op)
+
     async def load(self, numbers: list[str]) -> dict[str, dict[str, MemberState]]:
-        """Read every listed agent's states and make them the metrics snapshot."""
-        states = {number: await self.get(number) for number in numbers}
+        """Read every listed agent's states and make them the metrics snapshot (one round
+        trip: a resync of 2,000 agents made 2,000 sequential HGETALLs)."""
+        states = await self.get_many(numbers)
         self.snapshot = {(n, q): ms for n, per in states.items() for q, ms in per.items()}
         self._changed("")
         return states
+
+
+def _states_of(raw: dict[str, str]) -> dict[str, MemberState]:
+    """An agent's state hash as {queue: MemberState}; unreadable fields are left out."""
+    out = {}
+    for queue, text in raw.items():
+        ms = MemberState.from_json(text)
+        if ms is not None:
+            out[queue] = ms
+    return out
 
 
 class StateTracker:

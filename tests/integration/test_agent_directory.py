@@ -1,8 +1,10 @@
-"""The agents' bulk reads against a real redis-server: what a resync of a large centre reads."""
+"""The agents' bulk reads (directory sessions, stored states) against a real redis-server:
+what a resync of a large centre reads."""
 import pytest_twisted
 import redis
 
 from ccengine.agents.directory import AgentDirectory, AgentSession
+from ccengine.agents.state import AgentStateStore, MemberState
 from ccengine.store.base import RedisConnection
 
 
@@ -44,3 +46,31 @@ async def test_sessions_with_nobody_logged_in_is_empty(redis_url):
     assert await AgentDirectory(conn).sessions() == {}
     await conn.close()
 
+
+@pytest_twisted.ensureDeferred
+async def test_state_load_reads_every_agent_in_one_round_trip_as_get_does(redis_url):
+    """load() gives each agent's states as get() reads them (an unreadable field left out, an
+    agent without states {}), makes them the snapshot, and with 200 agents Redis reads a
+    handful of requests instead of one HGETALL per agent."""
+    conn = RedisConnection(redis_url)
+    store = AgentStateStore(conn)
+    numbers = [str(4000 + i) for i in range(200)]
+    for i, number in enumerate(numbers[:-1]):
+        await store.put(number, "inbound", MemberState("idle", "", 1000.0 + i))
+    await store.put(numbers[3], "complaint", MemberState("paused", "lunch", 5.0))
+    sync = redis.Redis.from_url(redis_url, decode_responses=True)
+    sync.hset(f"cc:agent:state:{numbers[5]}", "supervisor", "not json")
+    store.snapshot.clear()
+    before = reads_processed(sync)
+    states = await store.load(numbers)
+    reads = reads_processed(sync) - before
+    for number in (numbers[0], numbers[3], numbers[5], numbers[-1]):
+        assert states[number] == await store.get(number)
+    assert states[numbers[3]] == {"inbound": MemberState("idle", "", 1003.0),
+                                  "complaint": MemberState("paused", "lunch", 5.0)}
+    assert states[numbers[-1]] == {}
+    assert store.snapshot[(numbers[3], "complaint")] == MemberState("paused", "lunch", 5.0)
+    assert len(store.snapshot) == 200
+    assert reads <= 4, reads      # the pipeline, our INFO
+    sync.close()
+    await conn.close()
