@@ -53,6 +53,7 @@ import argparse
 import asyncio
 import json
 import math
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -220,6 +221,7 @@ def main() -> int:
     parser.add_argument("--pin-iterations", type=int, help="PBKDF2 iterations of the seeded PINs "
                         "(default: the engine's PIN_ITERATIONS)")
     parser.add_argument("--cprofile", help="run the engine under cProfile, write it here")
+    parser.add_argument("--keep", help="copy the engine's log and the lag samples to this folder")
     args = parser.parse_args()
     if args.smoke:
         args.seconds, args.rate, args.agents, args.waiting = 4.0, 20.0, 200, 30
@@ -263,6 +265,11 @@ def main() -> int:
             counts = log_counts(engine_log, log_from)
             engine.stop()
             lag = lag_in_window(lag_file, (wall0, wall1))
+            if args.keep:
+                keep = Path(args.keep)
+                keep.mkdir(parents=True, exist_ok=True)
+                shutil.copy(engine_log, keep / "engine.log")
+                shutil.copy(lag_file, keep / "lag.json")
         finally:
             if engine is not None:
                 engine.stop()
@@ -299,8 +306,8 @@ def report(results: dict[str, Result], lag: list[float], cpu_share: float, rss0:
         f"{percentile(calls, .99) * 1000:.2f} ms",
         f"engine CPU {cpu_share:.0%} of one core; RSS {rss0 / 1024:.0f} MB at the start, "
         f"{rss1 / 1024:.0f} MB at the end",
-        f"AMI stand-in: {ami['events']} events sent ({ami['events'] / seconds:.0f}/s incl. "
-        f"warm-up), {ami['calls']} calls, {ami['forced_resyncs']} forced resyncs, "
+        f"AMI stand-in: {ami['events']} events sent for {ami['calls']} calls (from the first "
+        f"connection on, warm-up included), {ami['forced_resyncs']} forced resyncs, "
         f"{ami['connections']} connections, largest write buffer "
         f"{ami['max_write_buffer'] / 1024:.0f} KiB, actions {ami['actions']}",
         f"engine log in the window: {counts}",
