@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from typing import Any
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 NOT_LOGGED_IN = frozenset({"4", "5"})          # invalid, unavailable: never rung
 # include/asterisk/devicestate.h, enum ast_device_state (AST_DEVICE_*), by number.
@@ -108,14 +108,28 @@ Listener = Callable[[str, Any], None]
 class QueuePicture:
     """Members and waiting callers of every queue; `listen` is told each change:
     ("member", Member), ("member_removed", Member), ("caller_joined", Caller),
-    ("caller_left", Caller), ("resync", None)."""
+    ("caller_left", Caller), ("resync", None).
+
+    Callers are kept per line (queue and server), each with its position less the line's
+    offset. Asterisk's positions in a line are 1..n, a caller joins at the back
+    (Position n+1) and the one answered leaves from the front (Position 1): while a line's
+    positions are exactly 1..n, those two take constant time (a join moves nobody, a leave
+    from the front lowers the offset). Anything else (a join in the middle, a leave from
+    the middle, positions with gaps after missed events) moves the callers one by one,
+    as Asterisk's join_queue() and leave_queue() do; `callers` reads the positions."""
 
     def __init__(self, clock: Any):
         self.clock = clock
         self.members: dict[tuple[str, str], Member] = {}
-        self.callers: dict[str, Caller] = {}
         self.synced = False
         self._listeners: list[Listener] = []
+        self._lines: dict[tuple[str, str], _Line] = {}
+        self._line_of: dict[str, tuple[str, str]] = {}    # uniqueid -> its line, join order
+
+    @property
+    def callers(self) -> Mapping[str, Caller]:
+        """Every waiting caller by uniqueid, with its current position."""
+        return _Callers(self._lines, self._line_of)
 
     # --- what readers ask -----------------------------------------------------------------
     def queue_members(self, queue: str) -> list[Member]:
@@ -171,7 +185,14 @@ class QueuePicture:
                 caller = _entry(message, now)
                 if caller is not None:
                     callers[caller.uniqueid] = caller
-        self.members, self.callers, self.synced = members, callers, True
+        self._lines, self._line_of = {}, {}
+        for uniqueid, caller in callers.items():
+            key = (caller.queue, caller.server)
+            self._line_of[uniqueid] = key
+            self._lines.setdefault(key, _Line()).callers[uniqueid] = caller
+        for line in self._lines.values():
+            line.dense = line.is_dense()
+        self.members, self.synced = members, True
         self._tell("resync", None)
 
     def _member_event(self, event: str, message: Any) -> None:
@@ -194,29 +215,91 @@ class QueuePicture:
             return
         position = _int(message.get("Position"))
         server = getattr(message, "server", "")
+        key = (queue, server)
+        earlier = self._line_of.get(uniqueid)
+        if earlier is not None:
+            # The same call joining again without a leave seen: its old place is dropped
+            # without moving anybody (as the one-dict picture overwrote it).
+            old_line = self._lines[earlier]
+            del old_line.callers[uniqueid]
+            old_line.dense = False
+            if not old_line.callers:
+                del self._lines[earlier]
+        line = self._lines.setdefault(key, _Line())
         # Callers behind the joining position move down one (join_queue() inserts); positions
         # count on each server (a queue of the same name on two servers is two queues there).
-        for other in [c for c in self.callers.values() if c.queue == queue and c.server == server
-                      and c.uniqueid != uniqueid and c.position >= position]:
-            self.callers[other.uniqueid] = replace(other, position=other.position + 1)
+        if not (line.dense and position == len(line.callers) + 1):
+            line.move(lambda p: p >= position, 1)
+            line.dense = line.dense and 1 <= position <= len(line.callers) + 1
         caller = Caller(queue, uniqueid, message.get("Channel") or "", position,
                         _timestamp(message, self.clock.seconds()),
                         server=server)
-        self.callers[uniqueid] = caller
+        line.callers[uniqueid] = replace(caller, position=position - line.offset) \
+            if line.offset else caller
+        self._line_of[uniqueid] = key
         self._tell("caller_joined", caller)
 
     def _leave(self, message: Any) -> None:
-        caller = self.callers.pop(message.get("Uniqueid") or "", None)
-        if caller is None:
+        uniqueid = message.get("Uniqueid") or ""
+        key = self._line_of.pop(uniqueid, None)
+        if key is None:
             return
-        for other in [c for c in self.callers.values() if c.queue == caller.queue
-                      and c.server == caller.server and c.position > caller.position]:
-            self.callers[other.uniqueid] = replace(other, position=other.position - 1)
+        line = self._lines[key]
+        caller = line.current(line.callers.pop(uniqueid))
+        if line.dense and caller.position == 1:
+            line.offset -= 1                    # everybody else moves up one
+        else:
+            line.move(lambda p: p > caller.position, -1)
+        if not line.callers:
+            del self._lines[key]
         self._tell("caller_left", caller)
 
     def _tell(self, kind: str, what: Any) -> None:
         for listener in list(self._listeners):
             listener(kind, what)
+
+
+class _Line:
+    """The callers of one queue on one server; a caller's position is its stored one plus
+    `offset`. `dense`: the positions are exactly 1..n."""
+
+    def __init__(self) -> None:
+        self.callers: dict[str, Caller] = {}
+        self.offset = 0
+        self.dense = True
+
+    def current(self, stored: Caller) -> Caller:
+        return replace(stored, position=stored.position + self.offset) if self.offset else stored
+
+    def is_dense(self) -> bool:
+        positions = sorted(c.position + self.offset for c in self.callers.values())
+        return positions == list(range(1, len(positions) + 1))
+
+    def move(self, which: Callable[[int], bool], by: int) -> None:
+        """Move the callers whose current position satisfies `which` by `by` places."""
+        offset = self.offset
+        for uniqueid, stored in self.callers.items():
+            if which(stored.position + offset):
+                self.callers[uniqueid] = replace(stored, position=stored.position + by)
+
+
+class _Callers(Mapping):
+    """Read-only view of every waiting caller, in the order they joined, positions current."""
+
+    def __init__(self, lines: dict[tuple[str, str], _Line],
+                 line_of: dict[str, tuple[str, str]]) -> None:
+        self._lines = lines
+        self._line_of = line_of
+
+    def __getitem__(self, uniqueid: str) -> Caller:
+        line = self._lines[self._line_of[uniqueid]]
+        return line.current(line.callers[uniqueid])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._line_of)
+
+    def __len__(self) -> int:
+        return len(self._line_of)
 
 
 def _entry(message: Any, now: float) -> Caller | None:
