@@ -74,3 +74,32 @@ async def test_state_load_reads_every_agent_in_one_round_trip_as_get_does(redis_
     assert reads <= 4, reads      # the pipeline, our INFO
     sync.close()
     await conn.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_session_on_phone_with_states_reads_what_the_two_reads_gave_in_one_request(
+        redis_url):
+    """AgentStateStore.session_on_phone(phone) gives the directory's session_on_phone and that
+    agent's get() (None and {} for a phone nobody is logged in on, or whose binding has no
+    session), and Redis reads one request for it instead of three."""
+    conn = RedisConnection(redis_url)
+    directory, store = AgentDirectory(conn), AgentStateStore(conn)
+    session = AgentSession("1023", "p1003", "PJSIP/p1003", 1000.25, {"inbound": 1,
+                                                                   "complaint": 0})
+    assert await directory.claim(session) == "ok"
+    await store.put("1023", "inbound", MemberState("on_call", "", 1001.0))
+    await store.put("1023", "complaint", MemberState("paused", "lunch", 999.0))
+    sync = redis.Redis.from_url(redis_url, decode_responses=True)
+    sync.set("cc:agent:phone:p2000", "2000")          # a binding without a session
+    for phone in ("p1003", "p2000", "p9999"):
+        expected_session = await directory.session_on_phone(phone)
+        expected_states = await store.get(expected_session.number) if expected_session else {}
+        assert await store.session_on_phone(phone) == (expected_session, expected_states)
+    before = reads_processed(sync)
+    found, states = await store.session_on_phone("p1003")
+    assert reads_processed(sync) - before <= 2        # the script, our INFO
+    assert found == session
+    assert states == {"inbound": MemberState("on_call", "", 1001.0),
+                      "complaint": MemberState("paused", "lunch", 999.0)}
+    sync.close()
+    await conn.close()
