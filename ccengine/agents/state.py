@@ -20,7 +20,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from twisted.internet.defer import Deferred, DeferredLock
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 
 from twisted.logger import Logger
 
@@ -89,21 +90,82 @@ def from_member(member: Member, previous: MemberState | None, now: float,
 
 
 class Serial:
-    """Runs the agents' event handlers and resyncs one at a time, in arrival order: each awaits
-    Redis, and two handlers of the same member interleaving would store an older state last."""
+    """Runs the agents' event handlers and resyncs in arrival order, one member at a time:
+    each awaits Redis, and two handlers of the same member interleaving would store an older
+    state last. `run` is exclusive (a resync, a FullyBooted): it starts once everything
+    queued before it is done, and everything queued after it waits for it. `run_for(key, ...)`
+    (one member's event) waits for the member's previous event and for the last exclusive
+    one only, so events of different members overlap: one chain of Redis round trips for
+    every member's events could not follow 600 member events a second (the centre bench)."""
 
     def __init__(self) -> None:
-        self._lock = DeferredLock()
+        self._exclusive: Deferred | None = None        # the last exclusive task queued
+        self._by_key: dict[Any, Deferred] = {}         # each member's last event queued
+        self._since: dict[Deferred, None] = {}        # member events since that exclusive
 
     def run(self, func: Any, *args: Any) -> Deferred:
-        return self._lock.run(lambda: Deferred.fromCoroutine(func(*args)))
+        before = [d for d in (self._exclusive, *self._since) if d is not None]
+        done = self._after(before, func, args)
+        self._exclusive, self._by_key, self._since = done, {}, {}
+        return _observed(done)
+
+    def run_for(self, key: Any, func: Any, *args: Any) -> Deferred:
+        before = [d for d in (self._exclusive, self._by_key.get(key)) if d is not None]
+        done = self._after(before, func, args)
+        self._by_key[key] = done
+        self._since[done] = None
+        done.addBoth(self._finished, key, done)
+        return _observed(done)
+
+    def _finished(self, result: Any, key: Any, done: Deferred) -> Any:
+        if self._by_key.get(key) is done:
+            del self._by_key[key]
+        self._since.pop(done, None)
+        return result
+
+    @staticmethod
+    def _after(before: list[Deferred], func: Any, args: tuple) -> Deferred:
+        """A Deferred that fires with func(*args)'s result once every one of `before` has
+        fired (whatever their results: a failed task does not stop the next)."""
+        async def task() -> Any:
+            for d in before:
+                await _settled(d)
+            return await func(*args)
+        return Deferred.fromCoroutine(task())
 
     def drained(self) -> Deferred:
         """Fires once nothing is queued any more, including work queued by queued work."""
         async def drain() -> None:
-            while self._lock.locked or self._lock.waiting:
-                await self._lock.run(lambda: None)
+            while self._exclusive is not None or self._since:
+                pending = [d for d in (self._exclusive, *self._since) if d is not None]
+                for d in pending:
+                    await _settled(d)
+                if self._exclusive is not None and self._exclusive.called and not self._since:
+                    self._exclusive = None
         return Deferred.fromCoroutine(drain())
+
+
+def _settled(d: Deferred) -> Deferred:
+    """Fires (with None) when `d` has fired, without taking or changing its result."""
+    out: Deferred = Deferred()
+
+    def fire(result: Any) -> Any:
+        if not out.called:
+            out.callback(None)
+        return result
+    d.addBoth(fire)
+    return out
+
+
+def _observed(d: Deferred) -> Deferred:
+    """What callers of run/run_for get: `d`'s result, on a Deferred of its own."""
+    out: Deferred = Deferred()
+
+    def fire(result: Any) -> Any:
+        out.callback(result) if not isinstance(result, Failure) else out.errback(result)
+        return None
+    d.addBoth(fire)
+    return out
 
 
 def interface_pattern(template: str) -> re.Pattern:
@@ -263,7 +325,7 @@ class StateTracker:
         self._waiting += 1
         if event not in self.COALESCED:
             self._last = None
-            self._serial.run(self._handle_one, msg)
+            self._serial.run_for(key[1], self._handle_one, msg)
             return
         self._seq += 1
         older = self._newest.get(key)
@@ -272,7 +334,7 @@ class StateTracker:
         self._slots[self._seq] = msg
         self._newest[key] = self._seq
         self._last = (key, self._seq)
-        self._serial.run(self._handle_slot, self._seq)
+        self._serial.run_for(key[1], self._handle_slot, self._seq)
 
     async def _handle_slot(self, seq: int) -> None:
         self._waiting -= 1
