@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredSemaphore
 from twisted.python.failure import Failure
 
 from twisted.logger import Logger
@@ -98,7 +98,12 @@ class Serial:
     one only, so events of different members overlap: one chain of Redis round trips for
     every member's events could not follow 600 member events a second (the centre bench)."""
 
-    def __init__(self) -> None:
+    # Member events running at once, at most: unbounded, a backlog of thousands took every
+    # connection of redis-py's pool at once and other Redis work (a login's PIN check) timed out.
+    CONCURRENCY = 32
+
+    def __init__(self, concurrency: int = CONCURRENCY) -> None:
+        self._slots = DeferredSemaphore(concurrency)
         self._exclusive: Deferred | None = None        # the last exclusive task queued
         self._by_key: dict[Any, Deferred] = {}         # each member's last event queued
         self._since: dict[Deferred, None] = {}        # member events since that exclusive
@@ -111,7 +116,7 @@ class Serial:
 
     def run_for(self, key: Any, func: Any, *args: Any) -> Deferred:
         before = [d for d in (self._exclusive, self._by_key.get(key)) if d is not None]
-        done = self._after(before, func, args)
+        done = self._after(before, func, args, self._slots)
         self._by_key[key] = done
         self._since[done] = None
         done.addBoth(self._finished, key, done)
@@ -124,13 +129,21 @@ class Serial:
         return result
 
     @staticmethod
-    def _after(before: list[Deferred], func: Any, args: tuple) -> Deferred:
+    def _after(before: list[Deferred], func: Any, args: tuple,
+               slots: DeferredSemaphore | None = None) -> Deferred:
         """A Deferred that fires with func(*args)'s result once every one of `before` has
-        fired (whatever their results: a failed task does not stop the next)."""
+        fired (whatever their results: a failed task does not stop the next), holding one of
+        `slots` while it runs."""
         async def task() -> Any:
             for d in before:
                 await _settled(d)
-            return await func(*args)
+            if slots is None:
+                return await func(*args)
+            await slots.acquire()
+            try:
+                return await func(*args)
+            finally:
+                slots.release()
         return Deferred.fromCoroutine(task())
 
     def drained(self) -> Deferred:

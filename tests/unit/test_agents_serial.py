@@ -83,3 +83,13 @@ def test_drained_fires_once_nothing_is_queued():
     empty = []
     Serial().drained().addCallback(empty.append)
     assert empty == [None]
+
+
+def test_at_most_concurrency_member_events_run_at_once():
+    """With room for two, the third member's event starts when one of the first two ended."""
+    steps, serial = Steps(), Serial(concurrency=2)
+    for name in ("a1", "b1", "c1"):
+        serial.run_for(name[0], steps.task(name))
+    assert steps.log == ["start a1", "start b1"]
+    steps.finish("b1")
+    assert steps.log[-1] == "start c1"
