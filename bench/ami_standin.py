@@ -17,9 +17,10 @@ QueueAdd's and QueuePause's answers (c_member_actions).
 
 The centre it plays (`--agents A`, `--waiting W`, `--rate R` calls/s, `--handle H` calls in
 talk): call n arrives at tick n (R ticks a second): its dialplan steps (Newexten x 20, VarSet x
-14) and QueueCallerJoin at the back of its queue. Call n-W leaves the queue at the same tick:
-its agent is rung (AgentCalled, QueueMemberStatus ringing, DeviceStateChange), answers
-(QueueCallerLeave from position 1, AgentConnect, QueueMemberStatus in use, DeviceStateChange).
+14) and QueueCallerJoin at the back of its queue (Position = the count after it joined). Call
+n-W leaves the queue at the same tick, just before: its agent is rung (AgentCalled,
+QueueMemberStatus ringing, DeviceStateChange), answers (QueueCallerLeave from position 1,
+AgentConnect, QueueMemberStatus in use, DeviceStateChange).
 Call n-W-H ends (AgentComplete, QueueMemberStatus not in use, DeviceStateChange). The agent of
 call k is agent k mod A (round robin, one queue per agent: every fifth agent in `complaint`,
 the others in `inbound`; call k waits in its agent's queue), so W callers wait all the time and
@@ -44,6 +45,7 @@ import json
 import os
 import sys
 import time
+from collections import deque
 from pathlib import Path
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "ami"
@@ -110,6 +112,10 @@ class Centre:
         self.epoch = int(time.time())
         self.t = {kind: Template(kind) for kind in SOURCES}
         self.added: dict[tuple[str, str], str] = {}    # (queue, interface) -> member name
+        # Each queue's waiting calls in Asterisk's order (position 1 first).
+        self.lines: dict[str, deque[int]] = {"inbound": deque(), "complaint": deque()}
+        for call in range(self.n - waiting, self.n):
+            self.lines[self._queue_of_call(call)].append(call)
 
     # --- who is who -----------------------------------------------------------------------
     @staticmethod
@@ -129,20 +135,19 @@ class Centre:
     def channel(call: int) -> str:
         return f"PJSIP/caller-{call & 0xffffffff:08x}"
 
-    def waiting_calls(self) -> range:
-        return range(self.n - self.waiting, self.n)
-
     def talking_calls(self) -> range:
         return range(self.n - self.waiting - self.handle, self.n - self.waiting)
 
     # --- the stream -----------------------------------------------------------------------
     def next_call(self, now: float) -> list[bytes]:
-        """Everything Asterisk says at one tick: call n arrives, call n-W is answered, call
-        n-W-H ends."""
+        """Everything Asterisk says at one tick: call n-W is answered (it leaves from position
+        1 of its queue), call n arrives (joins at the back of its own), call n-W-H ends."""
         n = self.n
         self.n += 1
-        out = self._arrival(n, now)
-        out += self._answered(n - self.waiting, now)
+        out = self._answered(n - self.waiting, now) if self.waiting else []
+        out += self._arrival(n, now)
+        if not self.waiting:
+            out += self._answered(n, now)
         out += self._ended(n - self.waiting - self.handle, now)
         return out
 
@@ -162,7 +167,9 @@ class Centre:
         for variable in VARSETS:
             out.append(self.t["VarSet"].render({**values, "Variable": variable, "Value": "1"}))
         queue = self.queue_of_agent(self.agent_of(call))
-        count = sum(1 for c in self.waiting_calls() if self._queue_of_call(c) == queue)
+        line = self.lines[queue]
+        line.append(call)
+        count = len(line)
         out.append(self.t["QueueCallerJoin"].render({
             **self._caller_values(call, now), "Queue": queue, "Position": count,
             "Count": count}))
@@ -196,12 +203,16 @@ class Centre:
 
     def _answered(self, call: int, now: float) -> list[bytes]:
         values = self._agent_values(call, now)
+        line = self.lines[values["Queue"]]
+        position = line.index(call) + 1
+        line.remove(call)
+        left = len(line)
         queue = values["Queue"]
-        left = sum(1 for c in self.waiting_calls() if self._queue_of_call(c) == queue)
         out = [self.t["AgentCalled"].render(values)]
         out += self._member_status(call, now, "6")
         out.append(self.t["QueueCallerLeave"].render({
-            **self._caller_values(call, now), "Queue": queue, "Position": 1, "Count": left}))
+            **self._caller_values(call, now), "Queue": queue, "Position": position,
+            "Count": left}))
         out.append(self.t["AgentConnect"].render({**values, "HoldTime": self.waiting // 100,
                                                   "RingTime": 0}))
         out += self._member_status(call, now, "2")
@@ -220,7 +231,7 @@ class Centre:
         talking = {self.agent_of(c) for c in self.talking_calls()}
         items: list[bytes] = []
         for queue in ("inbound", "complaint"):
-            waiting = [c for c in self.waiting_calls() if self._queue_of_call(c) == queue]
+            waiting = list(self.lines[queue])
             items.append(self.t["QueueParams"].render({
                 "Queue": queue, "Calls": len(waiting), "ActionID": action_id}))
             for agent in range(self.agents):
