@@ -24,8 +24,22 @@ from zoneinfo import ZoneInfo
 from twisted.logger import Logger
 
 from ccengine.store import keys
+from ccengine.store.base import LuaScript
 
 log = Logger()
+
+# KEYS: the day's hash. ARGV: its TTL, then field, "f" (HINCRBYFLOAT) or "i" (HINCRBY), amount.
+_HINCR = LuaScript("""
+for i = 2, #ARGV, 3 do
+  if ARGV[i + 1] == 'f' then
+    redis.call('HINCRBYFLOAT', KEYS[1], ARGV[i], ARGV[i + 2])
+  else
+    redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 2])
+  end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+""")
 WINDOW = 1800.0                 # the "last 30 minutes"
 DAY_TTL = 3 * 86400
 COUNTERS = ("offered", "answered", "within_sl", "abandoned", "short_abandoned", "wait_sum",
@@ -102,7 +116,7 @@ class QueueWindows:
         self._count(queue, now, [("talked", 1), ("talk_sum", talk)])
         if member.isdigit() and len(member) <= 32:
             self.handled[member] = self.handled.get(member, 0) + 1
-            self._store(lambda r: self._hincr(r, keys.console_handled(self._day), member, 1))
+            self._hincr(keys.console_handled(self._day), [(member, 1)], sums=False)
 
     # --- what the console reads -----------------------------------------------------------
     def today(self, queue: str) -> Counts:
@@ -156,7 +170,7 @@ class QueueWindows:
             entry.today.add(name, value)
         self._trim(entry, now)
         day = self._day
-        self._store(lambda r: self._hincr_many(r, keys.console_day(day, queue), values))
+        self._hincr(keys.console_day(day, queue), values)
         for listener in list(self.listeners):
             listener(queue)
 
@@ -173,28 +187,19 @@ class QueueWindows:
         while entry.recent and entry.recent[0][0] < now - WINDOW:
             entry.recent.popleft()
 
-    def _store(self, op: Any) -> None:
+    def _hincr(self, key: str, values: list[tuple[str, float]], sums: bool = True) -> None:
+        """Add `values` to the fields of hash `key` (HINCRBYFLOAT for the `_sum` fields when
+        `sums`, HINCRBY for the counts) and keep it DAY_TTL: one script on the lane, where a
+        redis-py pipeline per event cost 7 % of the reactor in the centre bench."""
         if self.redis is None:
             return
-        d = self.redis.call(op)
+        argv: list[Any] = [DAY_TTL]
+        for name, value in values:
+            if sums and name.endswith("_sum"):
+                argv += [name, "f", float(value)]
+            else:
+                argv += [name, "i", int(value)]
+        d = self.redis.script(_HINCR, [key], argv)
         d.addErrback(lambda f: log.warn("console figures not stored: {e}", e=f.getErrorMessage()))
         if self.writes is not None:
             self.writes.add(d)
-
-    @staticmethod
-    async def _hincr(r: Any, key: str, field_name: str, value: int) -> None:
-        async with r.pipeline(transaction=False) as p:
-            p.hincrby(key, field_name, value)
-            p.expire(key, DAY_TTL)
-            await p.execute()
-
-    @staticmethod
-    async def _hincr_many(r: Any, key: str, values: list[tuple[str, float]]) -> None:
-        async with r.pipeline(transaction=False) as p:
-            for name, value in values:
-                if name.endswith("_sum"):
-                    p.hincrbyfloat(key, name, value)
-                else:
-                    p.hincrby(key, name, int(value))
-            p.expire(key, DAY_TTL)
-            await p.execute()

@@ -110,3 +110,39 @@ async def test_a_shared_engines_console_reads_the_day_another_engine_counted(red
     assert (other.today("inbound").offered, other.today("inbound").answered) == (1, 1)
     assert told
     reload.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_days_figures_in_redis_are_counts_float_sums_and_a_day_ttl(redis_url):
+    """Every outcome adds to today's hash of its queue (counts as integers, `_sum` fields as
+    floats) and a completed call to the handled-calls hash per member, each kept for DAY_TTL, as the pipelined
+    HINCRBY/HINCRBYFLOAT/EXPIRE did before they became one script."""
+    import redis as redis_sync
+
+    from ccengine.console.window import DAY_TTL
+    from ccengine.runtime.pending import PendingWrites
+    from ccengine.store import keys
+
+    clock = Clock()
+    clock.advance(1_796_200_000)
+    _, ctx = engine_context(redis_url, now=clock.seconds(), clock=clock)
+    writes = PendingWrites(clock, drain_timeout=5)
+    windows = QueueWindows(ctx.config.queues, ctx.config.company.timezone, clock, ctx.redis,
+                           writes)
+    windows.offered("inbound", clock.seconds())
+    windows.answered("inbound", 2.5, clock.seconds())
+    windows.answered("inbound", 0.25, clock.seconds())
+    windows.completed("inbound", "1023", 30.5, clock.seconds())
+    windows.completed("inbound", "1023", 10.0, clock.seconds())
+    await writes.wait()
+    sync = redis_sync.Redis.from_url(redis_url, decode_responses=True)
+    key = keys.console_day(windows.day(clock.seconds()), "inbound")
+    stored = sync.hgetall(key)
+    assert stored["offered"] == "1" and stored["answered"] == "2"
+    assert float(stored["wait_sum"]) == 2.75 and stored["within_sl"] == "2"
+    assert float(stored["talk_sum"]) == 40.5 and stored["talked"] == "2"
+    assert 0 < sync.ttl(key) <= DAY_TTL
+    handled = keys.console_handled(windows.day(clock.seconds()))
+    assert sync.hgetall(handled) == {"1023": "2"}
+    assert 0 < sync.ttl(handled) <= DAY_TTL
+    sync.close()
