@@ -9,7 +9,8 @@
 
 - hotline: the engine as `ccengine run` wires it (app.build_service: every feature, real Redis,
   real metrics, HTTP on a free port), queues open around the clock; AMI disabled unless
-  `--ami-port P` names an AMI server on 127.0.0.1 (bench/ami_standin.py); `--lag FILE` samples
+  `--ami-port P` names an AMI server on 127.0.0.1 (bench/ami_standin.py,
+  bench/ami_real.py); `--lag FILE` samples
   the reactor's lag every 10 ms (common.LagSampler) and writes it to FILE at shutdown; each
   `--fastagi KEY=VALUE` overrides one `[fastagi]` setting (ccengine/agi/settings.py), e.g. the
   connection limits for bench/memory.py's 10,000 held sessions.
@@ -151,7 +152,10 @@ def run_hotline(args) -> None:
     def stats() -> dict:
         return {"delayed_calls": len(reactor.getDelayedCalls()),
                 "tasks": len(asyncio.all_tasks(loop)),
-                "sessions": factory.active_sessions}
+                "sessions": factory.active_sessions,
+                # Every AMI event received, parsed or not (AmiClient.dispatch/count_unparsed).
+                "ami_events": ctx.registry.get_sample_value(
+                    "ccengine_ami_events_total", {"server": "asterisk"}) or 0}
 
     loop = asyncio.get_event_loop()
     top.startService()
@@ -452,7 +456,7 @@ def main() -> None:
                         metavar="KEY=VALUE",
                         help="hotline: override one [fastagi] setting (repeatable)")
     parser.add_argument("--ami-port", type=int,
-                        help="hotline: AMI on 127.0.0.1:PORT (bench/ami_standin.py); default off")
+                        help="hotline: AMI on 127.0.0.1:PORT (ami_standin.py, ami_real.py)")
     parser.add_argument("--lag", help="hotline: write the reactor lag samples (ms, JSON) here")
     parser.add_argument("--cprofile", help="write a cProfile of the run to this file at exit")
     args = parser.parse_args()
