@@ -47,7 +47,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from bench.common import PYTHON, ROOT, ServerProcess, machine, pin, pin_pid, process_cpu  # noqa: E402
+from bench.common import PYTHON, ROOT, ServerProcess, machine, pin, pin_pid  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "ami"
 CAPTURE = FIXTURES / "load_2cps_ami.raw.xz"

@@ -56,7 +56,7 @@ class SpyAmi:
     def connected(self) -> bool:
         return self.client.connected
 
-    def subscribe(self, name, callback):
+    def subscribe(self, name, callback, **options):
         return self.client.subscribe(name, callback)
 
     def _note(self, name, fields):

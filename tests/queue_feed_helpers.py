@@ -18,7 +18,7 @@ class FakeAmi:
         self.sent: list[str] = []
         self.status = list(status)
 
-    def subscribe(self, name, callback):
+    def subscribe(self, name, callback, **options):
         self.subscribed.add(name)
         self.callbacks.setdefault(name.lower(), []).append(callback)
 

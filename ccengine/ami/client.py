@@ -97,6 +97,10 @@ class AmiClient(Service):
         self._clock = clock
         self._metrics = metrics
         self._subscribers: dict[str, list[EventCallback]] = {}
+        # The Variables each VarSet subscription reads (None: every one), by subscription.
+        self._varset_reads: dict[int, frozenset[str] | None] = {}
+        self._varset_wanted: frozenset[str] | None = frozenset()
+        self._subscription_ids = itertools.count(1)
         self._on_connected: list[Callable[[], object]] = []
         self._protocol: AmiProtocol | None = None
         self._keepalive: LoopingCall | None = None
@@ -125,12 +129,35 @@ class AmiClient(Service):
     def connected(self) -> bool:
         return self._protocol is not None
 
-    def subscribe(self, event_name: str, callback: EventCallback) -> Callable[[], None]:
+    def subscribe(self, event_name: str, callback: EventCallback, *,
+                  variables: Iterable[str] | None = None) -> Callable[[], None]:
         """Call `callback(message)` for every event named `event_name` ("*" = every event).
-        Returns a function that removes the subscription."""
-        callbacks = self._subscribers.setdefault(event_name.lower(), [])
+        `variables` (VarSet only): the Variables the callback reads; a VarSet of another
+        variable may then reach no subscriber (it is dropped unparsed when no other
+        subscription reads it). Returns a function that removes the subscription."""
+        name = event_name.lower()
+        callbacks = self._subscribers.setdefault(name, [])
         callbacks.append(callback)
-        return lambda: callbacks.remove(callback) if callback in callbacks else None
+        number = next(self._subscription_ids)
+        if name == "varset":
+            self._varset_reads[number] = None if variables is None else frozenset(variables)
+            self._varset_changed()
+        elif variables is not None:
+            raise ValueError("variables= is for VarSet subscriptions only")
+
+        def remove() -> None:
+            if callback in callbacks:
+                callbacks.remove(callback)
+            if self._varset_reads.pop(number, 0) != 0:
+                self._varset_changed()
+        return remove
+
+    def _varset_changed(self) -> None:
+        reads = list(self._varset_reads.values())
+        wanted: frozenset[str] | None = frozenset()
+        for variables in reads:
+            wanted = None if variables is None or wanted is None else wanted | variables
+        self._varset_wanted = wanted
 
     def on_connected(self, callback: Callable[[], object]) -> None:
         """Call `callback()` after every successful login (first connection and reconnects)."""
@@ -188,10 +215,17 @@ class AmiClient(Service):
         `event_wanted`: events nobody takes are not parsed)."""
         return bool(self._subscribers.get(event_name.lower()) or self._subscribers.get("*"))
 
-    def count_unparsed(self, event_name: str) -> None:
-        """An event nobody takes, dropped unparsed (the protocol's `on_unparsed_event`): counted
-        as dispatch counts every event."""
+    def wants_variable(self, variable: str) -> bool:
+        """Whether a VarSet of `variable` has a reader (the protocol's `variable_wanted`): a
+        VarSet subscription that reads it or every variable, or a "*" subscriber."""
+        wanted = self._varset_wanted
+        return wanted is None or variable in wanted or bool(self._subscribers.get("*"))
+
+    def count_unparsed(self, event_name: str, reason: str = "unsubscribed") -> None:
+        """An event dropped unparsed (the protocol's `on_unparsed_event`): counted as
+        dispatch counts every event, and by why it was dropped."""
         self._metrics.events.inc()
+        self._metrics.unparsed[reason].inc()
 
     # -- service ---------------------------------------------------------------------------
     def startService(self) -> None:
@@ -208,6 +242,7 @@ class AmiClient(Service):
         protocol = AmiProtocol(self._clock, f"cc{next(self._connection_numbers)}")
         protocol.on_event = self.dispatch
         protocol.event_wanted = self.wants_event
+        protocol.variable_wanted = self.wants_variable
         protocol.on_unparsed_event = self.count_unparsed
         protocol.on_bad_message = lambda reason, detail: self._metrics.bad(reason)
         protocol.on_lost = self._connection_lost

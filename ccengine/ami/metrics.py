@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from ccengine.ami.protocol import BAD_MESSAGE_REASONS
+from ccengine.ami.protocol import BAD_MESSAGE_REASONS, UNPARSED_REASONS
 
 
 class _Families:
@@ -18,6 +18,11 @@ class _Families:
         self.events = Counter(
             "ccengine_ami_events", "AMI events dispatched to subscribers", ["server"],
             registry=registry)
+        self.unparsed_events = Counter(
+            "ccengine_ami_unparsed_events",
+            "AMI events dropped before a parse: no subscriber for the name (unsubscribed) or a "
+            "VarSet of a variable no subscriber reads (varset_variable); also counted in "
+            "ccengine_ami_events_total", ["server", "reason"], registry=registry)
         self.bad_events = Counter(
             "ccengine_ami_bad_events",
             "AMI input that could not be used as is, or whose handler failed",
@@ -40,6 +45,8 @@ class AmiMetrics:
         self.events = families.events.labels(server)
         self._bad = {reason: families.bad_events.labels(server, reason)
                      for reason in BAD_MESSAGE_REASONS}
+        self.unparsed = {reason: families.unparsed_events.labels(server, reason)
+                         for reason in UNPARSED_REASONS}
 
     def for_server(self, server: str) -> AmiMetrics:
         return AmiMetrics(server=server, families=self._families)

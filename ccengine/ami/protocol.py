@@ -19,13 +19,16 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ccengine.ami.wire import (Action, AmiFrameTooLarge, BlockSplitter, Message,
-                              is_plain_block, peek_event)
+                              is_plain_block, peek_event, peek_variable)
 
 log = Logger()
 
 # Bounded label values for ccengine_ami_bad_events_total{reason}.
 BAD_MESSAGE_REASONS = ("malformed_line", "no_type", "too_large", "unknown_response",
                        "handler_error")
+# Bounded label values for ccengine_ami_unparsed_events_total{reason}: why an event was
+# dropped before a parse (no subscriber for its name; a VarSet of a variable nobody reads).
+UNPARSED_REASONS = ("unsubscribed", "varset_variable")
 
 
 class AmiError(Exception):
@@ -73,10 +76,12 @@ class AmiProtocol(Protocol):
         self.on_bad_message: Callable[[str, object], object] | None = None
         self.on_lost: Callable[[AmiProtocol, Failure | None], object] | None = None
         # Optional: `event_wanted(name)` False lets an event nobody wants go unparsed (when no
-        # action is pending and the block is well-formed); it is then only reported to
-        # `on_unparsed_event(name)`.
+        # action is pending and the block is well-formed), and so does `variable_wanted(name)`
+        # False for a VarSet of that Variable; it is then only reported to
+        # `on_unparsed_event(name, reason)` (reason from UNPARSED_REASONS).
         self.event_wanted: Callable[[str], bool] | None = None
-        self.on_unparsed_event: Callable[[str], object] | None = None
+        self.variable_wanted: Callable[[str], bool] | None = None
+        self.on_unparsed_event: Callable[[str, str], object] | None = None
         self.lost = False
         self._splitter = BlockSplitter()
         self._ids = itertools.count(1)
@@ -156,15 +161,24 @@ class AmiProtocol(Protocol):
         Asterisk instead of the engine queueing an event storm in memory."""
         self._draining = False
         wanted, unparsed = self.event_wanted, self.on_unparsed_event
+        variable_wanted = self.variable_wanted
         backlog = self._backlog
         for _ in range(min(len(backlog), self.BATCH)):
             block = backlog.popleft()
             # With an action pending, an event may be an item of its list: always parsed.
             if wanted is not None and unparsed is not None and not self._pending:
                 name = peek_event(block)
-                if name is not None and not wanted(name) and is_plain_block(block):
-                    unparsed(name)
-                    continue
+                if name is not None:
+                    if not wanted(name):
+                        if is_plain_block(block):
+                            unparsed(name, "unsubscribed")
+                            continue
+                    elif name == "VarSet" and variable_wanted is not None \
+                            and is_plain_block(block):
+                        variable = peek_variable(block)
+                        if variable is not None and not variable_wanted(variable):
+                            unparsed(name, "varset_variable")
+                            continue
             self._message_received(Message.parse(block))
             if self.lost:
                 backlog.clear()

@@ -69,8 +69,10 @@ class AmiServers(MultiService):
     def on_server(self, server: str) -> AmiClient:
         return self.clients.get(server, self.default)
 
-    def subscribe(self, event_name: str, callback: Callable) -> Callable[[], None]:
-        removers = [client.subscribe(event_name, callback) for client in self.clients.values()]
+    def subscribe(self, event_name: str, callback: Callable, *,
+                  variables: Iterable[str] | None = None) -> Callable[[], None]:
+        removers = [client.subscribe(event_name, callback, variables=variables)
+                    for client in self.clients.values()]
 
         def remove() -> None:
             for remover in removers:

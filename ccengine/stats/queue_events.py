@@ -84,6 +84,8 @@ class QueueEventConsumer:
 
     EVENTS = ("QueueCallerJoin", "AgentConnect", "QueueCallerAbandon", "QueueCallerLeave",
               "AgentComplete", "VarSet", "Hangup")
+    # The VarSet variables read (queues/feed.py VARSET_VARIABLES lets only these through).
+    VARIABLES = ("QUEUESTATUS", "QUEUE_WITHDRAW_INFO")
 
     def __init__(self, metrics: QueueMetrics, waiting: WaitingCallers,
                  queues: Mapping[str, QueueSettings], clock: Clock,
@@ -258,7 +260,7 @@ class QueueEventConsumer:
     def _on_varset(self, msg: Any) -> None:
         # VarSet is the busiest event of all: look at two variables of tracked callers only.
         variable = msg.get("Variable")
-        if variable not in ("QUEUESTATUS", "QUEUE_WITHDRAW_INFO"):
+        if variable not in self.VARIABLES:
             return
         uniqueid = msg.get("Uniqueid")
         caller = self._callers.get(uniqueid) if uniqueid else None

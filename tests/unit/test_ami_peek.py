@@ -1,4 +1,4 @@
-"""wire.peek_event / is_plain_block: what the protocol may learn from a block without parsing it
+"""wire.peek_event / peek_variable / is_plain_block: what the protocol may learn from a block without parsing it
 must equal what Message.parse finds (captures: tests/fixtures/ami/*.from_asterisk.raw, copies
 of ../shared/asterisk/transcripts2)."""
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings, strategies as st
 
 import ami_replay
-from ccengine.ami.wire import BlockSplitter, Message, is_plain_block, peek_event
+from ccengine.ami.wire import BlockSplitter, Message, is_plain_block, peek_event, peek_variable
 
 _RAW = sorted(p.name for p in ami_replay.fixture_path("").glob("*.from_asterisk.raw"))
 
@@ -28,6 +28,23 @@ def test_peek_agrees_with_parse_on_random_blocks(block):
         assert name == message.event
     if is_plain_block(block):
         assert message.malformed == []
+
+
+_VARIABLE_PIECES = st.sampled_from([b"Variable", b"variable", b"VARIABLE", b"VariableX", b": ",
+                                    b":", b" ", b"\t", b"\r", b"\n", b"\r\n", b"Value: ",
+                                    b"QUEUESTATUS", b"x", b"\xc2\xa0", b"\xff", b"\x0b",
+                                    b"Event: VarSet\r\n"])
+
+
+@given(st.lists(_VARIABLE_PIECES, max_size=30).map(b"".join))
+@settings(max_examples=3000, deadline=None)
+def test_peeked_variable_is_parse_variable_on_random_plain_blocks(block):
+    """For any plain block, a peeked Variable is parse()'s first `Variable` value."""
+    if not is_plain_block(block):
+        return
+    variable = peek_variable(block)
+    if variable is not None:
+        assert variable == Message.parse(block).get("Variable")
 
 
 def test_every_captured_event_is_plain_and_peeked_exactly():

@@ -78,7 +78,7 @@ class Client:
     def setServiceParent(self, parent):
         self.parent = parent
 
-    def subscribe(self, name, callback):
+    def subscribe(self, name, callback, **options):
         self.subscribers.setdefault(name.lower(), []).append(callback)
         return lambda: self.subscribers[name.lower()].remove(callback)
 
