@@ -15,8 +15,9 @@ Asterisk facts this relies on (captures in ../shared/asterisk/, copied to tests/
 - Timeout / leaveempty / leaveunavail: QueueCallerAbandon (app_queue.c `queue_exec` calls
   `record_abandoned()` on each of these exits; lab24_callback_after_30s shows it for a Queue()
   timeout), Leave, then VarSet QUEUESTATUS (`leave_queue()` then `set_queue_result()`). VarSet
-  needs the AMI `dialplan` read class (optional, docs/operations.md): without it a timeout
-  looks like an abandon until the caller re-joins.
+  needs the AMI `dialplan` read class (the shipped manager.conf grants it, with eventfilter
+  lines for these two variables; docs/operations.md): without it a timeout looks like an
+  abandon until the caller re-joins.
 - Every Queue() call is a new queue entry: its HoldTime counts from that call's own join.
 
 The hold loop (dialplans/extensions_ccengine.conf, [ccengine-wait]) leaves and re-enters the same

@@ -16,7 +16,8 @@ from deferred_results import failure_of as _failure, result_of as _result
 
 
 def test_login_sends_credentials_after_the_banner_and_connects():
-    """After the banner the client sends Login (Username, Secret, Events: on); the ami4 answer
+    """After the banner the client sends Login (Username, Secret, Events: the classes of the
+    events it reads: agent,call,dialplan,system); the ami4 answer
     marks it connected, sets the gauge and runs on_connected."""
     harness = ClientHarness(secret="lab-secret")
     calls = []
@@ -25,7 +26,8 @@ def test_login_sends_credentials_after_the_banner_and_connects():
     harness.receive(b"Asterisk Call Manager/11.0.0\r\n")
     login = harness.written()[-1]
     assert login.items() == [("Action", "Login"), ("Username", "ccengine"),
-                             ("Secret", "lab-secret"), ("Events", "on"), ("ActionID", "cc1-1")]
+                             ("Secret", "lab-secret"), ("Events", "agent,call,dialplan,system"),
+                             ("ActionID", "cc1-1")]
     harness.answer(ami_replay.received_messages("ami4_login_ping_events", "c1")[0])
     assert harness.client.connected and calls == [True]
     assert harness.sample("ccengine_ami_connected", server="asterisk") == 1

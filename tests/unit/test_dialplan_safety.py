@@ -333,7 +333,7 @@ def test_manager_conf_grants_no_system_or_command_class():
     """The AMI user's read/write classes are limited and never include system, command or all."""
     text = (DEPLOY / "asterisk" / "manager.conf").read_text()
     classes = dict(re.findall(r"^(read|write)\s*=\s*(\S+)", text, re.M))
-    assert set(classes["read"].split(",")) == {"agent", "call", "user"}
+    assert set(classes["read"].split(",")) == {"agent", "call", "dialplan"}
     assert set(classes["write"].split(",")) == {"agent", "call", "originate", "user"}
     assert re.search(r"^deny\s*=\s*0\.0\.0\.0/0\.0\.0\.0$", text, re.M)
 
