@@ -349,8 +349,11 @@ async def run_variant(variant: str, events: list[Event], user: ManagerUser | Non
         await asyncio.sleep(idle_window)
         idle_rate = (engine.cpu() - cpu0) / (time.perf_counter() - t0)
         if args.profile and variant == "filtered":
+            # Non-blocking: the engine is not stopped for each sample (its CPU figure then
+            # stays close to an unprofiled run's; stacks may be torn now and then).
             spy = subprocess.Popen([str(Path(PYTHON).parent / "py-spy"), "record", "--format",
-                                    "raw", "--rate", "250", "--pid", str(engine.pid), "-o",
+                                    "raw", "--rate", "200", "--nonblocking", "--pid",
+                                    str(engine.pid), "-o",
                                     str(Path(args.profile) / f"{variant}.txt")],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             await asyncio.sleep(1.0)
@@ -386,6 +389,37 @@ async def run_variant(variant: str, events: list[Event], user: ManagerUser | Non
         redis_server.stop()
         server.close()
         await server.wait_closed()
+
+
+_LINE_NO = re.compile(r":\d+\)$")
+# Leaf frames of a thread with nothing to do: the reactor waiting in epoll, the thread pool's
+# idle workers. Left out, so the shares are of the engine's busy time.
+_WAITING = ("EpollSelector.select (selectors.py)", "Condition.wait (threading.py)")
+
+
+def busy_summary(raw: Path, top: int) -> list[str]:
+    """Own and cumulative shares of py-spy's raw stacks, waiting stacks left out."""
+    import collections
+    own: collections.Counter = collections.Counter()
+    cumulative: collections.Counter = collections.Counter()
+    total = waiting = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        frames = [_LINE_NO.sub(")", frame) for frame in stack.split(";")]
+        if frames[-1] in _WAITING:
+            waiting += int(count)
+            continue
+        total += int(count)
+        own[frames[-1]] += int(count)
+        for frame in set(frames):
+            cumulative[frame] += int(count)
+    out = [f"{total} busy samples ({waiting} waiting left out)", "-- own --"]
+    out += [f"{n / total:6.1%} {frame}" for frame, n in own.most_common(top)]
+    out += ["-- cumulative --"]
+    out += [f"{n / total:6.1%} {frame}" for frame, n in cumulative.most_common(top * 2)]
+    return out
 
 
 def estimated_wall(stand_in: StandIn, speed: float) -> float:
@@ -431,12 +465,12 @@ def main() -> int:
                   f"{result.events / result.wall:.0f} events/s; engine CPU {result.cpu:.3f} s = "
                   f"{result.per_call_ms:.2f} ms/call, {result.cpu / max(result.events, 1) * 1e6:.0f}"
                   f" us/event; idle over the same wall time {result.idle_per_call_ms:.2f} ms/call "
-                  f"({result.idle_rate * 1000:.1f} ms CPU/s)", flush=True)
+                  f"({result.idle_rate * 1000:.1f} ms CPU/s), net of idle "
+                  f"{result.per_call_ms - result.idle_per_call_ms:.2f} ms/call", flush=True)
     if args.profile and "filtered" in results:
-        from bench.profile_hotline import summarise
         raw = Path(args.profile) / "filtered.txt"
         if raw.exists():
-            summary = "\n".join(summarise(raw, 25))
+            summary = "\n".join(busy_summary(raw, 25))
             (Path(args.profile) / "filtered.summary.txt").write_text(summary + "\n")
             print(summary)
     if "unfiltered" in results and "filtered" in results:
