@@ -119,9 +119,12 @@ def agent(number: str) -> str:
     return f"{PREFIX}agent:{number_part(number)}"
 
 
+AGENT_SESSION_PREFIX = f"{PREFIX}agent:session:"
+
+
 def agent_session(number: str) -> str:
     """Hash: the agent's login: phone, interface, since, queues (JSON {queue: penalty})."""
-    return f"{PREFIX}agent:session:{number_part(number)}"
+    return f"{AGENT_SESSION_PREFIX}{number_part(number)}"
 
 
 def agent_phone(phone: str) -> str:
