@@ -237,15 +237,14 @@ class JobStore:
         return self.conn.call(lambda r: r.hgetall(keys.OUTBOUND_INFLIGHT))
 
     def counts(self) -> Deferred:
-        async def op(r):
-            async with r.pipeline(transaction=False) as p:
-                for kind in KINDS:
-                    p.zcard(keys.outbound_due(kind))
-                    p.zcard(keys.outbound_outside(kind))
-                p.zcard(keys.OUTBOUND_PROCESSING)
-                p.hlen(keys.OUTBOUND_INFLIGHT)
-                values = await p.execute()
-            return Counts(waiting=dict(zip(KINDS, values[0:6:2])),
-                          outside=dict(zip(KINDS, values[1:6:2])),
-                          processing=values[6], inflight=values[7])
-        return self.conn.call(op)
+        keys_ = [key for kind in KINDS
+                 for key in (keys.outbound_due(kind), keys.outbound_outside(kind))]
+        keys_ += [keys.OUTBOUND_PROCESSING, keys.OUTBOUND_INFLIGHT]
+        n = len(KINDS)
+
+        def counted(values: list) -> Counts:
+            values = [int(v) for v in values]
+            return Counts(waiting=dict(zip(KINDS, values[0:2 * n:2])),
+                          outside=dict(zip(KINDS, values[1:2 * n:2])),
+                          processing=values[2 * n], inflight=values[2 * n + 1])
+        return self._run("COUNTS", keys_, []).addCallback(counted)

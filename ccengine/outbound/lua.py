@@ -153,3 +153,14 @@ for _, id in ipairs(ids) do
 end
 return {back, dialling}
 """)
+
+# KEYS: each kind's due and outside sets (in KINDS order, due first), processing, inflight.
+# Returns their sizes in that order. The dialler's round asks every poll_interval, idle or
+# not: through redis-py's pipeline that was the largest share of the idle engine's CPU
+# (bench/ami_real.py, py-spy); on the lane it is one EVALSHA.
+COUNTS = LuaScript("""
+local out = {}
+for i = 1, #KEYS - 1 do out[i] = redis.call('ZCARD', KEYS[i]) end
+out[#KEYS] = redis.call('HLEN', KEYS[#KEYS])
+return out
+""")
