@@ -345,7 +345,10 @@ async def run_variant(variant: str, events: list[Event], user: ManagerUser | Non
         # engine's idle cost (1.5 s was too short: idle figures of 2.5-8.5 ms/s).
         await asyncio.sleep(args.settle)
         before = await loop.run_in_executor(None, engine.ask, "stats")
-        idle_window = min(args.idle_seconds, max(1.0, estimated_wall(stand_in, args.speed)))
+        # Paced: at most the replay's own length. As fast as possible (a second or two):
+        # --idle-seconds as given, scaled down, since 10 ms clock ticks need a long window.
+        idle_window = args.idle_seconds if args.speed <= 0 else min(
+            args.idle_seconds, max(1.0, estimated_wall(stand_in, args.speed)))
         cpu0, t0 = engine.cpu(), time.perf_counter()
         await asyncio.sleep(idle_window)
         idle_rate = (engine.cpu() - cpu0) / (time.perf_counter() - t0)
