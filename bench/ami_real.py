@@ -488,8 +488,13 @@ def main() -> int:
         if args.smoke:
             print(f"INFO smoke run: filtered {f.per_call_ms:.2f} ms CPU per call")
         else:
+            # Only the recorded pace holds the engine's timers of a real day's seconds; as
+            # fast as possible the figure is the events' own cost.
+            pace = "recorded pace" if args.speed == 1 else (
+                "as fast as possible, timers of ~1 s only" if args.speed <= 0
+                else f"{args.speed:g} x the recorded pace")
             print(f"{'PASS' if f.per_call_ms <= TARGET_MS else 'FAIL'} engine CPU per call, "
-                  f"filtered replay: {f.per_call_ms:.2f} ms <= {TARGET_MS:g} ms")
+                  f"filtered replay ({pace}): {f.per_call_ms:.2f} ms <= {TARGET_MS:g} ms")
     return 0
 
 
