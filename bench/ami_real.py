@@ -54,7 +54,6 @@ CAPTURE = FIXTURES / "load_2cps_ami.raw.xz"
 READS = FIXTURES / "load_2cps_ami.reads.txt.xz"
 MANAGER_CONF = ROOT / "deploy" / "asterisk" / "manager.conf"
 AMI_USER = "ccengine"
-SECRET = "bench-secret-0123456789"
 TARGET_MS = 3.0
 SETTLE = 0.5            # seconds after the last event counted, for the engine's Redis writes
 SMOKE_EVENTS = 6000
@@ -335,7 +334,6 @@ async def run_variant(variant: str, events: list[Event], user: ManagerUser | Non
     loop = asyncio.get_running_loop()
     try:
         pin_pid(redis_server.process.pid, 1)
-        os.environ["CCENGINE_AMI_SECRET"] = SECRET
         engine = await loop.run_in_executor(None, lambda: ServerProcess(
             "hotline", 0, "--redis-url", redis_server.url, "--state-dir",
             str(tmp / f"engine-{variant}"), "--ami-port", str(port)))

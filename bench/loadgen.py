@@ -119,7 +119,7 @@ class Result:
         values = self.command_latency if which == "command" else self.call_latency
         return percentile(values, q) * 1000
 
-    def finish(self) -> "Result":
+    def finish(self) -> Result:
         self.command_latency.sort()
         self.call_latency.sort()
         return self
@@ -140,7 +140,7 @@ class _Collector:
         self.result = result
         self.window = window
 
-    def done(self, session: "AgiSession", error: str | None) -> None:
+    def done(self, session: AgiSession, error: str | None) -> None:
         end = time.perf_counter()
         start, stop = self.window
         if not start <= end <= stop:
