@@ -54,7 +54,6 @@ import asyncio
 import json
 import math
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -62,8 +61,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import (BENCH, PYTHON, ROOT, ServerProcess, environment_block,  # noqa: E402
-                          machine, percentile, pin, pin_pid, process_cpu, rss_kib)
+from bench.common import (BENCH, PYTHON, ChildProcess, ServerProcess,  # noqa: E402
+                          environment_block, machine, percentile, pin, pin_pid, process_cpu,
+                          rss_kib)
 from bench.loadgen import Result, Workload, open_loop  # noqa: E402
 from bench.redis_calls import seed_callers  # noqa: E402
 
@@ -151,31 +151,17 @@ async def run_load(kinds: dict[str, tuple[Workload, float]], port: int,
     return dict(zip(kinds, await asyncio.gather(*runs)))
 
 
-class StandIn:
+class StandIn(ChildProcess):
+    """bench/ami_standin.py as a child process; `stats()` its counts."""
+
     def __init__(self, args, cpu: int) -> None:
-        cmd = [PYTHON, str(BENCH / "ami_standin.py"), "--agents", str(args.agents),
-               "--waiting", str(args.waiting), "--rate", str(args.rate),
-               "--resync-every", str(args.resync_every), "--cpu", str(cpu)]
-        self.process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        cwd=ROOT, text=True, bufsize=1)
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"AMI stand-in did not start (exit {self.process.wait()})")
-        self.port = json.loads(line)["port"]
+        super().__init__([PYTHON, str(BENCH / "ami_standin.py"), "--agents", str(args.agents),
+                          "--waiting", str(args.waiting), "--rate", str(args.rate),
+                          "--resync-every", str(args.resync_every), "--cpu", str(cpu)],
+                         "AMI stand-in")
 
     def stats(self) -> dict:
-        self.process.stdin.write("stats\n")
-        self.process.stdin.flush()
-        return json.loads(self.process.stdout.readline())
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.stdin.close()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        return self.ask("stats")
 
 
 def wait_for_sync(standin: StandIn, engine_log: Path, timeout: float) -> None:

@@ -93,21 +93,18 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({model}), Python {platform.python_version()}"
 
 
-class ServerProcess:
-    """A benchmark server child (bench/servers.py): started, pinned, asked for its stats."""
+class ChildProcess:
+    """A bench child speaking JSON lines: started with `cmd`, its first stdout line a JSON
+    object (its port, ...); asked on stdin (`ask`), stopped by closing stdin."""
 
-    def __init__(self, kind: str, cpu: int | None, *args: str) -> None:
-        self.kind = kind
-        cmd = [PYTHON, str(BENCH / "servers.py"), kind, "--cpu", str(cpu if cpu is not None else -1),
-               *args]
+    def __init__(self, cmd: list[str], what: str) -> None:
         self.process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         cwd=ROOT, text=True, bufsize=1)
         line = self.process.stdout.readline()
         if not line:
-            raise RuntimeError(f"server {kind} did not start (exit {self.process.wait()})")
-        ready = json.loads(line)
-        self.ready: dict = ready          # the hotline's also names its http_port
-        self.port: int = ready["port"]
+            raise RuntimeError(f"{what} did not start (exit {self.process.wait()})")
+        self.ready: dict = json.loads(line)   # the hotline's also names its http_port
+        self.port: int = self.ready["port"]
         self.pid: int = self.process.pid
 
     def ask(self, command: str) -> dict:
@@ -127,6 +124,15 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+
+
+class ServerProcess(ChildProcess):
+    """A benchmark server child (bench/servers.py): started, pinned, asked for its stats."""
+
+    def __init__(self, kind: str, cpu: int | None, *args: str) -> None:
+        self.kind = kind
+        super().__init__([PYTHON, str(BENCH / "servers.py"), kind, "--cpu",
+                          str(cpu if cpu is not None else -1), *args], f"server {kind}")
 
 
 class ReplayRoute:
