@@ -4,6 +4,7 @@ records, console, recordings, callers, ivr, queues), each a frozen dataclass wit
 feature sections in features.py."""
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -188,6 +189,11 @@ class RedisConfig:
     password_env: str = ""            # the Redis password from this environment variable
     min_replicas_ack: int = 0         # acknowledged writes wait for this many replicas
     replica_ack_timeout_ms: int = 500
+    # TLS (docs/scaling.md): a `rediss://` url, or `tls = true` with sentinels (the sentinels and
+    # the master both over TLS); the servers' certificates are checked against tls_ca_file
+    # (empty: the system's CAs).
+    tls: bool = False
+    tls_ca_file: str = ""
 
     def problems(self) -> list[str]:
         out = _positive(self, "timeout", "replica_ack_timeout_ms")
@@ -201,6 +207,12 @@ class RedisConfig:
             out.append("url: leave it empty with sentinels (the sentinels name the master)")
         if self.min_replicas_ack < 0:
             out.append("min_replicas_ack: must not be negative")
+        if self.tls and not self.sentinels:
+            out.append("tls: for sentinels only; with a url, write rediss://")
+        if self.tls_ca_file and not (self.tls or self.url.startswith("rediss://")):
+            out.append("tls_ca_file: set with a rediss:// url or tls = true")
+        if self.tls_ca_file and not os.path.isfile(self.tls_ca_file):
+            out.append(f"tls_ca_file: no such file {self.tls_ca_file!r}")
         if self.url and not self.url.startswith(("redis://", "rediss://", "unix://")):
             out.append("url: must start with redis://, rediss:// or unix://")
         elif self.url.startswith(("redis://", "rediss://")):

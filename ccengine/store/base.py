@@ -92,7 +92,7 @@ class RedisConnection:
 
     def __init__(self, url: str, timeout: float = 2.0, metrics: StoreMetrics | None = None,
                  reactor: Any = None, client: Any = None, min_replicas: int = 0,
-                 replica_timeout_ms: int = 500):
+                 replica_timeout_ms: int = 500, tls: dict[str, Any] | None = None):
         self.url = url
         self.timeout = timeout
         self.metrics = metrics
@@ -117,7 +117,8 @@ class RedisConnection:
         # events in one read: console figures and agent states lost).
         pool = aioredis.BlockingConnectionPool.from_url(
             url, max_connections=POOL_SIZE, timeout=None, decode_responses=True,
-            socket_connect_timeout=timeout, socket_timeout=None, driver_info=driver_info())
+            socket_connect_timeout=timeout, socket_timeout=None, driver_info=driver_info(),
+            **(tls or {}))
         self.client = aioredis.Redis(connection_pool=pool)
         # With a running Twisted reactor, scripts take the lane (store/resp.py); without one
         # (the CLIs run plain asyncio), or for a URL the lane does not speak, redis-py.
@@ -131,20 +132,28 @@ class RedisConnection:
         redis.sentinels is set (redis-py's Sentinel finds the master and finds it again after
         a failover), else to `url`."""
         password = os.environ.get(redis.password_env) if redis.password_env else None
+        # TLS: redis-py's SSLConnection checks the server's certificate and host name against
+        # tls_ca_file (or the system's CAs); the script lane speaks plain TCP only, so with
+        # TLS the scripts go through redis-py too (lane_target says no to rediss://).
+        tls = {"ssl_ca_certs": redis.tls_ca_file} if redis.tls_ca_file else {}
         if redis.sentinels:
             from redis.asyncio.sentinel import Sentinel
+            if redis.tls:
+                tls = {"ssl": True, **tls}
             hosts = [(h.rsplit(":", 1)[0], int(h.rsplit(":", 1)[1])) for h in redis.sentinels]
             sentinel = Sentinel(hosts, socket_connect_timeout=redis.timeout,
-                                sentinel_kwargs={"socket_connect_timeout": redis.timeout})
+                                sentinel_kwargs={"socket_connect_timeout": redis.timeout,
+                                                 **tls})
             client = sentinel.master_for(redis.service, decode_responses=True,
                                          socket_connect_timeout=redis.timeout,
-                                         password=password, driver_info=driver_info())
+                                         password=password, driver_info=driver_info(), **tls)
             return cls(f"sentinel://{redis.service}", redis.timeout, metrics, None, client,
                        redis.min_replicas_ack, redis.replica_ack_timeout_ms)
         if password and "@" not in url:
             url = url.replace("://", f"://:{password}@", 1)
         return cls(url, redis.timeout, metrics, reactor, None, redis.min_replicas_ack,
-                   redis.replica_ack_timeout_ms)
+                   redis.replica_ack_timeout_ms,
+                   tls if url.startswith("rediss://") else {})
 
     async def run(self, op: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
         """Run `op(client)` with the timeout; failures become StoreUnavailable."""
