@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from twisted.internet.defer import Deferred, fail
 
 from ccengine.store import keys
-from ccengine.store.base import LuaScript, RedisConnection
+from ccengine.store.base import LuaScript, RedisConnection, hgetall_many
 
 AGENT_NUMBER_RE = re.compile(r"^[0-9]{2,8}$")
 PIN_RE = re.compile(r"^[0-9]{4,12}$")
@@ -148,11 +148,20 @@ return 'ok'
 """)
 
 
+def session_from_reply(number: str, flat: list) -> AgentSession | None:
+    """An agent's session from a script's reply: the number read from the phone binding and the
+    session hash as a flat field/value list. A stored number that is no agent number raises
+    keys.BadKeyPart."""
+    keys.agent_session(number)
+    return AgentSession.from_hash(number, dict(zip(flat[::2], flat[1::2])))
+
+
 # KEYS: the phone binding. ARGV: the session keys' prefix (keys.AGENT_SESSION_PREFIX). Returns
 # nil, or {number, the session hash as a flat list}. The session key is built here from the
 # number read (the engine's Redis is one instance or a Sentinel group, never a Cluster).
-# One round trip on the store's lane for what took one or two through redis-py: each agent
-# event looks it up (agents/state.py; 7 % of the busy CPU of bench/ami_real.py's replay).
+# One round trip on the store's lane for what took one or two through redis-py (a login, the
+# connect hook, an escalation; the state tracker reads the agent's states with it in
+# agents/state.py's script).
 _SESSION_ON_PHONE = LuaScript("""
 local number = redis.call('GET', KEYS[1])
 if not number then return false end
@@ -295,11 +304,7 @@ class AgentDirectory:
             return fail()
 
         def session(reply) -> AgentSession | None:
-            if not reply or not reply[0]:
-                return None
-            number, flat = reply
-            keys.agent_session(number)      # a stored number that is not one: BadKeyPart
-            return AgentSession.from_hash(number, dict(zip(flat[::2], flat[1::2])))
+            return session_from_reply(reply[0], reply[1]) if reply and reply[0] else None
         return self.conn.script(_SESSION_ON_PHONE, (key,), (keys.AGENT_SESSION_PREFIX,)
                                 ).addCallback(session)
 
@@ -309,12 +314,7 @@ class AgentDirectory:
         HGETALLs, longer than redis.timeout under load, and the resync failed)."""
         async def op(r):
             numbers = sorted(await r.smembers(keys.AGENTS_LOGGED_IN))
-            if not numbers:
-                return {}
-            async with r.pipeline(transaction=False) as p:
-                for number in numbers:
-                    p.hgetall(keys.agent_session(number))
-                hashes = await p.execute()
+            hashes = await hgetall_many(r, [keys.agent_session(n) for n in numbers])
             out = {}
             for number, data in zip(numbers, hashes):
                 session = AgentSession.from_hash(number, data)

@@ -11,7 +11,9 @@ from ccengine.agents.login import FeatureCodes
 from ccengine.agents.metrics import AgentMetrics
 from ccengine.agents.resync import Resync
 from ccengine.agents.staffing import StaffingGuard
-from ccengine.agents.state import AgentStateStore, Serial, StateTracker
+from ccengine.agents.serial import Serial
+from ccengine.agents.state import AgentStateStore
+from ccengine.agents.tracker import StateTracker
 from ccengine.feature import EngineContext, Feature
 
 

@@ -132,9 +132,12 @@ def agent_phone(phone: str) -> str:
     return f"{PREFIX}agent:phone:{id_part(phone)}"
 
 
+AGENT_STATE_PREFIX = f"{PREFIX}agent:state:"
+
+
 def agent_state(number: str) -> str:
     """Hash: queue -> JSON {state, reason, since} mirrored from AMI events and QueueStatus."""
-    return f"{PREFIX}agent:state:{number_part(number)}"
+    return f"{AGENT_STATE_PREFIX}{number_part(number)}"
 
 
 def agent_pin_failures(number: str) -> str:

@@ -1,8 +1,8 @@
-"""agents.state.Serial: one member's events in order, different members' events overlapping,
+"""agents.serial.Serial: one member's events in order, different members' events overlapping,
 exclusive work (resyncs) between everything queued before and after it."""
 from twisted.internet.defer import Deferred
 
-from ccengine.agents.state import Serial
+from ccengine.agents.serial import Serial
 
 
 class Steps:
