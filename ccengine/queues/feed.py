@@ -35,8 +35,8 @@ EVENTS = (*MEMBER_EVENTS, *CALLER_EVENTS, "QueueCallerAbandon", "AgentCalled", "
 
 # Of VarSet (the busiest AMI event: 18,783 of 37,806 in transcripts3 load_2cps_ami, 67
 # variables), the Variables a consumer reads: the queue statistics' exits
-# (stats/queue_events.py, QueueEventConsumer.VARIABLES). A VarSet of any other variable is
-# dropped before a parse (ami/protocol.py); a consumer that reads another one adds it here.
+# (stats/queue_events.py reads this set). A VarSet of any other variable is dropped before a
+# parse (ami/protocol.py); a consumer that reads another one adds it here.
 VARSET_VARIABLES = frozenset({"QUEUESTATUS", "QUEUE_WITHDRAW_INFO"})
 
 Consumer = Callable[[Any], Any]

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from typing import Any
 from collections.abc import Iterable, Mapping
 
+from ccengine.queues.feed import VARSET_VARIABLES
 from ccengine.stats.metrics import Clock, QueueMetrics, QueueSettings
 from ccengine.stats.waiting import WaitingCallers
 
@@ -85,8 +86,9 @@ class QueueEventConsumer:
 
     EVENTS = ("QueueCallerJoin", "AgentConnect", "QueueCallerAbandon", "QueueCallerLeave",
               "AgentComplete", "VarSet", "Hangup")
-    # The VarSet variables read (queues/feed.py VARSET_VARIABLES lets only these through).
-    VARIABLES = ("QUEUESTATUS", "QUEUE_WITHDRAW_INFO")
+    # The VarSet variables read: the feed subscribes to those only (the rest are dropped
+    # unparsed); this consumer also checks, for a VarSet that reaches it otherwise.
+    VARIABLES = VARSET_VARIABLES
 
     def __init__(self, metrics: QueueMetrics, waiting: WaitingCallers,
                  queues: Mapping[str, QueueSettings], clock: Clock,

@@ -21,9 +21,6 @@ from twisted.internet.defer import Deferred
 from ccengine.store import keys
 from ccengine.store.base import LuaScript, RedisConnection
 
-# KEYS: line, entry, seen, aht.  ARGV: uniqueid, priority, joined, now, window, ttl
-# The priority and the first entry come from the dialplan; a caller already in the line keeps
-# the first `joined` it was announced with.
 # KEYS: the queue's talk-time list. ARGV: seconds ("%.1f"), window. As the MULTI it replaces:
 # newest first, the window's length kept; on the store's lane (one round trip, no redis-py:
 # one per answered call, bench/ami_real.py).
@@ -33,6 +30,9 @@ redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
 return 0
 """)
 
+# KEYS: line, entry, seen, aht.  ARGV: uniqueid, priority, joined, now, window, ttl
+# The priority and the first entry come from the dialplan; a caller already in the line keeps
+# the first `joined` it was announced with.
 _JOIN = LuaScript("""
 local member = 'call:' .. ARGV[1]
 local joined = redis.call('HGET', KEYS[2], 'joined') or ARGV[3]
