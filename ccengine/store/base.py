@@ -12,6 +12,7 @@ redis-py's per-command client code was a third of the hotline's CPU (bench/READM
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import hashlib
 import time
@@ -70,9 +71,6 @@ class StoreMetrics:
             registry=registry)
 
 
-_DRIVER_INFO: DriverInfo | None = None
-
-
 async def hgetall_many(r: Any, names: list[str]) -> list[dict[str, str]]:
     """HGETALL of every key in `names`, in order, in one pipelined round trip (a resync of
     2,000 agents made 2,000 sequential HGETALLs, longer than redis.timeout under load)."""
@@ -84,15 +82,13 @@ async def hgetall_many(r: Any, names: list[str]) -> list[dict[str, str]]:
         return await p.execute()
 
 
+@functools.cache
 def driver_info() -> DriverInfo:
     """What redis-py sends in CLIENT SETINFO on each new connection (lib-name redis-py, its
     version), built once: left to redis-py, every new pool connection builds its own and reads
     the version with an uncached importlib.metadata.version("redis") (0.5-2 ms of CPU each,
     bench/ami_real.py profiles)."""
-    global _DRIVER_INFO
-    if _DRIVER_INFO is None:
-        _DRIVER_INFO = DriverInfo(name="redis-py", lib_version=get_lib_version())
-    return _DRIVER_INFO
+    return DriverInfo(name="redis-py", lib_version=get_lib_version())
 
 
 # Connections to Redis at most (redis-py's pool; the Lua scripts take the lane, one socket).
